@@ -1,0 +1,76 @@
+"""The backend contract every stage relies on."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+BACKEND_NAMES = ("hf", "vllm", "openai")
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """Decoding parameters; greedy unless temperature > 0."""
+
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    seed: int = 0
+
+    def as_record(self) -> dict[str, Any]:
+        return {"max_new_tokens": self.max_new_tokens, "temperature": self.temperature,
+                "top_p": self.top_p, "stop": list(self.stop), "seed": self.seed}
+
+
+@dataclass(frozen=True)
+class ScoredContinuation:
+    """Log-probability of a continuation given its context.
+
+    `logprob` is the natural-log sum over the continuation's tokens (EOS included when asked);
+    `n_tokens` counts them, so `logprob / n_tokens` is the study's length-normalised score.
+    """
+
+    logprob: float
+    n_tokens: int
+    token_logprobs: tuple[float, ...] = field(default=(), compare=False)
+
+    @property
+    def mean_logprob(self) -> float:
+        return self.logprob / max(self.n_tokens, 1)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    name: str
+    model_id: str
+
+    def generate(self, prompts: Sequence[str], config: GenerationConfig) -> list[str]:
+        """One completion per prompt (prompts are already formatted)."""
+        ...
+
+    def score(self, contexts: Sequence[str], continuations: Sequence[str], add_eos: bool = True) -> list[ScoredContinuation]:
+        """Score each continuation given its context.
+
+        Tokenisation contract (the study's): the context is tokenised with the tokenizer's special
+        tokens, the continuation without, tokenised separately, and EOS appended when `add_eos`.
+        """
+        ...
+
+
+def get_backend(kind: str, model: str, **options: Any) -> Backend:
+    """Build a backend by name. `model` may be an embedded model name, a hub id or a local path."""
+    if kind == "hf":
+        from .hf import HFBackend
+
+        return HFBackend(model, **options)
+    if kind == "vllm":
+        from .vllm import VLLMBackend
+
+        return VLLMBackend(model, **options)
+    if kind == "openai":
+        from .openai_compat import OpenAIBackend
+
+        return OpenAIBackend(model, **options)
+    raise ValueError(f"unknown backend {kind!r}: choose one of {', '.join(BACKEND_NAMES)}")

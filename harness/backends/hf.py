@@ -1,0 +1,131 @@
+"""transformers backend: batched greedy generation and continuation scoring, CPU or GPU."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .base import GenerationConfig, ScoredContinuation
+
+
+def pick_device(device: str | None) -> str:
+    import torch
+
+    if device and device != "auto":
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def pick_dtype(dtype: str, device: str):
+    import torch
+
+    if dtype == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    try:
+        return getattr(torch, dtype)
+    except AttributeError:
+        raise ValueError(f"unknown dtype {dtype!r}: use auto, float32, bfloat16 or float16") from None
+
+
+def load_model_and_tokenizer(model: str, device: str | None = None, dtype: str = "auto", revision: str | None = None):
+    """Load a causal LM by embedded name, hub id or local path (never with trust_remote_code)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ..models import resolve_model
+
+    path = resolve_model(model)
+    device = pick_device(device)
+    tokenizer = AutoTokenizer.from_pretrained(path, revision=revision)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    lm = AutoModelForCausalLM.from_pretrained(path, revision=revision, dtype=pick_dtype(dtype, device))
+    lm.to(device).eval()
+    return lm, tokenizer
+
+
+class HFBackend:
+    name = "hf"
+
+    def __init__(
+        self,
+        model: str,
+        device: str | None = None,
+        dtype: str = "auto",
+        batch_size: int = 8,
+        revision: str | None = None,
+        logits_processor_factory: Callable[[Any], list] | None = None,
+        progress: bool = True,
+    ) -> None:
+        self.model_id = model
+        self.model, self.tokenizer = load_model_and_tokenizer(model, device, dtype, revision)
+        self.device = str(self.model.device)
+        self.batch_size = batch_size
+        # Called with the tokenizer and the prompt lengths; returns extra logits processors (rules adapter).
+        self.logits_processor_factory = logits_processor_factory
+        self.progress = progress
+
+    # -- generation -------------------------------------------------------------------------
+    def generate(self, prompts: Sequence[str], config: GenerationConfig = GenerationConfig()) -> list[str]:
+        import torch
+        from tqdm.auto import tqdm
+
+        tok = self.tokenizer
+        encoded = [tok(p, add_special_tokens=True)["input_ids"] for p in prompts]
+        order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))  # similar lengths share a batch
+        outputs: list[str] = [""] * len(prompts)
+        torch.manual_seed(config.seed)
+        bar = tqdm(total=len(prompts), desc=f"generate ({self.model_id})", disable=not self.progress)
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            width = max(len(encoded[i]) for i in chunk)
+            pad = tok.pad_token_id
+            ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for row, i in enumerate(chunk):  # left padding so every row ends at the same position
+                seq = encoded[i]
+                ids[row, width - len(seq) :] = torch.tensor(seq)
+                mask[row, width - len(seq) :] = 1
+            kwargs: dict[str, Any] = {
+                "max_new_tokens": config.max_new_tokens,
+                "pad_token_id": pad,
+                "eos_token_id": tok.eos_token_id,
+            }
+            if config.temperature > 0:
+                kwargs.update(do_sample=True, temperature=config.temperature, top_p=config.top_p)
+            else:
+                kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+            if self.logits_processor_factory is not None:
+                from transformers import LogitsProcessorList
+
+                kwargs["logits_processor"] = LogitsProcessorList(self.logits_processor_factory(tok, width))
+            with torch.no_grad():
+                generated = self.model.generate(
+                    input_ids=ids.to(self.model.device), attention_mask=mask.to(self.model.device), **kwargs
+                )
+            for row, i in enumerate(chunk):
+                new_tokens = generated[row, width:].tolist()
+                if tok.eos_token_id in new_tokens:
+                    new_tokens = new_tokens[: new_tokens.index(tok.eos_token_id)]
+                outputs[i] = truncate_at_stop(tok.decode(new_tokens, skip_special_tokens=True), config.stop)
+            bar.update(len(chunk))
+        bar.close()
+        return outputs
+
+    # -- scoring ----------------------------------------------------------------------------
+    def score(self, contexts: Sequence[str], continuations: Sequence[str], add_eos: bool = True) -> list[ScoredContinuation]:
+        from ..scoring import score_token_ids, tokenize_pair
+
+        if len(contexts) != len(continuations):
+            raise ValueError("score() needs as many contexts as continuations")
+        pairs = [tokenize_pair(self.tokenizer, c, r, add_eos) for c, r in zip(contexts, continuations)]
+        per_token = score_token_ids(self.model, pairs, batch_size=self.batch_size)
+        return [ScoredContinuation(sum(lp), len(lp), tuple(lp)) for lp in per_token]
+
+
+def truncate_at_stop(text: str, stop: Sequence[str]) -> str:
+    """Cut the text at the first stop string, if any."""
+    cut = len(text)
+    for s in stop:
+        if s and (pos := text.find(s)) != -1:
+            cut = min(cut, pos)
+    return text[:cut]
