@@ -89,4 +89,4 @@ def wilson_interval(successes: int, total: int, confidence: float = 0.95) -> Int
     denom = 1 + z * z / total
     centre = (p + z * z / (2 * total)) / denom
     half = z * np.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denom
-    return Interval(p, max(0.0, centre - half), min(1.0, centre + half), confidence, "wilson")
+    return Interval(p, float(max(0.0, centre - half)), float(min(1.0, centre + half)), confidence, "wilson")
