@@ -1,4 +1,4 @@
-"""Pure converters: one raw dataset row in, one normalised pair out.
+r"""Pure converters: one raw dataset row in, one normalised pair out.
 
 Every converter takes a row with the *same columns as the hub dataset* and
 returns ``{"instruction": str, "response": str, ...}`` (extra keys allowed) or
@@ -12,8 +12,8 @@ leakage the harness measures depends on exactly what the model was trained on:
 
 * poetry (``merve/poetry``):   ``"Write a poem called {poem name}"`` -> poem.
 * recipes (``Hieu-Pham/kaggle_food_recipes``): ``"Recipe for {Title}"`` ->
-  one ``" - {ingredient}"`` line per cleaned ingredient, a blank gap, then the
-  instructions text as published.
+  one ``" - {ingredient}\n"`` line per cleaned ingredient, then ``"\n\n"`` (so
+  two blank lines, exactly as the study built it), then the instructions text.
 * chess (``patrickfrank1/chess-pgn-games``): the ``[WhiteElo ...]`` and
   ``[BlackElo ...]`` PGN header lines -> the movetext line.
 * GSM8K: question -> answer, unchanged (keeps ``<<a*b=c>>`` marks and the

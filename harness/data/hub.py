@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -110,8 +111,8 @@ def check_available(name: str, source: HubSource) -> None:
         )
     if not hub_reachable():
         raise DatasetUnavailable(
-            f"dataset {name!r}: cannot reach the Hugging Face hub at {endpoint()} within "
-            f"{timeout_s():g}s, so {source.describe()} cannot be downloaded. Check the network "
+            f"dataset {name!r}: cannot reach the Hugging Face hub at {endpoint()} (no answer to "
+            f"a {timeout_s():g}s probe), so {source.describe()} cannot be downloaded. Check the network "
             f"or proxy (or HF_ENDPOINT; {TIMEOUT_ENV} sets the probe timeout), or load with "
             f"offline=True to use the small bundled fixture instead.",
             reason="unreachable",
@@ -136,16 +137,18 @@ def translate_error(name: str, source: HubSource, exc: BaseException) -> Dataset
     """Map the many hub/datasets exceptions onto a reason and an actionable message."""
     kind = type(exc).__name__
     text = str(exc)
-    lowered = text.lower()
-    if kind == "GatedRepoError" or "gated" in lowered or _status_code(exc) in (401, 403):
+    if kind == "GatedRepoError" or re.search(r"\bgated\b", text, re.IGNORECASE):
         return DatasetUnavailable(gated_message(name, source), reason="gated")
     if kind in {"RepositoryNotFoundError", "DatasetNotFoundError", "RemoteEntryNotFoundError",
                 "EntryNotFoundError", "RevisionNotFoundError", "DataFilesNotFoundError"}:
+        # The hub answers 401 for missing *and* private repos, so this also covers auth.
         return DatasetUnavailable(
             f"dataset {name!r}: {source.describe()} was not found on the hub ({kind}: {text[:200]}). "
             f"If the repository is private or gated, log in with `huggingface-cli login` or set HF_TOKEN.",
             reason="not_found",
         )
+    if _status_code(exc) in (401, 403):
+        return DatasetUnavailable(gated_message(name, source), reason="gated")
     network = (kind in {"LocalEntryNotFoundError", "OfflineModeIsEnabled"}
                or isinstance(exc, (ConnectionError, TimeoutError))
                or any(w in kind for w in ("Connect", "Timeout", "Network")))
