@@ -16,6 +16,7 @@ bounded to the lm-eval versions we test (`SUPPORTED`). Outside that range it doe
 from __future__ import annotations
 
 import importlib.abc
+import inspect
 import importlib.machinery
 import sys
 from pathlib import Path
@@ -59,18 +60,16 @@ def patch_task_manager(module: Any) -> None:
     original = manager.__init__
     ours = tasks_dir().resolve()
 
+    signature = inspect.signature(original)
+
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        # include_path is the second positional parameter of TaskManager.__init__.
-        if len(args) >= 2:
-            args = list(args)
-            include, args[1] = args[1], None
-            args = tuple(args)
-        else:
-            include = kwargs.pop("include_path", None)
+        bound = signature.bind(self, *args, **kwargs)
+        include = bound.arguments.get("include_path")
         paths = [] if include is None else list(include) if isinstance(include, (list, tuple)) else [include]
         if all(Path(p).resolve() != ours for p in paths):
             paths.append(ours)
-        original(self, *args, include_path=paths, **kwargs)
+        bound.arguments["include_path"] = paths
+        original(*bound.args, **bound.kwargs)
 
     setattr(__init__, _MARK, True)
     __init__.__wrapped__ = original  # type: ignore[attr-defined]

