@@ -44,11 +44,12 @@ $(VLLM_VENV)/.installed: pyproject.toml setup.py
 
 vllm-env: $(VLLM_VENV)/.installed
 
+# pytest exits 5 when it collected no tests: for us that is a broken suite, not a pass.
 test-fast: setup
-	$(VENV)/bin/python -m pytest -q -m "not slow"
+	$(VENV)/bin/python -m pytest -q -m "not slow"; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests were collected"; exit 1; fi; exit $$rc
 
 test: models vllm-env
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests were collected"; exit 1; fi; exit $$rc
 
 bench: models
 	$(PY) benchmarks/run_all.py

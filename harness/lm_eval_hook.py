@@ -7,6 +7,9 @@ registers an import hook (it imports nothing heavy); when, and only when, lm-eva
 manager module is imported, the hook wraps `TaskManager.__init__` to append our task folder
 to `include_path`.
 
+The same hook registers our lm-eval model names (`implicit_if_hf`, which adds the rule-based
+adapter to lm-eval's hf model) as lazy placeholders when `lm_eval.models` is imported.
+
 Trade-offs, documented in the README: the hook runs in every interpreter of the environment,
 so it is guarded (any failure is swallowed; `IMPLICIT_IF_NO_LM_EVAL_HOOK=1` disables it) and
 bounded to the lm-eval versions we test (`SUPPORTED`). Outside that range it does nothing and
@@ -23,6 +26,9 @@ from pathlib import Path
 from typing import Any
 
 TARGET_MODULE = "lm_eval.tasks.manager"
+MODELS_MODULE = "lm_eval.models"
+# Our lm-eval model classes, registered lazily (lm-eval imports them only when asked for).
+LM_EVAL_MODELS = {"implicit_if_hf": "implicit_if.lm_eval_models:ImplicitIfHFLM"}
 SUPPORTED = ((0, 4, 9), (0, 5, 0))  # [lower, upper)
 _MARK = "_implicit_if_wrapped"
 
@@ -76,9 +82,27 @@ def patch_task_manager(module: Any) -> None:
     manager.__init__ = __init__
 
 
+def register_models(module: Any) -> None:
+    """Add our model names to lm-eval's registry as lazy 'module:Class' placeholders."""
+    from importlib.util import find_spec
+
+    if not _version_supported():
+        return
+    from lm_eval.api.registry import model_registry
+
+    for alias, target in LM_EVAL_MODELS.items():
+        if alias in model_registry.keys() or find_spec(target.split(":")[0]) is None:
+            continue
+        model_registry.register(alias, target=target)
+
+
+PATCHES = {TARGET_MODULE: patch_task_manager, MODELS_MODULE: register_models}
+
+
 class _PatchingLoader(importlib.abc.Loader):
-    def __init__(self, wrapped: importlib.abc.Loader) -> None:
+    def __init__(self, wrapped: importlib.abc.Loader, patch: Any) -> None:
         self._wrapped = wrapped
+        self._patch = patch
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> Any:
         return self._wrapped.create_module(spec)
@@ -86,29 +110,29 @@ class _PatchingLoader(importlib.abc.Loader):
     def exec_module(self, module: Any) -> None:
         self._wrapped.exec_module(module)
         try:
-            patch_task_manager(module)
+            self._patch(module)
         except Exception:  # never break lm-eval because of us
             pass
 
 
 class _TaskManagerFinder(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
-        if fullname != TARGET_MODULE:
+        if fullname not in PATCHES:
             return None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
                 continue
             spec = finder.find_spec(fullname, path, target)
             if spec is not None and spec.loader is not None:
-                spec.loader = _PatchingLoader(spec.loader)
+                spec.loader = _PatchingLoader(spec.loader, PATCHES[fullname])
                 return spec
         return None
 
 
 def install() -> None:
     """Register the lazy hook (called from the .pth file at start-up)."""
-    if TARGET_MODULE in sys.modules:
-        patch_task_manager(sys.modules[TARGET_MODULE])
-        return
+    for name, patch in PATCHES.items():
+        if name in sys.modules:
+            patch(sys.modules[name])
     if not any(isinstance(f, _TaskManagerFinder) for f in sys.meta_path):
         sys.meta_path.insert(0, _TaskManagerFinder())
