@@ -1,0 +1,204 @@
+"""From checked entries to the board: systems, seed aggregation, intervals, paired comparisons, ranks.
+
+The result is plain data (`dict`, JSON-ready, floats rounded) from which every renderer draws, so
+the Markdown, CSV, HTML and PNG can never disagree. Conventions:
+
+- all resampling is over instructions, shared by every entry of a board (`paired_bootstrap_means`),
+  so differences between entries are paired bootstraps;
+- a *system* is the set of entries that differ only by seed: its number is the mean over seeds
+  with the standard deviation across seeds (ddof 1, as the study reports), and its interval is the
+  bootstrap interval of that seed mean (the pooled CI);
+- `vs_reference`: the win rate minus 50, the reference's own rate against itself; the judge sees
+  both answers to each instruction, so this comparison is paired by construction;
+- `vs_next`: the paired difference to the next system down the board;
+- `rank`: Chatbot Arena's upper-bound rank on the ranking metric: 1 + the number of systems whose
+  lower bound lies above this system's upper bound, so systems with overlapping intervals tie.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from implicit_if.statistics import DEFAULT_RESAMPLES, DEFAULT_SEED, Interval, paired_bootstrap_means, upper_bound_ranks
+
+from .check import Entry
+
+BOARD_SCHEMA_VERSION = 1
+DIGITS = 4  # percent with 4 decimals: stable text, far below any meaningful difference
+RANK_METRICS = ("win_rate", "ranking_accuracy")
+
+
+@dataclass(frozen=True)
+class BootstrapSettings:
+    n_resamples: int = DEFAULT_RESAMPLES
+    seed: int = DEFAULT_SEED
+    confidence: float = 0.95
+    method: str = "BCa"
+
+
+def _num(value: float | None) -> float | None:
+    if value is None or not math.isfinite(value):
+        return None
+    rounded = round(float(value), DIGITS)
+    return 0.0 if rounded == 0 else rounded  # no "-0.0"
+
+
+def _summary(per_seed: list[float], interval: Interval | None) -> dict[str, Any]:
+    """Mean +- std over seeds (percent) and the pooled interval of the seed mean."""
+    values = np.asarray(per_seed, dtype=float)
+    return {
+        "mean": _num(float(values.mean())),
+        "std": _num(float(values.std(ddof=1))) if values.size > 1 else None,
+        "per_seed": [_num(v) for v in values],
+        "ci_low": _num(interval.low * 100) if interval else None,
+        "ci_high": _num(interval.high * 100) if interval else None,
+        "ci_method": interval.method if interval else None,
+    }
+
+
+def _difference(interval: Interval, offset: float = 0.0) -> dict[str, Any]:
+    low, high = (interval.low - offset) * 100, (interval.high - offset) * 100
+    return {"difference": _num((interval.estimate - offset) * 100), "ci_low": _num(low), "ci_high": _num(high),
+            "significant": bool(low > 0 or high < 0)}
+
+
+def build_board_data(entries: list[Entry], settings: BootstrapSettings = BootstrapSettings()) -> dict[str, Any]:
+    """The whole leaderboard as JSON-ready data: one board per evaluation set."""
+    by_set: dict[tuple[str, str], list[Entry]] = defaultdict(list)
+    for entry in entries:
+        by_set[entry.board_key].append(entry)
+    return {
+        "schema_version": BOARD_SCHEMA_VERSION,
+        "statistics": {
+            "unit": "instruction",
+            "method": settings.method,
+            "n_resamples": settings.n_resamples,
+            "seed": settings.seed,
+            "confidence": settings.confidence,
+            "seeds": "mean and std (ddof 1) over seeds; interval of the seed mean",
+            "rank": "1 + number of systems whose lower bound exceeds this system's upper bound",
+        },
+        "boards": [_board(key, sorted(group, key=lambda e: e.name), settings) for key, group in sorted(by_set.items())],
+    }
+
+
+def _board(key: tuple[str, str], entries: list[Entry], settings: BootstrapSettings) -> dict[str, Any]:
+    dataset, source = key
+    systems: dict[str, list[Entry]] = defaultdict(list)
+    for entry in entries:
+        systems[entry.metadata.system_name].append(entry)
+    for seeds in systems.values():
+        seeds.sort(key=lambda e: e.metadata.seed)
+    names = sorted(systems)
+    n = entries[0].n_instructions
+    boot = dict(n_resamples=settings.n_resamples, seed=settings.seed, confidence=settings.confidence,
+                method=settings.method)
+
+    # Output-level metrics share the evaluation set's columns: one bootstrap for all of them.
+    rows: list[np.ndarray] = []
+    row_of: dict[tuple[str, str], int] = {}
+    for entry in entries:
+        for metric, values in (("win_rate", entry.win), ("leak_any", entry.leakage.get("any"))):
+            if values is not None:
+                row_of[(entry.name, metric)] = len(rows)
+                rows.append(values)
+    output_boot = paired_bootstrap_means(np.vstack(rows), **boot) if rows else None
+
+    ranking_ids = sorted({i for e in entries if e.ranking for i in e.ranking})
+    ranking_row: dict[str, int] = {}
+    ranking_rows = []
+    for entry in entries:
+        if entry.ranking:
+            ranking_row[entry.name] = len(ranking_rows)
+            ranking_rows.append([entry.ranking.get(i, np.nan) for i in ranking_ids])
+    ranking_boot = paired_bootstrap_means(np.asarray(ranking_rows), **boot) if ranking_rows else None
+
+    def weights(system: str, metric: str, table: dict, width: int) -> np.ndarray | None:
+        """Row weights that average a system's seeds (None unless every seed has the metric)."""
+        keys = [(e.name, metric) if metric != "ranking" else e.name for e in systems[system]]
+        if not all(k in table for k in keys):
+            return None
+        w = np.zeros(width)
+        for k in keys:
+            w[table[k]] = 1 / len(keys)
+        return w
+
+    out_width = len(rows)
+    rank_width = len(ranking_rows)
+    records: list[dict[str, Any]] = []
+    pooled: dict[str, dict[str, np.ndarray]] = defaultdict(dict)
+    for system in names:
+        seeds = systems[system]
+        first = seeds[0].metadata
+        record: dict[str, Any] = {
+            "system": system,
+            "entries": [e.name for e in seeds],
+            "seeds": [e.metadata.seed for e in seeds],
+            "models": sorted({f"{e.metadata.model.id}@{e.metadata.model.revision}" for e in seeds}),
+            "base_model": first.model.base_model,
+            "adaptation": first.adaptation,
+            "chat_format": first.chat_format,
+            "decoding": first.decoding.model_dump(),
+            "judge": first.judge.name if first.judge else None,
+            "reference": first.reference.generator if first.reference else None,
+            "license": sorted({e.metadata.license for e in seeds}),
+            "n_empty_outputs": sum(e.n_empty_outputs for e in seeds),
+            "n_dropped_preferences": sum(e.n_dropped_preferences for e in seeds),
+            "flags": sorted({f for e in seeds for f in e.flags}),
+        }
+        w = weights(system, "win_rate", row_of, out_width)
+        if w is not None and output_boot is not None:
+            pooled[system]["win_rate"] = w
+            interval = output_boot.combine(w).interval(0)
+            record["win_rate"] = _summary([float(np.nanmean(e.win) * 100) for e in seeds], interval)
+            record["vs_reference"] = _difference(interval, offset=0.5)
+        else:
+            record["win_rate"] = record["vs_reference"] = None
+        lcs = [e.lc_win_rate for e in seeds]
+        record["lc_win_rate"] = _summary(lcs, None) if all(v is not None for v in lcs) else None  # type: ignore[arg-type]
+        w = weights(system, "ranking", ranking_row, rank_width)
+        if w is not None and ranking_boot is not None:
+            pooled[system]["ranking_accuracy"] = w
+            record["ranking_accuracy"] = _summary(
+                [float(np.mean(list(e.ranking.values())) * 100) for e in seeds if e.ranking],
+                ranking_boot.combine(w).interval(0))
+        else:
+            record["ranking_accuracy"] = None
+        w = weights(system, "leak_any", row_of, out_width)
+        if w is not None and output_boot is not None:
+            detectors = sorted(set.intersection(*(set(e.leakage) for e in seeds)) - {"any"})
+            record["leakage_any"] = _summary([float(np.nanmean(e.leakage["any"]) * 100) for e in seeds],
+                                             output_boot.combine(w).interval(0))
+            record["leakage"] = {d: _num(float(np.mean([np.nanmean(e.leakage[d]) * 100 for e in seeds])))
+                                 for d in detectors}
+        else:
+            record["leakage_any"], record["leakage"] = None, {}
+        records.append(record)
+
+    rank_by = next((m for m in RANK_METRICS if any(r[m] is not None for r in records)), RANK_METRICS[0])
+    ranked = [r for r in records if r[rank_by] is not None]
+    unranked = [r for r in records if r[rank_by] is None]
+    ranked.sort(key=lambda r: (-r[rank_by]["mean"], r["system"]))
+    ranks = upper_bound_ranks([r[rank_by]["ci_low"] for r in ranked], [r[rank_by]["ci_high"] for r in ranked])
+    boot_for = output_boot if rank_by == "win_rate" else ranking_boot
+    for position, (record, rank) in enumerate(zip(ranked, ranks)):
+        record["rank"] = rank
+        record["vs_next"] = None
+        if position + 1 < len(ranked) and boot_for is not None:
+            below = ranked[position + 1]
+            w = pooled[record["system"]][rank_by] - pooled[below["system"]][rank_by]
+            record["vs_next"] = {"system": below["system"], "metric": rank_by,
+                                 **_difference(boot_for.combine(w).interval(0))}
+    for record in unranked:
+        record["rank"], record["vs_next"] = None, None
+    return {
+        "evaluation_set": {"dataset": dataset, "source": source},
+        "n_instructions": n,
+        "ranked_by": rank_by,
+        "systems": ranked + sorted(unranked, key=lambda r: r["system"]),
+    }

@@ -1,0 +1,361 @@
+"""Validate submissions and turn each into an `Entry`: per-instruction values ready for the board.
+
+Rules (each broken rule is one line naming the file and the fix):
+
+- files: only known names, no links, no unsafe names, size limits, weights only as safetensors,
+  nothing that needs `trust_remote_code` (see `safety.py`);
+- metadata.json: schema v1 (`schema.py`); `name` equals the folder name;
+- alignment: every output and annotation is matched to the evaluation set *by instruction text*
+  (outer whitespace and line endings forgiven), never by position;
+- completeness: every instruction of the set has exactly one output. An output is a string; the
+  empty string is a valid answer (a model that stops at once) and loses to any non-empty
+  reference, but an entry whose outputs are *all* empty is rejected as a broken run. Every
+  output has exactly one annotation, judging that very output (output_2) against the
+  reference named in the metadata (generator_1); preferences that are NaN or outside [1, 2]
+  are dropped, as AlpacaEval does, and reported as a warning;
+- duplicates: an instruction twice in a file; two entries with the same system and seed; two
+  entries with identical outputs;
+- claims: every number in `claimed` equals the one recomputed from the records (within 0.05
+  points, so one-decimal rounding passes);
+- a gap of more than 20 points between the LC and the raw win rate is flagged (a warning: it
+  usually means length gaming or a broken judge);
+- entries sharing a `system` must agree on everything but the seed and the model weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from pydantic import ValidationError
+
+from . import metrics, records, safety
+from .evaluation_sets import EvaluationSetError, EvaluationSets
+from .problems import Problem, errors, rows_text
+from .schema import SAFE_NAME, SubmissionMetadata, format_validation_error
+
+CLAIM_TOLERANCE = 0.05  # percentage points
+LC_GAP_WARNING = 20.0  # percentage points between LC and raw win rate
+
+
+@dataclass
+class Entry:
+    """One checked submission, reduced to what the board needs."""
+
+    name: str
+    metadata: SubmissionMetadata
+    n_instructions: int
+    win: np.ndarray | None = None  # per instruction: preference - 1, NaN when dropped
+    lc_win_rate: float | None = None
+    leakage: dict[str, np.ndarray] = field(default_factory=dict)  # detector (and 'any') -> 0/1 per instruction
+    ranking: dict[str, float] | None = None  # instruction_id -> fraction of distractors beaten
+    n_empty_outputs: int = 0
+    n_dropped_preferences: int = 0
+    outputs_digest: str | None = None
+    flags: list[str] = field(default_factory=list)
+
+    @property
+    def board_key(self) -> tuple[str, str]:
+        return (self.metadata.evaluation_set.dataset, self.metadata.evaluation_set.source)
+
+    def recomputed(self) -> dict[str, float | None | dict[str, float]]:
+        return {
+            "win_rate": metrics.plain_win_rate(self.win) if self.win is not None else None,
+            "lc_win_rate": self.lc_win_rate,
+            "ranking_accuracy": float(np.mean(list(self.ranking.values())) * 100) if self.ranking else None,
+            "leakage": {name: metrics.percent(values) for name, values in self.leakage.items() if name != "any"},
+        }
+
+
+def submission_folders(submissions: Path) -> list[Path]:
+    if not submissions.is_dir():
+        return []
+    return sorted(p for p in submissions.iterdir() if p.is_dir() or p.is_symlink())
+
+
+def check_submissions(submissions: Path, evaluation_sets: EvaluationSets | None = None,
+                      only: list[str] | None = None) -> tuple[list[Entry], list[Problem]]:
+    """Check every folder under `submissions` (or just `only`), then the rules across entries."""
+    evaluation_sets = evaluation_sets or EvaluationSets()
+    problems: list[Problem] = []
+    if not submissions.is_dir():
+        return [], [Problem(str(submissions), "is not a folder", "point --submissions at leaderboards/submissions")]
+    folders = submission_folders(submissions)
+    stray = sorted(p.name for p in submissions.iterdir() if p.is_file() and p.name not in {"README.md", ".gitkeep"})
+    problems += [Problem(name, "is a file where only submission folders belong", "move it into a submission folder")
+                 for name in stray]
+    if only:
+        known = {f.name for f in folders}
+        problems += [Problem(name, "no such submission folder", "pass the folder name under the submissions folder")
+                     for name in only if name not in known]
+    entries: list[Entry] = []
+    for folder in folders:
+        entry, found = check_submission(folder, folder.name, evaluation_sets)
+        if only is None or folder.name in only:
+            problems += found
+        if entry is not None:
+            entries.append(entry)
+    problems += check_across(entries, only)
+    return entries, sorted(set(problems), key=lambda p: (p.file, p.severity, p.message))
+
+
+def check_submission(folder: Path, label: str, evaluation_sets: EvaluationSets) -> tuple[Entry | None, list[Problem]]:
+    import re
+
+    if not re.match(SAFE_NAME, label):
+        return None, [Problem(label, "is not a safe submission name",
+                              "rename the folder: lower-case letters, digits, '.', '_' and '-' (max 80)")]
+    problems = safety.check_folder(folder, label)
+    if errors(problems):
+        return None, problems  # never read files from a folder that failed the file checks
+    meta_path = folder / safety.METADATA
+    where = f"{label}/{safety.METADATA}"
+    try:
+        raw = json.loads(meta_path.read_text(encoding="utf-8"))
+        metadata = SubmissionMetadata.model_validate(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, problems + [Problem(where, f"is not valid JSON ({exc})", "fix the JSON syntax")]
+    except ValidationError as exc:
+        return None, problems + [Problem(where, line, "see the metadata schema (docs/leaderboard.md)")
+                                 for line in format_validation_error(exc)]
+    if metadata.name != label:
+        problems.append(Problem(where, f"name {metadata.name!r} differs from the folder name {label!r}",
+                                "make metadata.name equal the folder name"))
+    present = {name for name in safety.RECORD_FILES if (folder / name).is_file()}
+    problems += _presence_rules(present, metadata, label)
+    if errors(problems):
+        return None, problems
+    try:
+        instructions, index_of = evaluation_sets.get(metadata.evaluation_set.dataset, metadata.evaluation_set.source)
+    except EvaluationSetError as exc:
+        return None, problems + [Problem(where, f"evaluation_set: {exc.message}", exc.fix)]
+    entry = Entry(name=label, metadata=metadata, n_instructions=len(instructions))
+    outputs = None
+    if safety.OUTPUTS in present:
+        outputs, found = _check_outputs(folder / safety.OUTPUTS, f"{label}/{safety.OUTPUTS}", index_of, entry)
+        problems += found
+    if safety.ANNOTATIONS in present and outputs is not None:
+        problems += _check_annotations(folder / safety.ANNOTATIONS, f"{label}/{safety.ANNOTATIONS}",
+                                       outputs, index_of, entry)
+    if safety.LEAKAGE in present and outputs is not None:
+        problems += _check_leakage(folder / safety.LEAKAGE, f"{label}/{safety.LEAKAGE}", outputs, index_of, entry)
+    if safety.RANKING in present:
+        problems += _check_ranking(folder / safety.RANKING, f"{label}/{safety.RANKING}", entry)
+    if errors(problems):
+        return None, problems
+    problems += _check_claims(entry, where)
+    return (None if errors(problems) else entry), problems
+
+
+def _presence_rules(present: set[str], metadata: SubmissionMetadata, label: str) -> list[Problem]:
+    problems = []
+    where = f"{label}/{safety.METADATA}"
+    if not present & {safety.OUTPUTS, safety.RANKING}:
+        problems.append(Problem(label, "holds no measurement", f"add {safety.OUTPUTS} (+ annotations/leakage) "
+                                f"and/or {safety.RANKING}"))
+    for needs_outputs in (safety.ANNOTATIONS, safety.LEAKAGE):
+        if needs_outputs in present and safety.OUTPUTS not in present:
+            problems.append(Problem(f"{label}/{needs_outputs}", f"needs {safety.OUTPUTS} (its records refer to it)",
+                                    f"add the {safety.OUTPUTS} that were judged/scanned"))
+    if safety.ANNOTATIONS in present:
+        if metadata.judge is None:
+            problems.append(Problem(where, "annotations are present but 'judge' is not set",
+                                    "name the judge honestly: model, revision, backend and template"))
+        if metadata.reference is None:
+            problems.append(Problem(where, "annotations are present but 'reference' is not set",
+                                    "name the reference outputs (generator_1 in annotations.json)"))
+    claims = metadata.claimed
+    for claim, needed in (("win_rate", safety.ANNOTATIONS), ("lc_win_rate", safety.ANNOTATIONS),
+                          ("ranking_accuracy", safety.RANKING)):
+        if getattr(claims, claim) is not None and needed not in present:
+            problems.append(Problem(where, f"claims {claim} but {needed} is missing",
+                                    f"add {needed} or remove the claim"))
+    if claims.leakage and safety.LEAKAGE not in present:
+        problems.append(Problem(where, f"claims leakage but {safety.LEAKAGE} is missing",
+                                f"add {safety.LEAKAGE} or remove the claim"))
+    return problems
+
+
+def _issues(where: str, issues: list[tuple[str, str]]) -> list[Problem]:
+    return [Problem(where, message, fix) for message, fix in issues]
+
+
+def _check_outputs(path: Path, where: str, index_of: dict[str, int], entry: Entry) -> tuple[list[dict] | None, list[Problem]]:
+    rows, issues = records.read_outputs(path)
+    if rows is None:
+        return None, _issues(where, issues)
+    problems: list[Problem] = []
+    keys = [metrics.instruction_key(r["instruction"]) for r in rows]
+    unknown = [i for i, key in enumerate(keys) if key not in index_of]
+    if unknown:
+        problems.append(Problem(where, f"{rows_text(unknown)}: instruction not in the evaluation set "
+                                f"{entry.metadata.evaluation_set.dataset!r} (matched by text)",
+                                "generate on exactly the evaluation set named in metadata.evaluation_set"))
+    counts = Counter(keys)
+    repeated = [i for i, key in enumerate(keys) if counts[key] > 1]
+    if repeated:
+        problems.append(Problem(where, f"{rows_text(repeated)}: instruction appears more than once",
+                                "keep one output per instruction"))
+    missing = sorted(set(index_of.values()) - {index_of[k] for k in keys if k in index_of})
+    if missing:
+        problems.append(Problem(where, f"{len(missing)} of {entry.n_instructions} evaluation instructions have no "
+                                f"output (first: evaluation row {missing[0] + 1})",
+                                "answer every instruction of the evaluation set"))
+    empty = [i for i, r in enumerate(rows) if not r["output"].strip()]
+    if rows and len(empty) == len(rows):
+        problems.append(Problem(where, "every output is empty", "check the generation run (prompt format, stop words)"))
+    entry.n_empty_outputs = len(empty)
+    entry.outputs_digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return rows, problems
+
+
+def _check_annotations(path: Path, where: str, outputs: list[dict], index_of: dict[str, int], entry: Entry) -> list[Problem]:
+    rows, issues = records.read_annotations(path)
+    if rows is None:
+        return _issues(where, issues)
+    problems: list[Problem] = []
+    answer = {metrics.instruction_key(r["instruction"]): r["output"] for r in outputs}
+    keys = [metrics.instruction_key(r["instruction"]) for r in rows]
+    unknown = [i for i, key in enumerate(keys) if key not in answer]
+    if unknown:
+        problems.append(Problem(where, f"{rows_text(unknown)}: instruction has no output in outputs.json",
+                                "annotate exactly the submitted outputs"))
+    counts = Counter(keys)
+    repeated = [i for i, key in enumerate(keys) if counts[key] > 1]
+    if repeated:
+        problems.append(Problem(where, f"{rows_text(repeated)}: instruction judged more than once",
+                                "keep one annotation per instruction"))
+    other = [i for i, (key, r) in enumerate(zip(keys, rows)) if key in answer and r["output_2"] != answer[key]]
+    if other:
+        problems.append(Problem(where, f"{rows_text(other)}: output_2 is not the submitted output",
+                                "judge the outputs in outputs.json (output_2 = model, output_1 = reference)"))
+    unjudged = sorted(set(answer) - set(keys))
+    if unjudged:
+        problems.append(Problem(where, f"{len(unjudged)} outputs have no annotation",
+                                "judge every output (failed judgements stay, with preference NaN)"))
+    reference = entry.metadata.reference
+    if reference is not None:
+        wrong = [i for i, r in enumerate(rows) if r.get("generator_1", reference.generator) != reference.generator]
+        if wrong:
+            problems.append(Problem(where, f"{rows_text(wrong)}: generator_1 differs from metadata reference "
+                                    f"{reference.generator!r}", "judge against the one reference named in metadata"))
+    if problems:
+        return problems
+    entry.win, entry.n_dropped_preferences = metrics.win_values(rows, index_of, entry.n_instructions)
+    if not np.isfinite(entry.win).any():
+        return [Problem(where, "every preference is NaN or outside [1, 2]", "check the judge run")]
+    if entry.n_dropped_preferences:
+        problems.append(Problem(where, f"{entry.n_dropped_preferences} preferences are NaN or outside [1, 2] and "
+                                "were dropped", "re-run the judge on those items", "warning"))
+    entry.lc_win_rate = metrics.length_controlled_win_rate(rows)
+    return problems
+
+
+def _check_leakage(path: Path, where: str, outputs: list[dict], index_of: dict[str, int], entry: Entry) -> list[Problem]:
+    rows, issues = records.read_leakage(path)
+    if rows is None:
+        return _issues(where, issues)
+    problems = []
+    counts = Counter(r["index"] for r in rows)
+    repeated = [i for i, r in enumerate(rows) if counts[r["index"]] > 1]
+    if repeated:
+        problems.append(Problem(where, f"{rows_text(repeated)}: index appears more than once", "one record per output"))
+    detectors = records.leakage_detectors(rows)
+    arrays, bad = metrics.leakage_values(rows, outputs, index_of, entry.n_instructions, detectors)
+    if bad:
+        problems.append(Problem(where, f"{rows_text(bad)}: index is past the end of outputs.json or its instruction "
+                                "differs from that output's", "scan the submitted outputs.json, in its order"))
+    unscanned = len(outputs) - len(set(counts) & set(range(len(outputs))))
+    if unscanned:
+        problems.append(Problem(where, f"{unscanned} outputs have no leakage record",
+                                "scan every output in outputs.json"))
+    if not problems:
+        entry.leakage = arrays
+    return problems
+
+
+def _check_ranking(path: Path, where: str, entry: Entry) -> list[Problem]:
+    rows, issues = records.read_ranking(path)
+    if rows is None:
+        return _issues(where, issues)
+    values, issues = metrics.ranking_values(rows)
+    if issues:
+        return _issues(where, issues)
+    if not values:
+        return [Problem(where, "holds no scored instruction", "score the ranking set or remove the file")]
+    entry.ranking = values
+    return []
+
+
+def _check_claims(entry: Entry, where: str) -> list[Problem]:
+    problems = []
+    recomputed = entry.recomputed()
+    claims = entry.metadata.claimed
+    for name in ("win_rate", "lc_win_rate", "ranking_accuracy"):
+        claimed, actual = getattr(claims, name), recomputed[name]
+        if claimed is None:
+            continue
+        if actual is None:
+            problems.append(Problem(where, f"claimed {name} {claimed} cannot be recomputed here "
+                                    "(the length-controlled model is not installed)",
+                                    "install implicit-if with its judging module, or drop the claim"))
+        elif abs(claimed - actual) > CLAIM_TOLERANCE + 1e-9:
+            problems.append(Problem(where, f"claimed {name} {claimed} but the records give {actual:.2f}",
+                                    f"set claimed.{name} to {actual:.2f} (or fix the records)"))
+    leak = recomputed["leakage"]
+    assert isinstance(leak, dict)
+    for detector, claimed in sorted(claims.leakage.items()):
+        actual = leak.get(detector)
+        if actual is None:
+            problems.append(Problem(where, f"claimed leakage for unknown detector {detector!r}",
+                                    f"use one of {', '.join(sorted(leak)) or '(none)'}"))
+        elif abs(claimed - actual) > CLAIM_TOLERANCE + 1e-9:
+            problems.append(Problem(where, f"claimed leakage.{detector} {claimed} but the records give {actual:.2f}",
+                                    f"set claimed.leakage.{detector} to {actual:.2f} (or fix the records)"))
+    wr, lc = recomputed["win_rate"], recomputed["lc_win_rate"]
+    if isinstance(wr, float) and isinstance(lc, float) and math.isfinite(wr) and abs(lc - wr) > LC_GAP_WARNING:
+        entry.flags.append(f"LC and raw win rate differ by {abs(lc - wr):.1f} points")
+        problems.append(Problem(where, f"suspicious gap: LC win rate {lc:.1f} vs raw {wr:.1f} "
+                                f"(more than {LC_GAP_WARNING:.0f} points)",
+                                "look for length gaming or a broken judge; explain it in notes", "warning"))
+    return problems
+
+
+# Fields that must agree between seeds of one system (the weights themselves may differ).
+SYSTEM_FIELDS = ("adaptation", "chat_format", "decoding", "judge", "reference", "evaluation_set")
+
+
+def check_across(entries: list[Entry], only: list[str] | None = None) -> list[Problem]:
+    problems: list[Problem] = []
+
+    def report(entry: Entry, message: str, fix: str) -> None:
+        if only is None or entry.name in only:
+            problems.append(Problem(f"{entry.name}/{safety.METADATA}", message, fix))
+
+    seen: dict[tuple[str, int], Entry] = {}
+    first_of_system: dict[str, Entry] = {}
+    digests: dict[str, Entry] = {}
+    for entry in sorted(entries, key=lambda e: e.name):
+        meta = entry.metadata
+        key = (meta.system_name, meta.seed)
+        if key in seen:
+            report(entry, f"system {meta.system_name!r} seed {meta.seed} is also submitted as {seen[key].name!r}",
+                   "give each seed its own seed number, or remove the duplicate")
+        seen.setdefault(key, entry)
+        first = first_of_system.setdefault(meta.system_name, entry)
+        differing = [f for f in SYSTEM_FIELDS if getattr(first.metadata, f) != getattr(meta, f)]
+        if first.metadata.model.base_model != meta.model.base_model:
+            differing.insert(0, "model.base_model")
+        if differing:
+            report(entry, f"shares system {meta.system_name!r} with {first.name!r} but differs in {', '.join(differing)}",
+                   "entries of one system may differ only by seed and weights; give it its own 'system'")
+        if entry.outputs_digest is not None:
+            twin = digests.setdefault(entry.outputs_digest, entry)
+            if twin is not entry:
+                report(entry, f"outputs.json is identical to {twin.name!r}'s", "submit each run once")
+    return problems

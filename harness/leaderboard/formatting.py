@@ -1,0 +1,51 @@
+"""Text for numbers on the boards: fixed decimals, so the same data always give the same bytes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+DASH = "–"
+
+
+def pct(value: float | None, digits: int = 1) -> str:
+    return DASH if value is None else f"{value:.{digits}f}"
+
+
+def mean_std(summary: dict[str, Any] | None) -> str:
+    """'43.3' for one seed, '43.3 ± 2.1' over several (the study's mean +- std)."""
+    if not summary:
+        return DASH
+    text = pct(summary["mean"])
+    return text if summary.get("std") is None else f"{text} ± {pct(summary['std'])}"
+
+
+def ci(summary: dict[str, Any] | None) -> str:
+    if not summary or summary.get("ci_low") is None:
+        return DASH
+    return f"[{pct(summary['ci_low'])}, {pct(summary['ci_high'])}]"
+
+
+def difference(diff: dict[str, Any] | None) -> str:
+    """'+3.1 [0.4, 5.9]*' where * marks an interval that excludes zero."""
+    if not diff or diff.get("difference") is None:
+        return DASH
+    star = "*" if diff["significant"] else ""
+    return f"{diff['difference']:+.1f} [{pct(diff['ci_low'])}, {pct(diff['ci_high'])}]{star}"
+
+
+def evaluation_set_title(board: dict[str, Any]) -> str:
+    evaluation_set = board["evaluation_set"]
+    source = " (bundled offline fixture)" if evaluation_set["source"] == "fixture" else ""
+    return f"{evaluation_set['dataset']}{source}, {board['n_instructions']} instructions"
+
+
+def seeds(system: dict[str, Any]) -> str:
+    return ", ".join(str(s) for s in system["seeds"])
+
+
+def leakage(system: dict[str, Any]) -> str:
+    if not system.get("leakage_any"):
+        return DASH
+    fired = [f"{name} {pct(value)}" for name, value in sorted(system["leakage"].items()) if value]
+    head = mean_std(system["leakage_any"])
+    return f"{head} ({', '.join(fired)})" if fired else head

@@ -1,0 +1,36 @@
+"""What `leaderboard check` reports: one line per problem, naming the file and the fix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    file: str  # relative to the submissions folder, e.g. "gemma-base/outputs.json"
+    message: str
+    fix: str
+    severity: Literal["error", "warning"] = "error"
+
+    def line(self) -> str:
+        return f"{self.severity}: {self.file}: {self.message} (fix: {self.fix})"
+
+
+class SubmissionError(Exception):
+    """Raised when a submission cannot be used; carries every problem found."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(p.line() for p in problems))
+
+
+def errors(problems: list[Problem]) -> list[Problem]:
+    return [p for p in problems if p.severity == "error"]
+
+
+def rows_text(rows: list[int], limit: int = 5) -> str:
+    """'rows 3, 7, 9' or 'rows 3, 7, 9, 10, 12 (+4 more)': concise pointers into a file (1-based)."""
+    shown = ", ".join(str(r + 1) for r in rows[:limit])
+    more = f" (+{len(rows) - limit} more)" if len(rows) > limit else ""
+    return f"{'row' if len(rows) == 1 else 'rows'} {shown}{more}"

@@ -1,0 +1,143 @@
+"""Read the per-item record files of a submission, tolerantly but never silently.
+
+Extra fields are ignored (the records are a contract between stages that may grow), but every
+field the board needs is checked, and a bad row is reported by its row number. Each reader
+returns `(rows, problems)`; `problems` are `(message, fix)` pairs the caller turns into lines
+naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .problems import rows_text
+
+Issue = tuple[str, str]  # (message, fix)
+
+OUTPUTS_FIX = "write AlpacaEval model_outputs: a JSON list of {instruction, output, generator}"
+ANNOTATIONS_FIX = "write AlpacaEval annotations: a JSON list of {instruction, output_1, output_2, preference}"
+RANKING_FIX = "one JSON object per line: {instruction_id, response_id, logprob, n_tokens}"
+LEAKAGE_FIX = "one JSON object per line: {index, <detector>: true|false, ...}"
+RESERVED_LEAKAGE_KEYS = {"index", "instruction", "id", "instruction_id", "output", "generator", "dataset"}
+
+
+def read_json_list(path: Path) -> tuple[list[Any] | None, list[Issue]]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        return None, [("is not UTF-8 text", "save the file as UTF-8")]
+    except json.JSONDecodeError as exc:
+        return None, [(f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", "fix the JSON syntax")]
+    if not isinstance(data, list):
+        return None, [(f"holds a JSON {type(data).__name__}, not a list", "make the top level a JSON list of records")]
+    return data, []
+
+
+def read_jsonl(path: Path) -> tuple[list[Any] | None, list[Issue]]:
+    rows: list[Any] = []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        return None, [("is not UTF-8 text", "save the file as UTF-8")]
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            return None, [(f"line {number} is not valid JSON ({exc.msg})", "write one JSON object per line")]
+    return rows, []
+
+
+def _collect(rows: list[Any], rules: list[tuple[str, str, Callable[[Any], bool]]]) -> list[Issue]:
+    """Run each (message, fix, is_bad) rule over the rows; one issue per rule that any row breaks."""
+    issues: list[Issue] = []
+    not_objects = [i for i, row in enumerate(rows) if not isinstance(row, dict)]
+    if not_objects:
+        return [(f"{rows_text(not_objects)}: not a JSON object", "make every record a JSON object")]
+    for message, fix, is_bad in rules:
+        bad = [i for i, row in enumerate(rows) if is_bad(row)]
+        if bad:
+            issues.append((f"{rows_text(bad)}: {message}", fix))
+    return issues
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def read_outputs(path: Path) -> tuple[list[dict[str, Any]] | None, list[Issue]]:
+    rows, issues = read_json_list(path)
+    if rows is None:
+        return None, [(m, f"{f}; {OUTPUTS_FIX}") for m, f in issues]
+    issues = _collect(rows, [
+        ("'instruction' is missing or not a string", OUTPUTS_FIX, lambda r: not _is_text(r.get("instruction"))),
+        ("'output' is missing or not a string (an empty answer is the empty string \"\", never null)",
+         'write "" for a model that answered nothing', lambda r: not _is_text(r.get("output"))),
+    ])
+    return (rows if not issues else None), issues
+
+
+def read_annotations(path: Path) -> tuple[list[dict[str, Any]] | None, list[Issue]]:
+    rows, issues = read_json_list(path)
+    if rows is None:
+        return None, [(m, f"{f}; {ANNOTATIONS_FIX}") for m, f in issues]
+    issues = _collect(rows, [
+        ("'instruction' is missing or not a string", ANNOTATIONS_FIX, lambda r: not _is_text(r.get("instruction"))),
+        ("'output_1' (reference) or 'output_2' (model) is missing or not a string", ANNOTATIONS_FIX,
+         lambda r: not (_is_text(r.get("output_1")) and _is_text(r.get("output_2")))),
+        ("'preference' is missing", "keep the judge's preference (NaN/null when it failed; it is then dropped)",
+         lambda r: "preference" not in r),
+    ])
+    return (rows if not issues else None), issues
+
+
+def read_ranking(path: Path) -> tuple[list[dict[str, Any]] | None, list[Issue]]:
+    rows, issues = read_jsonl(path)
+    if rows is None:
+        return None, [(m, f"{f}; {RANKING_FIX}") for m, f in issues]
+    issues = _collect(rows, [
+        ("'instruction_id' or 'response_id' is missing", RANKING_FIX,
+         lambda r: r.get("instruction_id") is None or r.get("response_id") is None),
+        ("'logprob' is missing or not a finite number", "score every pair; a failed score must not be written",
+         lambda r: not (_is_number(r.get("logprob")) and math.isfinite(r["logprob"]))),
+        ("'n_tokens' is missing or not a positive integer", "record the number of response tokens scored",
+         lambda r: not (isinstance(r.get("n_tokens"), int) and not isinstance(r.get("n_tokens"), bool)
+                        and r["n_tokens"] > 0)),
+    ])
+    return (rows if not issues else None), issues
+
+
+def leakage_detectors(rows: list[dict[str, Any]]) -> list[str]:
+    """Detector columns: every boolean field that is not an identifier."""
+    names = {key for row in rows for key, value in row.items()
+             if isinstance(value, bool) and key not in RESERVED_LEAKAGE_KEYS}
+    return sorted(names)
+
+
+def read_leakage(path: Path) -> tuple[list[dict[str, Any]] | None, list[Issue]]:
+    rows, issues = read_jsonl(path)
+    if rows is None:
+        return None, [(m, f"{f}; {LEAKAGE_FIX}") for m, f in issues]
+    issues = _collect(rows, [
+        ("'index' is missing or not a non-negative integer", "index is the record's position in outputs.json",
+         lambda r: not (isinstance(r.get("index"), int) and not isinstance(r.get("index"), bool) and r["index"] >= 0)),
+    ])
+    if not issues and rows:
+        detectors = leakage_detectors(rows)
+        if not detectors:
+            issues.append(("no detector columns (boolean fields) found", LEAKAGE_FIX))
+        else:
+            bad = [i for i, row in enumerate(rows) if any(not isinstance(row.get(d), bool) for d in detectors)]
+            if bad:
+                issues.append((f"{rows_text(bad)}: a detector value is missing or not true/false",
+                               f"give every record all of: {', '.join(detectors)}"))
+    return (rows if not issues else None), issues

@@ -1,0 +1,152 @@
+"""`leaderboard build`: the five files, byte-identical rebuilds, all-or-nothing writes, `--check`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from leaderboard_fixtures import edit_json, write_submission
+from PIL import Image
+from typer.testing import CliRunner
+
+from implicit_if.cli import app
+from implicit_if.leaderboard.build import BOARD_FILES, PNG, stale_files
+from implicit_if.leaderboard.render_png import read_png_digest
+
+runner = CliRunner()
+FAST = ["--resamples", "2000"]
+
+
+@pytest.fixture()
+def offline_instructions(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The project's own offline instruction set, read through the real data module."""
+    monkeypatch.setenv("IMPLICIT_IF_CACHE", str(tmp_path_factory.mktemp("cache")))
+    from implicit_if.data import load_pairs
+
+    return [pair["instruction"] for pair in load_pairs("offline_instructions", offline=True)]
+
+
+@pytest.fixture()
+def submissions(tmp_path: Path, offline_instructions: list[str]) -> Path:
+    root = tmp_path / "submissions"
+    write_submission(root, "resp-seed0", offline_instructions, system="resp", seed=0, win_probability=0.4, rng_seed=1)
+    write_submission(root, "resp-seed1", offline_instructions, system="resp", seed=1, win_probability=0.45, rng_seed=2)
+    write_submission(root, "base", offline_instructions, adaptation="base", win_probability=0.05, rng_seed=3)
+    return root
+
+
+def build(submissions: Path, out: Path, *extra: str):
+    return runner.invoke(app, ["leaderboard", "build", "--submissions", str(submissions), "--out", str(out), *FAST, *extra])
+
+
+def test_build_writes_every_view_consistently(submissions: Path, tmp_path: Path):
+    out = tmp_path / "boards"
+    result = build(submissions, out)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == sorted(BOARD_FILES)
+    data = json.loads((out / "leaderboard.json").read_text())
+    (board,) = data["boards"]
+    assert [s["system"] for s in board["systems"]] == ["resp", "base"]
+    rows = list(csv.DictReader(io.StringIO((out / "leaderboard.csv").read_text())))
+    assert [r["system"] for r in rows] == ["resp", "base"]
+    assert float(rows[0]["win_rate"]) == pytest.approx(board["systems"][0]["win_rate"]["mean"])
+    assert rows[0]["seeds"] == "0;1" and rows[0]["win_rate_std"] != "" and rows[1]["win_rate_std"] == ""
+    markdown = (out / "leaderboard.md").read_text()
+    assert "| 1      | resp" in markdown and "offline_instructions (bundled offline fixture), 85 instructions" in markdown
+    assert f"{board['systems'][0]['win_rate']['mean']:.1f} ± " in markdown
+    html = (out / "index.html").read_text()
+    assert html.count('<tr data-system="') == 2
+    assert "<script src" not in html and "<link" not in html and "url(" not in html  # nothing to fetch
+    image = Image.open(out / PNG)
+    assert image.format == "PNG" and image.size[0] > 400
+    assert "Software" not in image.text and read_png_digest((out / PNG).read_bytes())
+
+
+def test_same_inputs_give_byte_identical_files(submissions: Path, tmp_path: Path):
+    first, second = tmp_path / "one", tmp_path / "two"
+    assert build(submissions, first).exit_code == 0
+    assert build(submissions, second).exit_code == 0
+    for name in BOARD_FILES:
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+
+
+def test_a_failed_check_writes_nothing_and_keeps_the_boards(submissions: Path, tmp_path: Path):
+    out = tmp_path / "boards"
+    assert build(submissions, out).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    edit_json(submissions / "base" / "metadata.json", lambda m: m["claimed"].update(win_rate=99.0))
+    (submissions / "new-entry").mkdir()  # no metadata, no records: fails too
+    result = build(submissions, out)
+    assert "new-entry/metadata.json: is missing" in result.output
+    result = build(submissions, out)
+    assert result.exit_code == 1
+    assert "base/metadata.json: claimed win_rate 99.0" in result.output
+    assert "no board file was written" in result.output
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # untouched, no temp folders left
+
+
+def test_check_flag_reports_stale_boards(submissions: Path, tmp_path: Path):
+    out = tmp_path / "boards"
+    result = build(submissions, out, "--check")
+    assert result.exit_code == 1 and "leaderboard.md: missing" in result.output
+    assert not out.exists()
+    assert build(submissions, out).exit_code == 0
+    result = build(submissions, out, "--check")
+    assert result.exit_code == 0, result.output
+    assert "up to date" in result.output
+    # Another submission changes every view: --check names them and writes nothing.
+    write_submission(submissions, "late", _instructions(submissions), adaptation="instruction", rng_seed=4)
+    snapshot = {p.name: p.read_bytes() for p in out.iterdir()}
+    result = build(submissions, out, "--check")
+    assert result.exit_code == 1
+    for name in ("leaderboard.md", "leaderboard.csv", "leaderboard.json", "index.html", "leaderboard.png"):
+        assert f"{name}:" in result.output
+    assert "lines differ" in result.output and "plots different data" in result.output
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == snapshot
+
+
+def test_png_is_compared_by_the_data_it_plots(submissions: Path, tmp_path: Path):
+    out = tmp_path / "boards"
+    assert build(submissions, out).exit_code == 0
+    fresh = {name: (out / name).read_bytes() for name in BOARD_FILES}
+    # Re-encode the same picture (as another libpng/matplotlib would): different bytes, same data.
+    image = Image.open(out / PNG)
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    for key, value in image.text.items():
+        info.add_text(key, value)
+    image.save(out / PNG, pnginfo=info, compress_level=1)
+    assert (out / PNG).read_bytes() != fresh[PNG]
+    assert stale_files(out, fresh) == []
+
+
+def test_bad_options_are_refused(submissions: Path, tmp_path: Path):
+    result = build(submissions, tmp_path / "boards", "--method", "basic")
+    assert result.exit_code == 2 and "use BCa or percentile" in result.output
+
+
+def test_leaderboard_check_command(submissions: Path):
+    result = runner.invoke(app, ["leaderboard", "check", "--submissions", str(submissions)])
+    assert result.exit_code == 0 and "3 submission(s)" in result.output
+    edit_json(submissions / "base" / "metadata.json", lambda m: m.update(contact=""))
+    result = runner.invoke(app, ["leaderboard", "check", "--submissions", str(submissions)])
+    assert result.exit_code == 1
+    assert "error: base/metadata.json: contact:" in result.output
+    result = runner.invoke(app, ["leaderboard", "check", "resp-seed0", "--submissions", str(submissions)])
+    assert result.exit_code == 0, result.output
+
+
+def test_schema_command_matches_the_shipped_schema(tmp_path: Path):
+    from implicit_if.leaderboard.schema import json_schema_text, shipped_json_schema_text
+
+    assert shipped_json_schema_text() == json_schema_text(), "regenerate: implicit-if leaderboard schema --out ..."
+    result = runner.invoke(app, ["leaderboard", "schema"])
+    assert result.exit_code == 0 and json.loads(result.output)["properties"]["schema_version"]["const"] == 1
+
+
+def _instructions(submissions: Path) -> list[str]:
+    return [row["instruction"] for row in json.loads((submissions / "base" / "outputs.json").read_text())]

@@ -1,0 +1,235 @@
+"""`leaderboard check`: each rule catches what it should, with one line naming the file and the fix."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from leaderboard_fixtures import edit_json, read_json, synthetic_instructions, write_json, write_jsonl, write_submission
+
+from implicit_if.leaderboard import safety
+from implicit_if.leaderboard.check import check_submissions
+from implicit_if.leaderboard.evaluation_sets import EvaluationSets
+from implicit_if.leaderboard.problems import errors
+
+INSTRUCTIONS = synthetic_instructions(60)
+
+
+def sets() -> EvaluationSets:
+    return EvaluationSets(lambda dataset, source: INSTRUCTIONS)
+
+
+def check(root: Path, only: list[str] | None = None):
+    return check_submissions(root, sets(), only=only)
+
+
+def error_lines(root: Path) -> list[str]:
+    _, problems = check(root)
+    return [p.line() for p in errors(problems)]
+
+
+@pytest.fixture()
+def root(tmp_path: Path) -> Path:
+    write_submission(tmp_path, "alpha", INSTRUCTIONS, rng_seed=1)
+    return tmp_path
+
+
+def test_a_complete_submission_passes_and_claims_match(root: Path):
+    entries, problems = check(root)
+    assert problems == []
+    (entry,) = entries
+    claims = read_json(root / "alpha" / "metadata.json")["claimed"]
+    recomputed = entry.recomputed()
+    assert recomputed["win_rate"] == pytest.approx(claims["win_rate"], abs=0.006)
+    assert recomputed["ranking_accuracy"] == pytest.approx(claims["ranking_accuracy"], abs=0.006)
+    assert recomputed["leakage"] == pytest.approx(claims["leakage"], abs=0.006)
+
+
+def test_alignment_is_by_text_not_position(root: Path):
+    def shuffle(rows):
+        rows.reverse()
+        rows[0]["instruction"] = "  " + rows[0]["instruction"] + "\r\n"  # outer whitespace is forgiven
+    edit_json(root / "alpha" / "outputs.json", shuffle)
+    edit_json(root / "alpha" / "annotations.json", lambda rows: rows.reverse())
+    # Leakage records point into outputs.json by index: rewrite them for the new order.
+    rows = [json.loads(line) for line in (root / "alpha" / "leakage.jsonl").read_text().splitlines()]
+    for row in rows:
+        row["index"] = len(rows) - 1 - row["index"]
+    write_jsonl(root / "alpha" / "leakage.jsonl", rows)
+    assert error_lines(root) == []
+
+
+def test_an_instruction_outside_the_evaluation_set_is_named(root: Path):
+    edit_json(root / "alpha" / "outputs.json", lambda rows: rows[4].update(instruction="Something else entirely"))
+    lines = error_lines(root)
+    assert any("alpha/outputs.json" in line and "row 5" in line and "not in the evaluation set" in line
+               for line in lines), lines
+    assert any("have no output" in line for line in lines)
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda rows: rows.pop(), "1 of 60 evaluation instructions have no output"),
+    (lambda rows: rows.append(dict(rows[0])), "appears more than once"),
+    (lambda rows: rows[2].update(output=None), "never null"),
+    (lambda rows: [r.update(output="  ") for r in rows], "every output is empty"),
+])
+def test_output_completeness_rules(root: Path, change, expected: str):
+    edit_json(root / "alpha" / "outputs.json", change)
+    lines = error_lines(root)
+    assert any(line.startswith("error: alpha/outputs.json") and expected in line for line in lines), lines
+
+
+def test_some_empty_outputs_are_valid_answers_and_counted(root: Path):
+    def empty_two(rows):
+        rows[0]["output"] = rows[1]["output"] = ""
+    edit_json(root / "alpha" / "outputs.json", empty_two)
+    edit_json(root / "alpha" / "annotations.json", lambda rows: [r.update(output_2="") for r in rows[:2]])
+    entries, problems = check(root)
+    assert errors(problems) == []
+    assert entries[0].n_empty_outputs == 2
+
+
+def test_annotations_must_judge_the_submitted_outputs(root: Path):
+    edit_json(root / "alpha" / "annotations.json", lambda rows: rows[3].update(output_2="a nicer answer"))
+    lines = error_lines(root)
+    assert any("alpha/annotations.json" in line and "row 4: output_2 is not the submitted output" in line
+               for line in lines), lines
+
+
+def test_every_output_needs_an_annotation_against_the_named_reference(root: Path):
+    edit_json(root / "alpha" / "annotations.json", lambda rows: rows.pop(0))
+    assert any("1 outputs have no annotation" in line for line in error_lines(root))
+    edit_json(root / "alpha" / "annotations.json", lambda rows: rows[0].update(generator_1="gpt-somebody"))
+    assert any("generator_1 differs from metadata reference" in line for line in error_lines(root))
+
+
+def test_failed_judgements_are_dropped_and_the_claim_must_follow(root: Path):
+    annotations = read_json(root / "alpha" / "annotations.json")
+    kept = [a["preference"] - 1 for a in annotations[2:]]
+    annotations[0]["preference"] = None
+    annotations[1]["preference"] = 3.0  # out of range
+    write_json(root / "alpha" / "annotations.json", annotations)
+    _, problems = check(root)
+    assert any(p.severity == "warning" and "2 preferences are NaN or outside [1, 2]" in p.message for p in problems)
+    expected = float(np.mean(kept) * 100)
+    claimed = read_json(root / "alpha" / "metadata.json")["claimed"]["win_rate"]
+    if abs(claimed - expected) > 0.05:  # the claim was made on all rows: it must now be reported
+        assert any(f"set claimed.win_rate to {expected:.2f}" in p.fix for p in errors(problems))
+    edit_json(root / "alpha" / "metadata.json", lambda m: m["claimed"].update(win_rate=round(expected, 2)))
+    entries, problems = check(root)
+    assert errors(problems) == []
+    assert entries[0].recomputed()["win_rate"] == pytest.approx(expected)
+    assert entries[0].n_dropped_preferences == 2
+
+
+@pytest.mark.parametrize("field, value", [("win_rate", 1.0), ("ranking_accuracy", 99.0)])
+def test_claims_are_recomputed(root: Path, field: str, value: float):
+    edit_json(root / "alpha" / "metadata.json", lambda m: m["claimed"].update({field: value}))
+    lines = error_lines(root)
+    assert any(f"claimed {field} {value} but the records give" in line and "alpha/metadata.json" in line
+               for line in lines), lines
+
+
+def test_leakage_claims_and_records(root: Path):
+    edit_json(root / "alpha" / "metadata.json", lambda m: m["claimed"]["leakage"].update(gsm=50.0))
+    assert any("claimed leakage.gsm 50.0" in line for line in error_lines(root))
+    edit_json(root / "alpha" / "metadata.json", lambda m: m["claimed"]["leakage"].pop("gsm"))
+    rows = [json.loads(line) for line in (root / "alpha" / "leakage.jsonl").read_text().splitlines()]
+    rows[-1]["index"] = 999
+    write_jsonl(root / "alpha" / "leakage.jsonl", rows)
+    lines = error_lines(root)
+    assert any("index is past the end of outputs.json" in line for line in lines), lines
+    assert any("1 outputs have no leakage record" in line for line in lines), lines
+
+
+def test_ranking_rules(root: Path):
+    path = root / "alpha" / "ranking.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    without_true = [r for r in rows if not (r["instruction_id"] == "alpaca-0" and r["response_id"] == "alpaca-0")]
+    write_jsonl(path, without_true)
+    assert any("lack their true pair" in line for line in error_lines(root))
+    rows[0]["logprob"] = math.nan
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))  # json writes NaN, which we refuse
+    assert any("'logprob' is missing or not a finite number" in line for line in error_lines(root))
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda m: m.update(chat_fromat="tulu"), "chat_fromat: unknown field"),
+    (lambda m: m["model"].update(revision="main"), "model.revision"),
+    (lambda m: m.update(trust_remote_code=True), "trust_remote_code"),
+    (lambda m: m.update(adaptation="single-task"), "adaptation"),
+    (lambda m: m.update(name="beta"), "differs from the folder name"),
+    (lambda m: m.pop("license"), "license: required field is missing"),
+    (lambda m: m.pop("judge"), "'judge' is not set"),
+])
+def test_metadata_schema(root: Path, change, expected: str):
+    edit_json(root / "alpha" / "metadata.json", change)
+    lines = error_lines(root)
+    assert any("alpha/metadata.json" in line and expected in line for line in lines), lines
+
+
+def test_links_and_pickles_and_remote_code_are_refused(root: Path, tmp_path: Path):
+    folder = root / "alpha"
+    outside = tmp_path.parent / "secret.txt"
+    outside.write_text("not yours")
+    os.symlink(outside, folder / "README.md")
+    (folder / "weights").mkdir()
+    (folder / "weights" / "pytorch_model.bin").write_bytes(b"\x80\x04pickle")
+    (folder / "weights" / "modeling_custom.py").write_text("import os\n")
+    (folder / "weights" / "config.json").write_text(json.dumps({"auto_map": {"AutoModel": "modeling_custom.X"}}))
+    (folder / "weights" / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    (folder / "notes.txt").write_text("hi")
+    lines = error_lines(root)
+    expected = {
+        "alpha/README.md: is a link": "link",
+        "alpha/weights/pytorch_model.bin: is not safetensors": "pickle",
+        "alpha/weights/modeling_custom.py: is code": "code",
+        "alpha/weights/config.json: asks for remote code": "remote code",
+        "alpha/notes.txt: is not a file a submission may hold": "stray file",
+    }
+    for fragment in expected:
+        assert any(fragment in line for line in lines), (fragment, lines)
+    assert not any("model.safetensors" in line for line in lines)
+
+
+def test_unsafe_folder_names_and_size_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    write_submission(tmp_path, "Bad Name", INSTRUCTIONS)
+    assert any("'Bad Name'" in line or "Bad Name: is not a safe submission name" in line
+               for line in error_lines(tmp_path))
+    (tmp_path / "Bad Name").rename(tmp_path / "good")
+    edit_json(tmp_path / "good" / "metadata.json", lambda m: m.update(name="good"))
+    monkeypatch.setattr(safety, "MAX_RECORD_BYTES", 1000)
+    assert any("good/outputs.json: is" in line and "over the" in line for line in error_lines(tmp_path))
+
+
+def test_rules_across_entries(root: Path):
+    shutil.copytree(root / "alpha", root / "alpha-again")  # a copy under another name
+    edit_json(root / "alpha-again" / "metadata.json", lambda m: m.update(name="alpha-again", seed=7))
+    write_submission(root, "beta", INSTRUCTIONS, rng_seed=2, system="alpha", seed=0)  # alpha's system and seed
+    write_submission(root, "gamma", INSTRUCTIONS, rng_seed=3, system="alpha", seed=1, adaptation="instruction")
+    lines = error_lines(root)
+    assert any("alpha-again/metadata.json" in line and "identical to 'alpha'" in line for line in lines), lines
+    assert any("beta/metadata.json" in line and "seed 0 is also submitted as 'alpha'" in line for line in lines), lines
+    assert any("gamma/metadata.json" in line and "differs in adaptation" in line for line in lines), lines
+
+
+def test_only_reports_the_named_folders(root: Path):
+    write_submission(root, "broken", INSTRUCTIONS, rng_seed=5)
+    edit_json(root / "broken" / "metadata.json", lambda m: m.update(seed=-1))
+    assert error_lines(root)
+    entries, problems = check(root, only=["alpha"])
+    assert errors(problems) == [] and [e.name for e in entries] == ["alpha"]
+    _, problems = check(root, only=["nope"])
+    assert any("no such submission folder" in p.message for p in problems)
+
+
+def test_check_writes_nothing(root: Path):
+    edit_json(root / "alpha" / "metadata.json", lambda m: m["claimed"].update(win_rate=3.0))
+    before = sorted((p, p.stat().st_mtime_ns) for p in root.rglob("*"))
+    assert error_lines(root)
+    assert sorted((p, p.stat().st_mtime_ns) for p in root.rglob("*")) == before
