@@ -1,0 +1,81 @@
+"""Generation: instructions -> prompts -> backend.generate -> AlpacaEval model_outputs records.
+
+A model_outputs record is `{"instruction", "output", "generator", "dataset"}` (AlpacaEval's
+format, so its tooling and ours read each other's files) plus `instruction_id` where known.
+Decoding is greedy unless a temperature is given.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .backends import Backend, GenerationConfig
+from .formats import format_prompt
+
+OUTPUT_FIELDS = ("instruction", "output", "generator", "dataset")
+
+
+def read_instructions_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Instruction records from a JSONL file, one `{"instruction": ...}` object per line."""
+    path = Path(path)
+    records = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}:{number}: not valid JSON ({error.msg}); each line must be one JSON object") from None
+            if not isinstance(record, dict) or not isinstance(record.get("instruction"), str) or not record["instruction"].strip():
+                raise ValueError(f'{path}:{number}: each line needs a non-empty "instruction" string')
+            records.append(record)
+    if not records:
+        raise ValueError(f"{path} holds no instructions")
+    return records
+
+
+def build_prompts(instructions: Sequence[Mapping[str, Any]], fmt: str, tokenizer: Any = None) -> list[str]:
+    """One prompt per instruction in the chosen chat format (ending where the response starts)."""
+    return [format_prompt(str(record["instruction"]), fmt, tokenizer) for record in instructions]
+
+
+def output_records(
+    instructions: Sequence[Mapping[str, Any]],
+    outputs: Sequence[str],
+    *,
+    generator: str,
+    dataset: str,
+) -> list[dict[str, Any]]:
+    """AlpacaEval model_outputs records; an instruction's own `dataset` field wins over `dataset`."""
+    if len(instructions) != len(outputs):
+        raise ValueError("one output per instruction is required")
+    records = []
+    for index, (record, output) in enumerate(zip(instructions, outputs)):
+        row = {
+            "instruction": str(record["instruction"]),
+            "output": output,
+            "generator": generator,
+            "dataset": str(record.get("dataset") or dataset),
+        }
+        row["instruction_id"] = str(record.get("id", record.get("instruction_id", index)))
+        records.append(row)
+    return records
+
+
+def generate_outputs(
+    backend: Backend,
+    instructions: Sequence[Mapping[str, Any]],
+    *,
+    fmt: str = "tulu",
+    config: GenerationConfig = GenerationConfig(),
+    generator: str,
+    dataset: str,
+) -> list[dict[str, Any]]:
+    """Generate a response to every instruction and return model_outputs records in input order."""
+    prompts = build_prompts(instructions, fmt, getattr(backend, "tokenizer", None))
+    outputs = backend.generate(prompts, config)
+    return output_records(instructions, [o.strip() for o in outputs], generator=generator, dataset=dataset)

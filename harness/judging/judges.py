@@ -1,0 +1,179 @@
+"""The three judge kinds. Each turns ordered pairs into verdicts and hands every verdict to a
+callback the moment it exists (the caller commits it to the cache right then).
+
+- `openai_logprobs`: one-token chat completion; p(second better) from the two label tokens'
+  log-probabilities (continuous, like AlpacaEval 2's weighted judge);
+- `openai_verdict`: the same endpoint without log-probabilities; the reply is parsed into a
+  discrete verdict (many proxies drop log-probabilities);
+- `local`: our hf or vllm backend scores the two labels as continuations of the judge prompt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .cache import Verdict
+from .client import BadResponse, ChatClient, EndpointError, RequestFailed, Usage
+from .prompt import LABELS, judge_messages, label_probability, pair_probability, parse_verdict
+from .specs import JudgeSpec
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One ordered pair for the judge; `key` is its cache key."""
+
+    key: str
+    instruction: str
+    first: str
+    second: str
+
+
+@dataclass
+class JudgeRun:
+    """What happened during one run of a judge (for the summary and the exit status)."""
+
+    usage: Usage = field(default_factory=Usage)
+    failed: dict[str, str] = field(default_factory=dict)  # comparison key -> reason
+
+
+OnVerdict = Callable[[Comparison, Verdict], None]
+
+
+def run_judge(spec: JudgeSpec, comparisons: Sequence[Comparison], on_verdict: OnVerdict, *, seed: int = 0,
+              progress: bool = True) -> JudgeRun:
+    """Judge every comparison with the judge `spec` describes."""
+    if spec.kind == "local":
+        return LocalJudge(spec).run(comparisons, on_verdict, progress=progress)
+    return asyncio.run(_run_endpoint(spec, comparisons, on_verdict, seed=seed, progress=progress))
+
+
+# -- OpenAI-compatible endpoints ------------------------------------------------------------------
+
+
+def endpoint_payload(spec: JudgeSpec, comparison: Comparison) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "model": spec.model,
+        "messages": judge_messages(comparison.instruction, comparison.first, comparison.second, spec.max_answer_chars),
+        "max_tokens": spec.effective_max_tokens,
+        "temperature": spec.temperature,
+    }
+    if spec.kind == "openai_logprobs":
+        payload.update(logprobs=True, top_logprobs=spec.top_logprobs)
+    return payload
+
+
+def read_logprob_verdict(body: dict[str, Any]) -> Verdict:
+    """Verdict from the first generated token's top log-probabilities; BadResponse if they are missing."""
+    try:
+        first_token = body["choices"][0]["logprobs"]["content"][0]
+        candidates = first_token["top_logprobs"]
+    except (KeyError, IndexError, TypeError):
+        raise BadResponse("response carries no log-probabilities for the first token") from None
+    if not isinstance(candidates, list) or not candidates:
+        raise BadResponse("response carries no top log-probabilities")
+    try:
+        p_second = label_probability(candidates)
+    except (KeyError, TypeError, ValueError):
+        raise BadResponse("malformed top log-probabilities") from None
+    labels = {c.get("token", "").strip(): round(float(c["logprob"]), 4) for c in candidates
+              if str(c.get("token", "")).strip() in LABELS}
+    return Verdict(p_second, json.dumps(labels, sort_keys=True), *_tokens(body))
+
+
+def read_text_verdict(body: dict[str, Any]) -> Verdict:
+    """Discrete verdict parsed from the reply text; BadResponse if there is no text at all."""
+    try:
+        text = body["choices"][0]["message"]["content"]
+    except (KeyError, IndexError, TypeError):
+        raise BadResponse("response carries no message content") from None
+    if not isinstance(text, str):
+        raise BadResponse("response message content is not text")
+    return Verdict(parse_verdict(text), text[:200], *_tokens(body))
+
+
+def _tokens(body: dict[str, Any]) -> tuple[int, int]:
+    usage = body.get("usage") or {}
+    return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+
+
+async def _run_endpoint(spec: JudgeSpec, comparisons: Sequence[Comparison], on_verdict: OnVerdict, *, seed: int,
+                        progress: bool) -> JudgeRun:
+    from tqdm.auto import tqdm
+
+    validate = read_logprob_verdict if spec.kind == "openai_logprobs" else read_text_verdict
+    run = JudgeRun()
+    api_key = os.environ.get(spec.api_key_env) or None
+    client = ChatClient(spec.base_url, api_key, concurrency=spec.concurrency, timeout_s=spec.timeout_s,
+                        max_retries=spec.max_retries, backoff_base_s=spec.backoff_base_s,
+                        backoff_max_s=spec.backoff_max_s, seed=seed)
+    run.usage = client.usage
+    bar = tqdm(total=len(comparisons), desc=f"judge ({spec.name})", unit="pair", disable=not progress)
+
+    async def judge_one(comparison: Comparison) -> None:
+        try:
+            verdict = await client.complete(endpoint_payload(spec, comparison), validate)
+        except RequestFailed as error:
+            run.failed[comparison.key] = str(error)
+        else:
+            on_verdict(comparison, verdict)
+        bar.update()
+
+    tasks = [asyncio.create_task(judge_one(c)) for c in comparisons]
+    try:
+        await asyncio.gather(*tasks)
+    except EndpointError:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    finally:
+        bar.close()
+        await client.aclose()
+    return run
+
+
+# -- local judges (our backends) ------------------------------------------------------------------
+
+
+class LocalJudge:
+    """Scores "A" and "B" as continuations of the chat-formatted judge prompt with our backends."""
+
+    def __init__(self, spec: JudgeSpec) -> None:
+        from ..backends import get_backend
+
+        options: dict[str, Any] = {"dtype": spec.dtype, "progress": False}
+        if spec.backend == "hf":
+            options["batch_size"] = spec.batch_size
+        self.spec = spec
+        self.backend = get_backend(spec.backend, spec.model, **options)
+        self.tokenizer = self.backend.tokenizer
+
+    def context(self, comparison: Comparison) -> str:
+        from ..formats import format_messages
+
+        messages = judge_messages(comparison.instruction, comparison.first, comparison.second, self.spec.max_answer_chars)
+        fmt = "chat_template" if getattr(self.tokenizer, "chat_template", None) else "tulu"
+        return format_messages(messages, fmt, self.tokenizer)
+
+    def run(self, comparisons: Sequence[Comparison], on_verdict: OnVerdict, *, progress: bool = True) -> JudgeRun:
+        from tqdm.auto import tqdm
+
+        run = JudgeRun()
+        step = self.spec.batch_size
+        with tqdm(total=len(comparisons), desc=f"judge ({self.spec.name})", unit="pair", disable=not progress) as bar:
+            for start in range(0, len(comparisons), step):
+                chunk = comparisons[start : start + step]
+                contexts = [self.context(c) for c in chunk]
+                scored = self.backend.score([ctx for ctx in contexts for _ in LABELS],
+                                            [label for _ in contexts for label in LABELS], add_eos=False)
+                for i, comparison in enumerate(chunk):
+                    first, second = scored[2 * i].logprob, scored[2 * i + 1].logprob
+                    raw = json.dumps({LABELS[0]: round(first, 4), LABELS[1]: round(second, 4)}, sort_keys=True)
+                    on_verdict(comparison, Verdict(pair_probability(first, second), raw))
+                bar.update(len(chunk))
+        return run

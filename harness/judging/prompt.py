@@ -1,0 +1,89 @@
+"""Our pairwise judge prompt, and reading a judge's answer back.
+
+The judge sees an instruction and two answers labelled A and B and replies with one label.
+`p_second` (the probability that the answer shown second is better) is what every judge kind
+returns; which of the two is the model's output is decided elsewhere (see `pairing`).
+Changing the wording changes verdicts: bump PROMPT_VERSION so cached verdicts are not reused.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+
+PROMPT_VERSION = "pairwise-v1"
+LABELS = ("A", "B")  # first shown, second shown
+
+SYSTEM = (
+    "You judge answers to instructions. You compare two answers and decide which one follows "
+    "the instruction better: helpful, correct, relevant, and as long as the instruction needs. "
+    "The order in which the answers are shown says nothing about their quality."
+)
+
+USER = """Instruction:
+{instruction}
+
+Answer A:
+{first}
+
+Answer B:
+{second}
+
+Which answer follows the instruction better? Reply with a single letter: A or B."""
+
+
+def clip(text: str, max_chars: int | None) -> str:
+    """Keep the judge prompt within a context window; the cut is marked so the judge can see it."""
+    if max_chars is None or len(text) <= max_chars:
+        return text
+    return text[:max_chars] + " [...]"
+
+
+def judge_messages(instruction: str, first: str, second: str, max_answer_chars: int | None = None) -> list[dict[str, str]]:
+    """Chat messages asking which of two answers is better."""
+    user = USER.format(instruction=instruction, first=clip(first, max_answer_chars), second=clip(second, max_answer_chars))
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+
+
+# A label opening the reply and standing alone ("B", "B.", "**A**", "Answer: B\n...") decides;
+# otherwise the reply must mention exactly one of the labels.
+_LABEL_AT_START = re.compile(r"^\W*(?i:answer\W*)?([AB])(?:\W*$|[.:)*\]\n])")
+_LABEL_ANYWHERE = re.compile(r"\b([AB])\b")
+
+
+def parse_verdict(text: str) -> float | None:
+    """A discrete verdict from free text: 1.0 (B, second better), 0.0 (A), None (no clear label)."""
+    match = _LABEL_AT_START.match(text or "")
+    if match is None:
+        labels = set(_LABEL_ANYWHERE.findall(text or ""))
+        if len(labels) != 1:  # neither, or both mentioned: not a verdict
+            return None
+        label = labels.pop()
+    else:
+        label = match.group(1)
+    return 1.0 if label == LABELS[1] else 0.0
+
+
+def label_probability(top_logprobs: Iterable[Mapping[str, object]]) -> float | None:
+    """p(second better) from the first generated token's top log-probabilities.
+
+    Tokens that are a label once stripped of spaces (`"B"`, `" B"`) pool their probability, as
+    a tokenizer may offer both. None when neither label is among the candidates.
+    """
+    mass = {label: 0.0 for label in LABELS}
+    for entry in top_logprobs:
+        token = str(entry.get("token", "")).strip()
+        if token in mass:
+            mass[token] += math.exp(float(entry["logprob"]))  # type: ignore[arg-type]
+    total = mass[LABELS[0]] + mass[LABELS[1]]
+    if total <= 0:
+        return None
+    return mass[LABELS[1]] / total
+
+
+def pair_probability(logprob_first_label: float, logprob_second_label: float) -> float:
+    """p(second better) from the two label log-probabilities a local model assigns."""
+    high = max(logprob_first_label, logprob_second_label)
+    a, b = math.exp(logprob_first_label - high), math.exp(logprob_second_label - high)
+    return b / (a + b)

@@ -1,0 +1,131 @@
+"""Judge configurations are data: a YAML file per judge, validated on load.
+
+A SPEC on the command line is one of
+- a built-in name (a file in `judging/specs/`, e.g. `smollm2-local`, `gpt-4o-mini-logprobs`);
+- a path to a YAML file with the fields of `JudgeSpec`;
+- a shorthand `KIND:MODEL`: `logprobs:MODEL`, `verdict:MODEL` (OpenAI-compatible endpoint),
+  `local:MODEL` or `local-vllm:MODEL` (our backends).
+
+Secrets never live in a spec: `api_key_env` names the environment variable holding the key.
+`identity()` is what makes two verdicts interchangeable (the cache key's judge part): it leaves
+out the endpoint address, the key, and knobs such as concurrency that do not change a verdict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .prompt import PROMPT_VERSION
+
+SPEC_DIR = Path(__file__).parent / "specs"
+JudgeKind = Literal["openai_logprobs", "openai_verdict", "local"]
+SHORTHAND_KINDS = {
+    "logprobs": {"kind": "openai_logprobs"},
+    "verdict": {"kind": "openai_verdict"},
+    "local": {"kind": "local", "backend": "hf"},
+    "local-vllm": {"kind": "local", "backend": "vllm"},
+}
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+
+class JudgeSpec(BaseModel):
+    """One judge. Fields that do not apply to a kind are ignored by it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="Recorded as `annotator` in annotations.")
+    kind: JudgeKind
+    model: str = Field(description="Served model name (endpoint) or embedded name / hub id / path (local).")
+    # OpenAI-compatible endpoints
+    base_url: str = DEFAULT_BASE_URL
+    api_key_env: str = "OPENAI_API_KEY"
+    top_logprobs: int = Field(20, ge=2, le=20)
+    max_tokens: int | None = Field(None, ge=1, description="Default: 1 for logprobs, 8 for verdict.")
+    temperature: float = Field(0.0, ge=0.0)
+    concurrency: int = Field(8, ge=1)
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(6, ge=0)
+    backoff_base_s: float = Field(0.5, gt=0)
+    backoff_max_s: float = Field(30.0, gt=0)
+    price_per_million_input: float | None = Field(None, ge=0, description="USD, for the cost summary.")
+    price_per_million_output: float | None = Field(None, ge=0)
+    # local judges
+    backend: Literal["hf", "vllm"] = "hf"
+    dtype: str = "auto"
+    batch_size: int = Field(8, ge=1)
+    # all
+    max_answer_chars: int | None = Field(4000, ge=1, description="Each answer is clipped to this many characters.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_secrets(cls, values: Any) -> Any:
+        if isinstance(values, dict):
+            for key in values:
+                if "key" in key.lower() and key != "api_key_env":
+                    raise ValueError(
+                        f"judge specs must not contain secrets ({key!r}): put the API key in an "
+                        "environment variable and name it with api_key_env"
+                    )
+        return values
+
+    @property
+    def effective_max_tokens(self) -> int:
+        return self.max_tokens or (1 if self.kind == "openai_logprobs" else 8)
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that determine a verdict (no address, no secret, no throughput knobs)."""
+        ident: dict[str, Any] = {"kind": self.kind, "model": self.model, "prompt": PROMPT_VERSION,
+                                 "max_answer_chars": self.max_answer_chars}
+        if self.kind == "local":
+            ident.update(backend=self.backend, dtype=self.dtype)
+        else:
+            ident.update(temperature=self.temperature, max_tokens=self.effective_max_tokens)
+            if self.kind == "openai_logprobs":
+                ident["top_logprobs"] = self.top_logprobs
+        return ident
+
+    def identity_hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def builtin_spec_names() -> list[str]:
+    return sorted(p.stem for p in SPEC_DIR.glob("*.yaml"))
+
+
+def load_judge_spec(spec: str, **overrides: Any) -> JudgeSpec:
+    """Resolve a SPEC string (see the module docstring); `overrides` replace fields (None = keep)."""
+    fields = _spec_fields(spec)
+    fields.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return JudgeSpec(**fields)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'spec'}: {e['msg']}" for e in error.errors())
+        raise ValueError(f"invalid judge spec {spec!r}: {problems}") from None
+
+
+def _spec_fields(spec: str) -> dict[str, Any]:
+    import yaml
+
+    path = SPEC_DIR / f"{spec}.yaml"
+    if not path.exists() and (spec.endswith((".yaml", ".yml", ".json")) or Path(spec).is_file()):
+        path = Path(spec)
+        if not path.is_file():
+            raise ValueError(f"judge spec file {spec} does not exist")
+    if path.is_file():
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if not isinstance(loaded, dict):
+            raise ValueError(f"judge spec {path} must be a mapping of JudgeSpec fields")
+        loaded.setdefault("name", path.stem)
+        return loaded
+    kind, sep, model = spec.partition(":")
+    if sep and kind in SHORTHAND_KINDS and model:
+        return {"name": spec, "model": model, **SHORTHAND_KINDS[kind]}
+    raise ValueError(
+        f"unknown judge {spec!r}: use a built-in ({', '.join(builtin_spec_names())}), a YAML file, "
+        f"or KIND:MODEL with KIND one of {', '.join(SHORTHAND_KINDS)}"
+    )
