@@ -128,10 +128,19 @@ def _board(key: tuple[str, str], entries: list[Entry], settings: BootstrapSettin
             w[table[k]] = 1 / len(keys)
         return w
 
-    out_width = len(rows)
-    rank_width = len(ranking_rows)
+    def pooled(boot: Any, metric: str, table: dict, width: int) -> dict[str, tuple[np.ndarray, Interval]]:
+        """Each system's seed-mean weights and interval, all systems in one matrix product."""
+        found = {s: weights(s, metric, table, width) for s in names}
+        have = [s for s in names if found[s] is not None]
+        if boot is None or not have:
+            return {}
+        combined = boot.combine(np.vstack([found[s] for s in have]))
+        return {s: (found[s], combined.interval(i)) for i, s in enumerate(have)}  # type: ignore[misc]
+
+    win = pooled(output_boot, "win_rate", row_of, len(rows))
+    leak = pooled(output_boot, "leak_any", row_of, len(rows))
+    ranking = pooled(ranking_boot, "ranking", ranking_row, len(ranking_rows))
     records: list[dict[str, Any]] = []
-    pooled: dict[str, dict[str, np.ndarray]] = defaultdict(dict)
     for system in names:
         seeds = systems[system]
         first = seeds[0].metadata
@@ -151,29 +160,23 @@ def _board(key: tuple[str, str], entries: list[Entry], settings: BootstrapSettin
             "n_dropped_preferences": sum(e.n_dropped_preferences for e in seeds),
             "flags": sorted({f for e in seeds for f in e.flags}),
         }
-        w = weights(system, "win_rate", row_of, out_width)
-        if w is not None and output_boot is not None:
-            pooled[system]["win_rate"] = w
-            interval = output_boot.combine(w).interval(0)
+        if system in win:
+            interval = win[system][1]
             record["win_rate"] = _summary([float(np.nanmean(e.win) * 100) for e in seeds], interval)
             record["vs_reference"] = _difference(interval, offset=0.5)
         else:
             record["win_rate"] = record["vs_reference"] = None
         lcs = [e.lc_win_rate for e in seeds]
         record["lc_win_rate"] = _summary(lcs, None) if all(v is not None for v in lcs) else None  # type: ignore[arg-type]
-        w = weights(system, "ranking", ranking_row, rank_width)
-        if w is not None and ranking_boot is not None:
-            pooled[system]["ranking_accuracy"] = w
+        if system in ranking:
             record["ranking_accuracy"] = _summary(
-                [float(np.mean(list(e.ranking.values())) * 100) for e in seeds if e.ranking],
-                ranking_boot.combine(w).interval(0))
+                [float(np.mean(list(e.ranking.values())) * 100) for e in seeds if e.ranking], ranking[system][1])
         else:
             record["ranking_accuracy"] = None
-        w = weights(system, "leak_any", row_of, out_width)
-        if w is not None and output_boot is not None:
+        if system in leak:
             detectors = sorted(set.intersection(*(set(e.leakage) for e in seeds)) - {"any"})
             record["leakage_any"] = _summary([float(np.nanmean(e.leakage["any"]) * 100) for e in seeds],
-                                             output_boot.combine(w).interval(0))
+                                             leak[system][1])
             record["leakage"] = {d: _num(float(np.mean([np.nanmean(e.leakage[d]) * 100 for e in seeds])))
                                  for d in detectors}
         else:
@@ -185,15 +188,15 @@ def _board(key: tuple[str, str], entries: list[Entry], settings: BootstrapSettin
     unranked = [r for r in records if r[rank_by] is None]
     ranked.sort(key=lambda r: (-r[rank_by]["mean"], r["system"]))
     ranks = upper_bound_ranks([r[rank_by]["ci_low"] for r in ranked], [r[rank_by]["ci_high"] for r in ranked])
-    boot_for = output_boot if rank_by == "win_rate" else ranking_boot
-    for position, (record, rank) in enumerate(zip(ranked, ranks)):
-        record["rank"] = rank
-        record["vs_next"] = None
-        if position + 1 < len(ranked) and boot_for is not None:
-            below = ranked[position + 1]
-            w = pooled[record["system"]][rank_by] - pooled[below["system"]][rank_by]
-            record["vs_next"] = {"system": below["system"], "metric": rank_by,
-                                 **_difference(boot_for.combine(w).interval(0))}
+    boot_for, pooled_for = (output_boot, win) if rank_by == "win_rate" else (ranking_boot, ranking)
+    for record, rank in zip(ranked, ranks):
+        record["rank"], record["vs_next"] = rank, None
+    if len(ranked) > 1 and boot_for is not None:  # paired differences to the next row, in one product
+        differences = boot_for.combine(np.vstack([pooled_for[a["system"]][0] - pooled_for[b["system"]][0]
+                                                  for a, b in zip(ranked, ranked[1:])]))
+        for position, (above, below) in enumerate(zip(ranked, ranked[1:])):
+            above["vs_next"] = {"system": below["system"], "metric": rank_by,
+                                **_difference(differences.interval(position))}
     for record in unranked:
         record["rank"], record["vs_next"] = None, None
     return {

@@ -43,9 +43,14 @@ def seeds(system: dict[str, Any]) -> str:
     return ", ".join(str(s) for s in system["seeds"])
 
 
+def leakage_detail(system: dict[str, Any]) -> str:
+    """'gsm 2.1, poem 0.8': the detectors that fired, in percent of outputs."""
+    return ", ".join(f"{name} {pct(value)}" for name, value in sorted(system["leakage"].items()) if value)
+
+
 def leakage(system: dict[str, Any]) -> str:
+    """Any-detector rate, then the detectors that fired: '3.5 (gsm 2.1, poem 1.4)'."""
     if not system.get("leakage_any"):
         return DASH
-    fired = [f"{name} {pct(value)}" for name, value in sorted(system["leakage"].items()) if value]
-    head = mean_std(system["leakage_any"])
-    return f"{head} ({', '.join(fired)})" if fired else head
+    head, detail = mean_std(system["leakage_any"]), leakage_detail(system)
+    return f"{head} ({detail})" if detail else head

@@ -7,12 +7,14 @@ Board numbers are the (nan)means of these arrays in percent, and the bootstrap r
 
 from __future__ import annotations
 
+import functools
 import math
-from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
+from .records import RankingColumns
 
 DRAW = 1.5
 
@@ -22,16 +24,23 @@ def instruction_key(text: str) -> str:
     return text.replace("\r\n", "\n").strip()
 
 
+@functools.cache
+def _shared_normaliser() -> Callable[..., float] | None:
+    """The judging module owns the preference rules; use its function whenever it is installed."""
+    try:
+        from implicit_if.winrate.preferences import normalise_preference as shared
+    except ImportError:
+        return None
+    return shared
+
+
 def normalise_preference(value: Any, output_1: Any = None, output_2: Any = None) -> float:
     """One AlpacaEval preference in [1, 2] (1 = reference better), or NaN when it must be dropped.
 
     0 and 1.5 are draws; identical outputs are a draw whatever the judge said; NaN and values
     outside [1, 2] are dropped (as AlpacaEval's plain metrics do).
     """
-    try:  # the judging module owns these rules; use it whenever it is installed
-        from implicit_if.winrate.preferences import normalise_preference as shared
-    except ImportError:
-        shared = None
+    shared = _shared_normaliser()
     if shared is not None:
         return float(shared(value, output_1, output_2))
     if output_1 is not None and output_2 is not None and output_1 == output_2:
@@ -78,37 +87,42 @@ def length_controlled_win_rate(annotations: Sequence[Mapping[str, Any]]) -> floa
     return None if value is None or not math.isfinite(float(value)) else float(value)
 
 
-def ranking_values(rows: Sequence[Mapping[str, Any]]) -> tuple[dict[str, float], list[tuple[str, str]]]:
+def ranking_values(columns: RankingColumns) -> tuple[dict[str, float], list[tuple[str, str]]]:
     """Per instruction: the fraction of its distractors whose per-token log-probability is *strictly*
     below the true response's (the study's metric; a tie counts as not won).
 
-    Returns ({instruction_id: fraction}, issues). Ids are compared as strings.
+    Returns ({instruction_id: fraction}, issues). Vectorised over integer id codes: a board reads
+    about 6,000 scored pairs per entry.
     """
-    by_instruction: dict[str, dict[str, float]] = defaultdict(dict)
-    duplicates: list[str] = []
-    for row in rows:
-        instruction, response = str(row["instruction_id"]), str(row["response_id"])
-        if response in by_instruction[instruction]:
-            duplicates.append(f"{instruction}/{response}")
-        by_instruction[instruction][response] = float(row["logprob"]) / int(row["n_tokens"])
+    instruction, response, n_ids = columns.instruction, columns.response, len(columns.ids)
+    score = columns.logprob / columns.n_tokens
     issues: list[tuple[str, str]] = []
-    if duplicates:
-        issues.append((f"{len(duplicates)} duplicated (instruction_id, response_id) pairs, e.g. {duplicates[0]}",
-                       "score each pair once"))
-    no_true = sorted(i for i, scores in by_instruction.items() if i not in scores)
-    if no_true:
-        issues.append((f"{len(no_true)} instructions lack their true pair (response_id == instruction_id), "
-                       f"e.g. {no_true[0]}", "score every instruction with its own response too"))
-    no_distractor = sorted(i for i, scores in by_instruction.items() if len(scores) < 2)
-    if no_distractor:
-        issues.append((f"{len(no_distractor)} instructions have no distractor, e.g. {no_distractor[0]}",
+    pair_codes, counts = np.unique(instruction * n_ids + response, return_counts=True)
+    if (counts > 1).any():
+        first = int(pair_codes[counts > 1][0])
+        issues.append((f"{int((counts > 1).sum())} duplicated (instruction_id, response_id) pairs, e.g. "
+                       f"{columns.ids[first // n_ids]}/{columns.ids[first % n_ids]}", "score each pair once"))
+    present = np.zeros(n_ids, dtype=bool)
+    present[instruction] = True
+    is_true = instruction == response
+    true_score = np.full(n_ids, np.nan)
+    true_score[instruction[is_true]] = score[is_true]
+    has_true = np.zeros(n_ids, dtype=bool)
+    has_true[instruction[is_true]] = True
+    distractors = np.bincount(instruction[~is_true], minlength=n_ids)
+    lacking = np.flatnonzero(present & ~has_true)
+    if lacking.size:
+        issues.append((f"{lacking.size} instructions lack their true pair (response_id == instruction_id), "
+                       f"e.g. {columns.ids[lacking[0]]}", "score every instruction with its own response too"))
+    lonely = np.flatnonzero(present & (distractors == 0))
+    if lonely.size:
+        issues.append((f"{lonely.size} instructions have no distractor, e.g. {columns.ids[lonely[0]]}",
                        "score each instruction with K other instructions' responses"))
-    values = {}
-    for instruction, scores in by_instruction.items():
-        if instruction in scores and len(scores) >= 2:
-            true = scores[instruction]
-            others = [s for r, s in scores.items() if r != instruction]
-            values[instruction] = float(np.mean([s < true for s in others]))
+    with np.errstate(invalid="ignore"):
+        beaten = score[~is_true] < true_score[instruction[~is_true]]
+    wins = np.bincount(instruction[~is_true], weights=beaten.astype(float), minlength=n_ids)
+    usable = np.flatnonzero(present & has_true & (distractors > 0))
+    values = {columns.ids[i]: float(wins[i] / distractors[i]) for i in usable}
     return values, issues
 
 

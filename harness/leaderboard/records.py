@@ -11,8 +11,11 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .problems import rows_text
 
@@ -43,7 +46,12 @@ def read_jsonl(path: Path) -> tuple[list[Any] | None, list[Issue]]:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         return None, [("is not UTF-8 text", "save the file as UTF-8")]
-    for number, line in enumerate(text.splitlines(), start=1):
+    lines = text.splitlines()
+    try:  # fast path: one parser call for the whole file (boards read hundreds of thousands of lines)
+        return json.loads("[" + ",".join(line for line in lines if line.strip()) + "]"), []
+    except json.JSONDecodeError:
+        pass  # parse line by line to say which line is broken
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
@@ -100,7 +108,54 @@ def read_annotations(path: Path) -> tuple[list[dict[str, Any]] | None, list[Issu
     return (rows if not issues else None), issues
 
 
-def read_ranking(path: Path) -> tuple[list[dict[str, Any]] | None, list[Issue]]:
+@dataclass(frozen=True)
+class RankingColumns:
+    """Scored pairs as parallel arrays (one element per JSONL line); ids are codes into `ids`."""
+
+    ids: list[str]  # every instruction/response id, as a string
+    instruction: np.ndarray  # int code of instruction_id
+    response: np.ndarray  # int code of response_id
+    logprob: np.ndarray  # float, finite
+    n_tokens: np.ndarray  # int, > 0
+
+
+def _ranking_columns_fast(path: Path) -> RankingColumns | None:
+    """Columnar read with pyarrow for the common, valid case; None means 'use the careful path'."""
+    try:
+        import pyarrow as pa
+        import pyarrow.json as pa_json
+
+        table = pa_json.read_json(path)
+    except Exception:  # missing pyarrow, or anything it cannot read: the careful path explains
+        return None
+    wanted = ("instruction_id", "response_id", "logprob", "n_tokens")
+    if not set(wanted) <= set(table.column_names):
+        return None
+    columns = {name: table.column(name) for name in wanted}
+    if any(column.null_count for column in columns.values()):
+        return None
+    if not (pa.types.is_integer(columns["n_tokens"].type) and
+            (pa.types.is_floating(columns["logprob"].type) or pa.types.is_integer(columns["logprob"].type))):
+        return None
+    if not all(pa.types.is_string(columns[n].type) or pa.types.is_integer(columns[n].type) for n in wanted[:2]):
+        return None
+    # Both id columns through one dictionary, so equal ids get equal codes.
+    both = pa.chunked_array([*columns["instruction_id"].cast(pa.string()).chunks,
+                             *columns["response_id"].cast(pa.string()).chunks], type=pa.string())
+    encoded = both.combine_chunks().dictionary_encode()
+    codes = encoded.indices.to_numpy().astype(np.int64)
+    logprob = columns["logprob"].to_numpy().astype(float)
+    n_tokens = columns["n_tokens"].to_numpy()
+    if not (np.isfinite(logprob).all() and (n_tokens > 0).all()):
+        return None
+    rows = len(logprob)
+    return RankingColumns(encoded.dictionary.to_pylist(), codes[:rows], codes[rows:], logprob, n_tokens)
+
+
+def read_ranking(path: Path) -> tuple[RankingColumns | None, list[Issue]]:
+    fast = _ranking_columns_fast(path)
+    if fast is not None:
+        return fast, []
     rows, issues = read_jsonl(path)
     if rows is None:
         return None, [(m, f"{f}; {RANKING_FIX}") for m, f in issues]
@@ -113,7 +168,14 @@ def read_ranking(path: Path) -> tuple[list[dict[str, Any]] | None, list[Issue]]:
          lambda r: not (isinstance(r.get("n_tokens"), int) and not isinstance(r.get("n_tokens"), bool)
                         and r["n_tokens"] > 0)),
     ])
-    return (rows if not issues else None), issues
+    if issues:
+        return None, issues
+    code: dict[str, int] = {}
+    instruction = [code.setdefault(str(r["instruction_id"]), len(code)) for r in rows]
+    response = [code.setdefault(str(r["response_id"]), len(code)) for r in rows]
+    return RankingColumns(list(code), np.array(instruction, dtype=np.int64), np.array(response, dtype=np.int64),
+                          np.array([r["logprob"] for r in rows], dtype=float),
+                          np.array([r["n_tokens"] for r in rows], dtype=np.int64)), []
 
 
 def leakage_detectors(rows: list[dict[str, Any]]) -> list[str]:

@@ -25,6 +25,9 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: now
 .bar .est { position: absolute; top: 0; width: 2px; height: 14px; background: #0b4f8a; }
 .bar .half { position: absolute; top: 0; left: 50%; width: 1px; height: 14px; background: #b0b7bf; }
 .flag { color: #9a6700; }
+.scroll { overflow-x: auto; }
+td.nowrap { white-space: nowrap; }
+small.detail { color: #57606a; font-size: 11px; }
 """
 
 SCRIPT = """
@@ -78,6 +81,10 @@ def _bar(summary: dict[str, Any] | None) -> str:
             f'<span class="est" style="left:{mean:.2f}%"></span></div>')
 
 
+def _detail(text: str) -> str:
+    return f'<br><small class="detail">{escape(text)}</small>' if text else ""
+
+
 def _row(system: dict[str, Any]) -> str:
     win, lc, ranking = system["win_rate"] or {}, system["lc_win_rate"] or {}, system["ranking_accuracy"] or {}
     leak = system["leakage_any"] or {}
@@ -86,15 +93,17 @@ def _row(system: dict[str, Any]) -> str:
         _cell(f.DASH if system["rank"] is None else str(system["rank"]), _sort_value(system["rank"]), True),
         _cell(escape(system["system"]) + flag, system["system"], title=", ".join(system["entries"])),
         _cell(escape(system["adaptation"]), system["adaptation"]),
-        _cell(escape(system["base_model"]), system["base_model"]),
+        _cell(escape(system["base_model"]), system["base_model"]).replace("<td ", '<td class="nowrap" ', 1),
         _cell(escape(f.seeds(system)), f.seeds(system)),
         _cell(escape(f.mean_std(system["win_rate"])), _sort_value(win.get("mean")), True),
         _cell(_bar(system["win_rate"]), _sort_value(win.get("ci_low")), title=f.ci(system["win_rate"])),
-        _cell(escape(f.difference(system["vs_next"])), _sort_value((system["vs_next"] or {}).get("difference")), True),
+        _cell(escape(f.difference(system["vs_next"])), _sort_value((system["vs_next"] or {}).get("difference")), True,
+              title=f"paired difference to {system['vs_next']['system']}" if system["vs_next"] else ""),
         _cell(escape(f.mean_std(system["lc_win_rate"])), _sort_value(lc.get("mean")), True),
         _cell(escape(f"{f.mean_std(system['ranking_accuracy'])} {f.ci(system['ranking_accuracy'])}"),
               _sort_value(ranking.get("mean")), True),
-        _cell(escape(f.leakage(system)), _sort_value(leak.get("mean")), True),
+        _cell(escape(f.mean_std(system["leakage_any"])) + _detail(f.leakage_detail(system)),
+              _sort_value(leak.get("mean")), True),
         _cell(escape(system["judge"] or f.DASH), system["judge"] or ""),
         _cell(escape(system["reference"] or f.DASH), system["reference"] or ""),
     ]
@@ -123,8 +132,8 @@ def render_html(data: dict[str, Any]) -> str:
         rows = "\n".join(_row(s) for s in board["systems"])
         parts += [
             f"<h2>{escape(f.evaluation_set_title(board))}</h2>",
-            f'<table class="board" id="board-{number}"><thead><tr>{header}</tr></thead>',
-            f"<tbody>\n{rows}\n</tbody></table>",
+            f'<div class="scroll"><table class="board" id="board-{number}"><thead><tr>{header}</tr></thead>',
+            f"<tbody>\n{rows}\n</tbody></table></div>",
         ]
     parts += [f"<script>{SCRIPT}</script>", "</body></html>", ""]
     return "\n".join(parts)

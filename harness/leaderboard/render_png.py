@@ -12,6 +12,8 @@ import io
 import json
 from typing import Any
 
+import numpy as np
+
 from .formatting import evaluation_set_title, mean_std
 
 PLOT_VERSION = "1"  # bump when the drawing code changes, so --check sees committed plots as stale
@@ -37,30 +39,40 @@ def plot_digest(data: dict[str, Any]) -> str:
 
 def render_png(data: dict[str, Any]) -> bytes:
     import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     panels = plotted(data) or [{"title": "no submissions yet", "metric": "win_rate", "points": []}]
-    heights = [max(1, len(p["points"])) * 0.45 + 1.2 for p in panels]
-    with plt.rc_context({"font.family": "DejaVu Sans", "font.size": 9, "svg.hashsalt": "implicit-if"}):
-        figure, axes = plt.subplots(len(panels), 1, figsize=(7.5, sum(heights)), squeeze=False,
-                                    gridspec_kw={"height_ratios": heights})
-        for axis, panel in zip(axes[:, 0], panels):
+    # Fixed margins in inches (no tight_layout: it draws the figure an extra time).
+    label_inches = 0.3 + 0.07 * max([len(p[0]) for panel in panels for p in panel["points"]] or [4])
+    width = 6.0 + label_inches
+    heights = [max(1, len(p["points"])) * 0.45 + 0.5 for p in panels]
+    gap, top, bottom = 0.9, 0.45, 0.6
+    total = sum(heights) + gap * (len(panels) - 1) + top + bottom
+    with matplotlib.rc_context({"font.family": "DejaVu Sans", "font.size": 9}):
+        figure = Figure(figsize=(width, total))
+        FigureCanvasAgg(figure)
+        grid = figure.add_gridspec(len(panels), 1, height_ratios=heights, left=label_inches / width,
+                                   right=1 - 0.25 / width, top=1 - top / total, bottom=bottom / total,
+                                   hspace=gap / (sum(heights) / len(panels)))
+        axes = [figure.add_subplot(grid[i, 0]) for i in range(len(panels))]
+        for axis, panel in zip(axes, panels):
             points = list(reversed(panel["points"]))  # best at the top
-            y = list(range(len(points)))
-            for position, (_, mean, low, high, per_seed, label) in zip(y, points):
-                if low is not None:
-                    axis.plot([low, high], [position, position], color="#8fb8de", linewidth=6,
-                              solid_capstyle="butt")
-                if per_seed:  # each seed's own number, so the spread across seeds is visible
-                    axis.plot(per_seed, [position] * len(per_seed), linestyle="none", marker="|",
-                              color="#57606a", markersize=9)
-                axis.plot([mean], [position], marker="o", color="#0b4f8a", markersize=5)
-                axis.annotate(label, (mean, position), textcoords="offset points", xytext=(0, 7),
-                              ha="center", fontsize=8)
+            y = np.arange(len(points))
+            means = np.array([p[1] for p in points], dtype=float)
+            with_ci = [(i, p[2], p[3]) for i, p in zip(y, points) if p[2] is not None]
+            if with_ci:  # one collection per kind of mark: fast for boards with many rows
+                rows, lows, highs = zip(*with_ci)
+                axis.hlines(rows, lows, highs, color="#8fb8de", linewidth=6)
+            seed_x = [v for p in points for v in p[4]]
+            seed_y = [i for i, p in zip(y, points) for _ in p[4]]
+            if seed_x:  # each seed's own number, so the spread across seeds is visible
+                axis.plot(seed_x, seed_y, linestyle="none", marker="|", color="#57606a", markersize=9)
+            axis.plot(means, y, linestyle="none", marker="o", color="#0b4f8a", markersize=5)
+            for position, point in zip(y, points):
+                axis.text(point[1], position + 0.22, point[5], ha="center", va="bottom", fontsize=8)
             axis.set_yticks(y, [point[0] for point in points])
-            axis.set_ylim(-0.7, max(len(points), 1) - 0.3)
+            axis.set_ylim(-0.7, max(len(points), 1) - 0.2)
             axis.set_xlim(0, 100)
             if panel["metric"] == "win_rate":
                 axis.axvline(50, color="#b0b7bf", linestyle="--", linewidth=1)
@@ -71,11 +83,9 @@ def render_png(data: dict[str, Any]) -> bytes:
             axis.set_title(panel["title"], fontsize=10, loc="left")
             axis.grid(axis="x", color="#eef1f4")
             axis.set_axisbelow(True)
-        figure.tight_layout()
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=110,
                        metadata={"Software": None, DIGEST_KEY: f"implicit-if leaderboard {plot_digest(data)}"})
-        plt.close(figure)
     return buffer.getvalue()
 
 
