@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 REFERENCE = "reference-instruct"
 DETECTORS = ("gsm", "code", "chess", "poem", "recipe")
@@ -112,3 +113,13 @@ def edit_json(path: Path, change) -> None:
     payload = read_json(path)
     change(payload)
     write_json(path, payload)
+
+
+@pytest.fixture()
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """IMPLICIT_IF_CACHE in one temp folder for the whole session: the LC fits cached there (keyed by
+    file content) are shared by tests that write the same synthetic submissions."""
+    root = tmp_path_factory.getbasetemp() / "leaderboard-cache"
+    root.mkdir(exist_ok=True)
+    monkeypatch.setenv("IMPLICIT_IF_CACHE", str(root))
+    return root

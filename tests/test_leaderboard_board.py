@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from leaderboard_fixtures import read_json, synthetic_instructions, write_submission
+from leaderboard_fixtures import isolated_cache  # noqa: F401 (fixture)
 
 from implicit_if.leaderboard.board import BootstrapSettings, build_board_data
 from implicit_if.leaderboard.check import check_submissions
@@ -14,6 +15,11 @@ from implicit_if.leaderboard.evaluation_sets import EvaluationSets
 
 INSTRUCTIONS = synthetic_instructions(300)
 FAST = BootstrapSettings(n_resamples=2_000)
+
+
+@pytest.fixture(autouse=True)
+def _cache(isolated_cache):  # noqa: F811
+    return isolated_cache
 
 
 def board_for(root: Path, settings: BootstrapSettings = FAST) -> dict:

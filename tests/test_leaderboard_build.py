@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from leaderboard_fixtures import edit_json, write_submission
+from leaderboard_fixtures import edit_json, isolated_cache, write_submission  # noqa: F401 (fixture)
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -21,9 +21,8 @@ FAST = ["--resamples", "2000"]
 
 
 @pytest.fixture()
-def offline_instructions(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def offline_instructions(isolated_cache: Path) -> list[str]:  # noqa: F811
     """The project's own offline instruction set, read through the real data module."""
-    monkeypatch.setenv("IMPLICIT_IF_CACHE", str(tmp_path_factory.mktemp("cache")))
     from implicit_if.data import load_pairs
 
     return [pair["instruction"] for pair in load_pairs("offline_instructions", offline=True)]
@@ -34,7 +33,7 @@ def submissions(tmp_path: Path, offline_instructions: list[str]) -> Path:
     root = tmp_path / "submissions"
     write_submission(root, "resp-seed0", offline_instructions, system="resp", seed=0, win_probability=0.4, rng_seed=1)
     write_submission(root, "resp-seed1", offline_instructions, system="resp", seed=1, win_probability=0.45, rng_seed=2)
-    write_submission(root, "base", offline_instructions, adaptation="base", win_probability=0.05, rng_seed=3)
+    write_submission(root, "base", offline_instructions, adaptation="base", win_probability=0.15, rng_seed=3)
     return root
 
 
@@ -150,3 +149,14 @@ def test_schema_command_matches_the_shipped_schema(tmp_path: Path):
 
 def _instructions(submissions: Path) -> list[str]:
     return [row["instruction"] for row in json.loads((submissions / "base" / "outputs.json").read_text())]
+
+
+def test_strict_check_fails_on_warnings(submissions: Path):
+    def fail_one_judgement(rows):
+        rows[0]["preference"] = None
+    edit_json(submissions / "base" / "annotations.json", fail_one_judgement)
+    edit_json(submissions / "base" / "metadata.json", lambda m: m["claimed"].pop("win_rate"))
+    result = runner.invoke(app, ["leaderboard", "check", "--submissions", str(submissions)])
+    assert result.exit_code == 0 and "warning: base/annotations.json: 1 preferences are NaN" in result.output
+    result = runner.invoke(app, ["leaderboard", "check", "--strict", "--submissions", str(submissions)])
+    assert result.exit_code == 1

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from leaderboard_fixtures import edit_json, read_json, synthetic_instructions, write_json, write_jsonl, write_submission
+from leaderboard_fixtures import isolated_cache  # noqa: F401 (fixture)
 
 from implicit_if.leaderboard import safety
 from implicit_if.leaderboard.check import check_submissions
@@ -18,6 +19,11 @@ from implicit_if.leaderboard.evaluation_sets import EvaluationSets
 from implicit_if.leaderboard.problems import errors
 
 INSTRUCTIONS = synthetic_instructions(60)
+
+
+@pytest.fixture(autouse=True)
+def _cache(isolated_cache):  # noqa: F811
+    return isolated_cache
 
 
 def sets() -> EvaluationSets:
@@ -233,3 +239,48 @@ def test_check_writes_nothing(root: Path):
     before = sorted((p, p.stat().st_mtime_ns) for p in root.rglob("*"))
     assert error_lines(root)
     assert sorted((p, p.stat().st_mtime_ns) for p in root.rglob("*")) == before
+
+
+def length_gamed(instructions: list[str], seed: int = 0) -> tuple[list[dict], list[dict]]:
+    """Outputs that win exactly when they are much longer than the reference (and mostly are)."""
+    rng = np.random.default_rng(seed)
+    outputs, annotations = [], []
+    for text in instructions:
+        reference = "r" * int(rng.integers(200, 400))
+        longer = rng.random() < 0.85
+        answer = "m" * (len(reference) + int(rng.integers(200, 600)) if longer
+                        else max(5, len(reference) - int(rng.integers(100, 190))))
+        won = longer if rng.random() < 0.95 else not longer
+        outputs.append({"instruction": text, "output": answer, "generator": "gamed"})
+        annotations.append({"instruction": text, "output_1": reference, "output_2": answer,
+                            "generator_1": "reference-instruct", "preference": 2.0 if won else 1.0})
+    return outputs, annotations
+
+
+def test_a_large_gap_between_lc_and_raw_win_rate_is_flagged(tmp_path: Path):
+    instructions = synthetic_instructions(200)
+    folder = write_submission(tmp_path, "gamed", instructions, with_claims=False)
+    outputs, annotations = length_gamed(instructions)
+    write_json(folder / "outputs.json", outputs)
+    write_json(folder / "annotations.json", annotations)
+    (folder / "leakage.jsonl").unlink()
+    entries, problems = check_submissions(tmp_path, EvaluationSets(lambda d, s: instructions))
+    assert errors(problems) == []
+    (entry,) = entries
+    raw, lc = entry.recomputed()["win_rate"], entry.recomputed()["lc_win_rate"]
+    assert raw > 70 and lc is not None and raw - lc > 20
+    (warning,) = problems
+    assert warning.severity == "warning" and warning.file == "gamed/metadata.json"
+    assert "suspicious gap" in warning.message and entry.flags
+
+
+def test_fast_and_careful_ranking_readers_agree(root: Path, monkeypatch: pytest.MonkeyPatch):
+    from implicit_if.leaderboard import metrics, records
+
+    path = root / "alpha" / "ranking.jsonl"
+    fast, _ = records.read_ranking(path)
+    monkeypatch.setattr(records, "_ranking_columns_fast", lambda path: None)
+    careful, _ = records.read_ranking(path)
+    assert fast is not None and careful is not None
+    assert metrics.ranking_values(fast)[0] == metrics.ranking_values(careful)[0]
+    assert len(metrics.ranking_values(fast)[0]) == len(INSTRUCTIONS)

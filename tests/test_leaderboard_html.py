@@ -41,7 +41,9 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # Win probabilities chosen so that win-rate order and name order differ.
     for name, p, seed in (("delta", 0.7, 1), ("alpha", 0.2, 2), ("charlie", 0.5, 3), ("bravo", 0.35, 4)):
         write_submission(root, name, INSTRUCTIONS, win_probability=p, rng_seed=seed)
-    entries, _ = check_submissions(root, EvaluationSets(lambda d, s: INSTRUCTIONS))
+    with pytest.MonkeyPatch.context() as patch:  # caches go to a temp folder, not the user's
+        patch.setenv("IMPLICIT_IF_CACHE", str(tmp_path_factory.mktemp("cache")))
+        entries, _ = check_submissions(root, EvaluationSets(lambda d, s: INSTRUCTIONS))
     html = render_html(build_board_data(entries, BootstrapSettings(n_resamples=1_000)))
     path = tmp_path_factory.mktemp("board") / "index.html"
     path.write_text(html, encoding="utf-8")

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -252,8 +253,35 @@ def _check_annotations(path: Path, where: str, outputs: list[dict], index_of: di
     if entry.n_dropped_preferences:
         problems.append(Problem(where, f"{entry.n_dropped_preferences} preferences are NaN or outside [1, 2] and "
                                 "were dropped", "re-run the judge on those items", "warning"))
-    entry.lc_win_rate = metrics.length_controlled_win_rate(rows)
+    entry.lc_win_rate = _cached_lc_win_rate(path.read_bytes(), rows)
     return problems
+
+
+def _cached_lc_win_rate(content: bytes, rows: list[dict]) -> float | None:
+    """The LC GLM fit is the slowest per-entry step; cache its result by file content and the code."""
+    try:
+        from implicit_if import winrate
+    except ImportError:
+        return None
+    from implicit_if.paths import cache_dir
+
+    code = hashlib.sha256()
+    for module in ("__init__.py", "glm.py", "preferences.py", "plain.py"):
+        code.update((Path(winrate.__file__).parent / module).read_bytes())
+    key = hashlib.sha256(content + code.digest()).hexdigest()
+    path = cache_dir("leaderboard") / f"lc-{key}.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))["lc_win_rate"]
+    except (OSError, ValueError, KeyError):
+        pass
+    value = metrics.length_controlled_win_rate(rows)
+    try:
+        partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        partial.write_text(json.dumps({"lc_win_rate": value}), encoding="utf-8")
+        os.replace(partial, path)
+    except OSError:
+        pass  # a read-only cache only costs time
+    return value
 
 
 def _check_leakage(path: Path, where: str, outputs: list[dict], index_of: dict[str, int], entry: Entry) -> list[Problem]:

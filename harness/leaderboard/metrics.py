@@ -77,14 +77,16 @@ def plain_win_rate(values: np.ndarray) -> float:
 
 
 def length_controlled_win_rate(annotations: Sequence[Mapping[str, Any]]) -> float | None:
-    """AlpacaEval 2's LC win rate (percent) from the judging module; None when it is not installed."""
+    """AlpacaEval 2's LC win rate (percent) as `implicit-if winrate` computes it by default: the GLM
+    fitted on this entry's annotations alone, no instruction-difficulty term, so an entry's number
+    never depends on which other entries are on the board. None when the judging module is absent.
+    """
     try:
-        from implicit_if.winrate import length_controlled_win_rate as lc
+        from implicit_if.winrate import length_controlled_winrate
     except ImportError:
         return None
-    result = lc(list(annotations))
-    value = result.get("length_controlled_winrate") if isinstance(result, Mapping) else result
-    return None if value is None or not math.isfinite(float(value)) else float(value)
+    value = length_controlled_winrate(list(annotations)).length_controlled_winrate
+    return float(value) if math.isfinite(value) else None
 
 
 def ranking_values(columns: RankingColumns) -> tuple[dict[str, float], list[tuple[str, str]]]:
