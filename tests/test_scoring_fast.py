@@ -1,0 +1,133 @@
+"""The fast scorer equals the plain one, on small real architectures built from configs.
+
+Small randomly initialised Llama and Gemma 3 models exercise the same code paths as the embedded
+models (grouped-query attention, Gemma's sliding-window layers with prompts longer than the
+window, final logit soft-capping, tied embeddings) in milliseconds. Weights are scaled up so that
+log-probabilities vary a lot between positions and an off-by-one would be caught.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from implicit_if import scoring
+from implicit_if.scoring import fast_path_problem, score_token_ids, score_token_ids_fast, tokenize_pair
+
+VOCAB = 300
+
+
+def _llama():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                         tie_word_embeddings=True, initializer_range=0.3)
+    torch.manual_seed(0)
+    return LlamaForCausalLM(config).eval()
+
+
+def _gemma3(softcap: float | None = 30.0):
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    config = Gemma3TextConfig(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
+                              num_attention_heads=2, num_key_value_heads=1, head_dim=32, sliding_window=6,
+                              layer_types=["sliding_attention", "sliding_attention", "full_attention"],
+                              max_position_embeddings=256, final_logit_softcapping=softcap,
+                              tie_word_embeddings=True, initializer_range=0.3)
+    torch.manual_seed(0)
+    return Gemma3ForCausalLM(config).eval()
+
+
+def _pairs(seed: int = 0) -> list[tuple[list[int], list[int]]]:
+    """Three prompts (one longer than Gemma's window of 6) scored against responses of 1 to 9 tokens."""
+    g = torch.Generator().manual_seed(seed)
+
+    def ids(n: int) -> list[int]:
+        return torch.randint(3, VOCAB, (n,), generator=g).tolist()
+
+    prompts = [ids(4), ids(11), ids(2)]
+    responses = [ids(n) for n in (1, 5, 9, 3, 2, 7)]
+    pairs = [(p, r) for p in prompts for r in responses]
+    pairs.insert(3, (ids(5), ids(4)))  # a prompt used once
+    return pairs
+
+
+def _max_gap(a: list[list[float]], b: list[list[float]]) -> float:
+    assert [len(x) for x in a] == [len(y) for y in b]
+    return max(abs(x - y) for p, q in zip(a, b) for x, y in zip(p, q))
+
+
+@pytest.mark.parametrize("build", [_llama, _gemma3, lambda: _gemma3(None)], ids=["llama", "gemma3-softcap", "gemma3"])
+@pytest.mark.parametrize("batch_size", [1, 4, 16])
+def test_fast_equals_plain(build, batch_size: int) -> None:
+    model = build()
+    pairs = _pairs()
+    plain = score_token_ids(model, pairs, batch_size=3)
+    spread = torch.tensor([x for p in plain for x in p]).std().item()
+    assert spread > 0.5, "weights too small for the comparison to mean anything"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the fast path must not fall back here
+        fast = score_token_ids_fast(model, pairs, batch_size=batch_size)
+    assert _max_gap(fast, plain) < 1e-4
+
+
+def test_gemma_fast_path_applies_soft_capping() -> None:
+    capped, uncapped = _gemma3(30.0), _gemma3(None)
+    pairs = _pairs()
+    # Same weights, different capping: the scores must differ, and each path must track its model.
+    assert _max_gap(score_token_ids_fast(capped, pairs), score_token_ids_fast(uncapped, pairs)) > 1e-3
+    assert _max_gap(score_token_ids_fast(capped, pairs), score_token_ids(capped, pairs)) < 1e-4
+
+
+def test_unknown_logit_rescaling_falls_back_with_a_warning() -> None:
+    model = _llama()
+    model.config.logit_scale = 2.0
+    assert "rescales its logits" in fast_path_problem(model)
+    pairs = _pairs()
+    with pytest.warns(RuntimeWarning, match="using the plain path"):
+        result = score_token_ids_fast(model, pairs)
+    assert result == score_token_ids(model, pairs)
+
+
+def test_self_check_catches_a_wrong_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = _llama()
+    original = scoring._OutputLayer.logprobs
+    monkeypatch.setattr(scoring._OutputLayer, "logprobs", lambda self, h, t: original(self, h, t) + 0.01)
+    pairs = _pairs()
+    with pytest.warns(RuntimeWarning, match="differs from the plain one"):
+        result = score_token_ids_fast(model, pairs)
+    assert _max_gap(result, score_token_ids(model, pairs)) == 0.0
+
+
+def test_bad_pairs_are_named() -> None:
+    model = _llama()
+    with pytest.raises(ValueError, match="pair 1 has an empty context"):
+        score_token_ids_fast(model, [([1, 2], [3]), ([], [4])])
+    with pytest.raises(ValueError, match="pair 0 has an empty continuation"):
+        score_token_ids(model, [([1, 2], [])])
+    assert score_token_ids_fast(model, []) == []
+
+
+def test_tokenize_pair_follows_the_study(smollm2_dir: str) -> None:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(smollm2_dir)
+    ctx, cont = tokenize_pair(tok, "<|user|>\nHi\n<|assistant|>\n", "Hello there")
+    assert ctx == tok("<|user|>\nHi\n<|assistant|>\n", add_special_tokens=True)["input_ids"]
+    assert cont == tok("Hello there", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    assert tokenize_pair(tok, "a", "b", add_eos=False)[1] == tok("b", add_special_tokens=False)["input_ids"]
+
+
+@pytest.mark.slow  # loading Gemma's 262k-entry tokenizer takes seconds
+def test_tokenize_pair_keeps_gemma_bos_on_the_context_only(gemma_dir: str) -> None:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(gemma_dir)
+    ctx, cont = tokenize_pair(tok, "Question", "Answer")
+    assert ctx[0] == tok.bos_token_id and tok.bos_token_id not in cont
+    assert cont[-1] == tok.eos_token_id
+    ctx_plain, _ = tokenize_pair(tok, "<bos>Question", "Answer", add_special_tokens=False)
+    assert ctx_plain.count(tok.bos_token_id) == 1
