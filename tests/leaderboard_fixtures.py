@@ -15,7 +15,10 @@ import numpy as np
 import pytest
 
 REFERENCE = "reference-instruct"
-DETECTORS = ("gsm", "code", "chess", "poem", "recipe")
+DETECTORS = ("gsm", "gsm_calculator", "code", "chess", "poem", "recipe")  # implicit_if.leakage's names
+LEAKY_ENDINGS = ["\nSo the total is 12.\n#### 12",
+                 "\n```python\ndef answer(x):\n    return x + 1\n```",
+                 "\n1. e4 e5 2. Nf3 Nc6 3. Bb5 a6 4. Ba4 Nf6 5. O-O Be7"]
 
 
 def synthetic_instructions(n: int) -> list[str]:
@@ -58,15 +61,22 @@ def write_submission(root: Path, name: str, instructions: list[str], *, win_prob
     folder.mkdir(parents=True)
     outputs = [{"instruction": text, "output": f"{name} answers: {text[:30]} #{rng.integers(1000)}",
                 "generator": name, "dataset": "helpful_base"} for text in instructions]
+    for output in outputs:  # some answers leak a single-task style the detectors recognise
+        if rng.random() < leak_probability:
+            output["output"] += rng.choice(LEAKY_ENDINGS)
     # Preferences: wins, losses and a few exact draws (1.5).
     u = rng.random(len(instructions))
     preference = np.where(u < win_probability, 2.0, 1.0)
     preference[rng.random(len(instructions)) < 0.05] = 1.5
-    annotations = [{"instruction": o["instruction"], "output_1": f"reference answer to {o['instruction'][:20]}",
+    # Reference answers as long as the model's, give or take: lengths carry no signal here.
+    annotations = [{"instruction": o["instruction"],
+                    "output_1": "reference: " + "x" * max(1, len(o["output"]) + int(rng.integers(-30, 31))),
                     "output_2": o["output"], "generator_1": REFERENCE, "generator_2": name,
                     "preference": float(p), "annotator": "test judge"} for o, p in zip(outputs, preference)]
-    leak = rng.random((len(instructions), len(DETECTORS))) < leak_probability / len(DETECTORS)
-    leakage = [{"index": i, **{d: bool(leak[i, j]) for j, d in enumerate(DETECTORS)}} for i in range(len(outputs))]
+    from implicit_if.leakage import leakage_records
+
+    leakage = leakage_records([o["output"] for o in outputs])
+    leak = np.array([[row[d] for d in DETECTORS] for row in leakage], dtype=bool).reshape(len(outputs), len(DETECTORS))
     n_ranking = n_ranking or len(instructions)
     ranking, beaten = [], []
     for i in range(n_ranking):

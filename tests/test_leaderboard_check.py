@@ -284,3 +284,35 @@ def test_fast_and_careful_ranking_readers_agree(root: Path, monkeypatch: pytest.
     assert fast is not None and careful is not None
     assert metrics.ranking_values(fast)[0] == metrics.ranking_values(careful)[0]
     assert len(metrics.ranking_values(fast)[0]) == len(INSTRUCTIONS)
+
+
+def test_ranking_matches_the_ranking_module_on_its_own_records(root: Path):
+    """Records as `implicit-if rank` writes them (roles, conditional pairs, dataset keys, ties)."""
+    from implicit_if.leaderboard import metrics, records
+    from implicit_if.ranking import build_records, plan_comparisons, scoring_jobs, summarize
+
+    jobs = scoring_jobs(plan_comparisons(40, k=5, seed=3), conditional=True)
+    rng = np.random.default_rng(0)
+    scores = [(float(rng.choice([-20.0, -30.0, -40.0])), int(rng.choice([5, 10]))) for _ in jobs]  # many ties
+    rows = build_records(jobs, scores, [f"alpaca-{i}" for i in range(40)])
+    assert any("conditional" in r["roles"] and "distractor" not in r["roles"] for r in rows)
+    write_jsonl(root / "alpha" / "ranking.jsonl", rows)
+    expected = summarize(rows)["response_ranking"]["estimate"] * 100
+    columns, issues = records.read_ranking(root / "alpha" / "ranking.jsonl")
+    values, issues = metrics.ranking_values(columns)
+    assert issues == [] and sorted(values) == sorted(f"alpaca-{i}" for i in range(40))
+    assert float(np.mean(list(values.values())) * 100) == pytest.approx(expected)
+    edit_json(root / "alpha" / "metadata.json", lambda m: m["claimed"].update(ranking_accuracy=round(expected, 2)))
+    entries, problems = check(root)
+    assert errors(problems) == [] and entries[0].recomputed()["ranking_accuracy"] == pytest.approx(expected)
+
+
+def test_leakage_records_must_agree_with_the_detectors(root: Path):
+    path = root / "alpha" / "leakage.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    leaky = next(i for i, row in enumerate(rows) if any(v for k, v in row.items() if k != "index"))
+    rows[leaky] = {key: (False if key != "index" else value) for key, value in rows[leaky].items()}  # hide it
+    write_jsonl(path, rows)
+    edit_json(root / "alpha" / "metadata.json", lambda m: m["claimed"].pop("leakage"))
+    lines = error_lines(root)
+    assert any(f"alpha/leakage.jsonl: row {leaky + 1}: the detectors find otherwise" in line for line in lines), lines

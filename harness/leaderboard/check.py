@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +37,7 @@ from pydantic import ValidationError
 from . import metrics, records, safety
 from .evaluation_sets import EvaluationSetError, EvaluationSets
 from .problems import Problem, errors, rows_text
+from .recompute_cache import cached, package_source_digest
 from .schema import SAFE_NAME, SubmissionMetadata, format_validation_error
 
 CLAIM_TOLERANCE = 0.05  # percentage points
@@ -258,30 +258,32 @@ def _check_annotations(path: Path, where: str, outputs: list[dict], index_of: di
 
 
 def _cached_lc_win_rate(content: bytes, rows: list[dict]) -> float | None:
-    """The LC GLM fit is the slowest per-entry step; cache its result by file content and the code."""
     try:
         from implicit_if import winrate
     except ImportError:
         return None
-    from implicit_if.paths import cache_dir
+    return cached("lc", [content, package_source_digest(winrate)], lambda: metrics.length_controlled_win_rate(rows))
 
-    code = hashlib.sha256()
-    for module in ("__init__.py", "glm.py", "preferences.py", "plain.py"):
-        code.update((Path(winrate.__file__).parent / module).read_bytes())
-    key = hashlib.sha256(content + code.digest()).hexdigest()
-    path = cache_dir("leaderboard") / f"lc-{key}.json"
+
+def _rows_the_detectors_disagree_with(content: bytes, outputs_content: bytes, rows: list[dict],
+                                      outputs: list[dict], detectors: list[str]) -> list[int]:
+    """Re-run the harness's own detectors over the outputs; rows whose booleans differ."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))["lc_win_rate"]
-    except (OSError, ValueError, KeyError):
-        pass
-    value = metrics.length_controlled_win_rate(rows)
-    try:
-        partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        partial.write_text(json.dumps({"lc_win_rate": value}), encoding="utf-8")
-        os.replace(partial, path)
-    except OSError:
-        pass  # a read-only cache only costs time
-    return value
+        from implicit_if import leakage
+    except ImportError:
+        return []
+    known = [d for d in detectors if d in leakage.DETECTORS]
+
+    def compute() -> list[int]:
+        wrong = []
+        for number, row in enumerate(rows):
+            if row["index"] < len(outputs):
+                found = leakage.detect(outputs[row["index"]]["output"], known)
+                if any(found[d] != row[d] for d in known):
+                    wrong.append(number)
+        return wrong
+
+    return cached("leak", [content, outputs_content, json.dumps(known).encode(), package_source_digest(leakage)], compute)
 
 
 def _check_leakage(path: Path, where: str, outputs: list[dict], index_of: dict[str, int], entry: Entry) -> list[Problem]:
@@ -302,6 +304,12 @@ def _check_leakage(path: Path, where: str, outputs: list[dict], index_of: dict[s
     if unscanned:
         problems.append(Problem(where, f"{unscanned} outputs have no leakage record",
                                 "scan every output in outputs.json"))
+    if not problems:
+        wrong = _rows_the_detectors_disagree_with(path.read_bytes(), (path.parent / safety.OUTPUTS).read_bytes(),
+                                                  rows, outputs, detectors)
+        if wrong:
+            problems.append(Problem(where, f"{rows_text(wrong)}: the detectors find otherwise in that output",
+                                    "regenerate the records: implicit-if leak outputs.json --records leakage.jsonl"))
     if not problems:
         entry.leakage = arrays
     return problems

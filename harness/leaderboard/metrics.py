@@ -90,11 +90,13 @@ def length_controlled_win_rate(annotations: Sequence[Mapping[str, Any]]) -> floa
 
 
 def ranking_values(columns: RankingColumns) -> tuple[dict[str, float], list[tuple[str, str]]]:
-    """Per instruction: the fraction of its distractors whose per-token log-probability is *strictly*
-    below the true response's (the study's metric; a tie counts as not won).
+    """Per instruction: the share of its distractors that the true response beats on per-token mean
+    log-probability (the study's metric); a tie counts half, as `implicit_if.ranking` scores it.
 
-    Returns ({instruction_id: fraction}, issues). Vectorised over integer id codes: a board reads
-    about 6,000 scored pairs per entry.
+    Distractor pairs are those whose roles include "distractor" (without roles: response differs
+    from instruction); the extra "conditional" pairs `implicit-if rank` writes are not counted.
+    Returns ({instruction id: share}, issues). Vectorised over integer id codes: a board reads
+    thousands of scored pairs per entry.
     """
     instruction, response, n_ids = columns.instruction, columns.response, len(columns.ids)
     score = columns.logprob / columns.n_tokens
@@ -104,27 +106,28 @@ def ranking_values(columns: RankingColumns) -> tuple[dict[str, float], list[tupl
         first = int(pair_codes[counts > 1][0])
         issues.append((f"{int((counts > 1).sum())} duplicated (instruction_id, response_id) pairs, e.g. "
                        f"{columns.ids[first // n_ids]}/{columns.ids[first % n_ids]}", "score each pair once"))
-    present = np.zeros(n_ids, dtype=bool)
-    present[instruction] = True
     is_true = instruction == response
+    distractor = columns.is_distractor & ~is_true
+    ranked = np.zeros(n_ids, dtype=bool)  # instructions that have distractors, i.e. are being ranked
+    ranked[instruction[distractor]] = True
     true_score = np.full(n_ids, np.nan)
     true_score[instruction[is_true]] = score[is_true]
-    has_true = np.zeros(n_ids, dtype=bool)
-    has_true[instruction[is_true]] = True
-    distractors = np.bincount(instruction[~is_true], minlength=n_ids)
-    lacking = np.flatnonzero(present & ~has_true)
+    lacking = np.flatnonzero(ranked & np.isnan(true_score))
     if lacking.size:
         issues.append((f"{lacking.size} instructions lack their true pair (response_id == instruction_id), "
                        f"e.g. {columns.ids[lacking[0]]}", "score every instruction with its own response too"))
-    lonely = np.flatnonzero(present & (distractors == 0))
+    lonely = np.setdiff1d(np.unique(instruction[is_true]), np.flatnonzero(ranked))
     if lonely.size:
         issues.append((f"{lonely.size} instructions have no distractor, e.g. {columns.ids[lonely[0]]}",
                        "score each instruction with K other instructions' responses"))
+    target = true_score[instruction[distractor]]
+    others = score[distractor]
     with np.errstate(invalid="ignore"):
-        beaten = score[~is_true] < true_score[instruction[~is_true]]
-    wins = np.bincount(instruction[~is_true], weights=beaten.astype(float), minlength=n_ids)
-    usable = np.flatnonzero(present & has_true & (distractors > 0))
-    values = {columns.ids[i]: float(wins[i] / distractors[i]) for i in usable}
+        outcome = np.where(target > others, 1.0, np.where(target < others, 0.0, 0.5))
+    n_distractors = np.bincount(instruction[distractor], minlength=n_ids)
+    wins = np.bincount(instruction[distractor], weights=outcome, minlength=n_ids)
+    usable = np.flatnonzero(ranked & np.isfinite(true_score))
+    values = {columns.ids[i]: float(wins[i] / n_distractors[i]) for i in usable}
     return values, issues
 
 

@@ -112,36 +112,41 @@ def read_annotations(path: Path) -> tuple[list[dict[str, Any]] | None, list[Issu
 class RankingColumns:
     """Scored pairs as parallel arrays (one element per JSONL line); ids are codes into `ids`."""
 
-    ids: list[str]  # every instruction/response id, as a string
-    instruction: np.ndarray  # int code of instruction_id
-    response: np.ndarray  # int code of response_id
+    ids: list[str]  # every instruction/response id (the dataset key when the records carry one)
+    instruction: np.ndarray  # int code of the instruction
+    response: np.ndarray  # int code of the response
     logprob: np.ndarray  # float, finite
     n_tokens: np.ndarray  # int, > 0
+    is_distractor: np.ndarray  # bool: the pair compares a distractor response with the instruction
 
 
 def _ranking_columns_fast(path: Path) -> RankingColumns | None:
     """Columnar read with pyarrow for the common, valid case; None means 'use the careful path'."""
     try:
         import pyarrow as pa
+        import pyarrow.compute as pc
         import pyarrow.json as pa_json
 
         table = pa_json.read_json(path)
     except Exception:  # missing pyarrow, or anything it cannot read: the careful path explains
         return None
-    wanted = ("instruction_id", "response_id", "logprob", "n_tokens")
-    if not set(wanted) <= set(table.column_names):
+    names = set(table.column_names)
+    if not {"instruction_id", "response_id", "logprob", "n_tokens"} <= names:
         return None
+    use_keys = {"instruction_key", "response_key"} <= names
+    id_names = ("instruction_key", "response_key") if use_keys else ("instruction_id", "response_id")
+    wanted = (*id_names, "logprob", "n_tokens", *(["roles"] if "roles" in names else []))
     columns = {name: table.column(name) for name in wanted}
     if any(column.null_count for column in columns.values()):
         return None
     if not (pa.types.is_integer(columns["n_tokens"].type) and
             (pa.types.is_floating(columns["logprob"].type) or pa.types.is_integer(columns["logprob"].type))):
         return None
-    if not all(pa.types.is_string(columns[n].type) or pa.types.is_integer(columns[n].type) for n in wanted[:2]):
+    if not all(pa.types.is_string(columns[n].type) or pa.types.is_integer(columns[n].type) for n in id_names):
         return None
     # Both id columns through one dictionary, so equal ids get equal codes.
-    both = pa.chunked_array([*columns["instruction_id"].cast(pa.string()).chunks,
-                             *columns["response_id"].cast(pa.string()).chunks], type=pa.string())
+    both = pa.chunked_array([*columns[id_names[0]].cast(pa.string()).chunks,
+                             *columns[id_names[1]].cast(pa.string()).chunks], type=pa.string())
     encoded = both.combine_chunks().dictionary_encode()
     codes = encoded.indices.to_numpy().astype(np.int64)
     logprob = columns["logprob"].to_numpy().astype(float)
@@ -149,7 +154,17 @@ def _ranking_columns_fast(path: Path) -> RankingColumns | None:
     if not (np.isfinite(logprob).all() and (n_tokens > 0).all()):
         return None
     rows = len(logprob)
-    return RankingColumns(encoded.dictionary.to_pylist(), codes[:rows], codes[rows:], logprob, n_tokens)
+    instruction, response = codes[:rows], codes[rows:]
+    if "roles" in columns:
+        roles = columns["roles"].combine_chunks()
+        if not (pa.types.is_list(roles.type) and pa.types.is_string(roles.type.value_type)):
+            return None
+        is_distractor = np.zeros(rows, dtype=bool)
+        hits = pc.equal(pc.list_flatten(roles), "distractor").to_numpy(zero_copy_only=False)
+        is_distractor[pc.list_parent_indices(roles).to_numpy()[hits]] = True
+    else:
+        is_distractor = instruction != response
+    return RankingColumns(encoded.dictionary.to_pylist(), instruction, response, logprob, n_tokens, is_distractor)
 
 
 def read_ranking(path: Path) -> tuple[RankingColumns | None, list[Issue]]:
@@ -167,15 +182,21 @@ def read_ranking(path: Path) -> tuple[RankingColumns | None, list[Issue]]:
         ("'n_tokens' is missing or not a positive integer", "record the number of response tokens scored",
          lambda r: not (isinstance(r.get("n_tokens"), int) and not isinstance(r.get("n_tokens"), bool)
                         and r["n_tokens"] > 0)),
+        ("'roles' is not a list of strings", "keep the roles `implicit-if rank` writes, or leave the field out",
+         lambda r: "roles" in r and not (isinstance(r["roles"], list) and all(isinstance(x, str) for x in r["roles"]))),
     ])
     if issues:
         return None, issues
+    use_keys = all("instruction_key" in r and "response_key" in r for r in rows)
+    first, second = ("instruction_key", "response_key") if use_keys else ("instruction_id", "response_id")
     code: dict[str, int] = {}
-    instruction = [code.setdefault(str(r["instruction_id"]), len(code)) for r in rows]
-    response = [code.setdefault(str(r["response_id"]), len(code)) for r in rows]
-    return RankingColumns(list(code), np.array(instruction, dtype=np.int64), np.array(response, dtype=np.int64),
+    instruction = np.array([code.setdefault(str(r[first]), len(code)) for r in rows], dtype=np.int64)
+    response = np.array([code.setdefault(str(r[second]), len(code)) for r in rows], dtype=np.int64)
+    is_distractor = np.array([("distractor" in r["roles"]) if "roles" in r else (i != j)
+                              for r, i, j in zip(rows, instruction, response)], dtype=bool)
+    return RankingColumns(list(code), instruction, response,
                           np.array([r["logprob"] for r in rows], dtype=float),
-                          np.array([r["n_tokens"] for r in rows], dtype=np.int64)), []
+                          np.array([r["n_tokens"] for r in rows], dtype=np.int64), is_distractor), []
 
 
 def leakage_detectors(rows: list[dict[str, Any]]) -> list[str]:
