@@ -379,19 +379,23 @@ def check_across(entries: list[Entry], only: list[str] | None = None) -> list[Pr
     for entry in sorted(entries, key=lambda e: e.name):
         meta = entry.metadata
         key = (meta.system_name, meta.seed)
-        if key in seen:
-            report(entry, f"system {meta.system_name!r} seed {meta.seed} is also submitted as {seen[key].name!r}",
-                   "give each seed its own seed number, or remove the duplicate")
-        seen.setdefault(key, entry)
+        twin = seen.setdefault(key, entry)
+        if twin is not entry:  # name the clash on both sides, so either folder's check shows it
+            for one, other in ((entry, twin), (twin, entry)):
+                report(one, f"system {meta.system_name!r} seed {meta.seed} is also submitted as {other.name!r}",
+                       "give each seed its own seed number, or remove the duplicate")
         first = first_of_system.setdefault(meta.system_name, entry)
         differing = [f for f in SYSTEM_FIELDS if getattr(first.metadata, f) != getattr(meta, f)]
         if first.metadata.model.base_model != meta.model.base_model:
             differing.insert(0, "model.base_model")
         if differing:
-            report(entry, f"shares system {meta.system_name!r} with {first.name!r} but differs in {', '.join(differing)}",
-                   "entries of one system may differ only by seed and weights; give it its own 'system'")
+            for one, other in ((entry, first), (first, entry)):
+                report(one, f"shares system {meta.system_name!r} with {other.name!r} but differs in "
+                       f"{', '.join(differing)}",
+                       "entries of one system may differ only by seed and weights; give it its own 'system'")
         if entry.outputs_digest is not None:
             twin = digests.setdefault(entry.outputs_digest, entry)
             if twin is not entry:
-                report(entry, f"outputs.json is identical to {twin.name!r}'s", "submit each run once")
+                for one, other in ((entry, twin), (twin, entry)):
+                    report(one, f"outputs.json is identical to {other.name!r}'s", "submit each run once")
     return problems

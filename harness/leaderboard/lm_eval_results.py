@@ -1,0 +1,155 @@
+"""Read an lm_eval `--output_path ... --log_samples` folder into submission records.
+
+lm-eval 0.4 writes, under `<output_path>/<model name, sanitised>/`, one `results_<date>.json`
+per run and, with --log_samples, `samples_<task>_<date>.jsonl` beside it (one line per document:
+`doc`, `resps`, `filtered_resps`, and each metric's value). What each of our tasks leaves there:
+
+- implicit_if_alpacaeval: the outputs (each metric's value is the item `process_results` built,
+  with the stripped `output`); the judge verdicts are not in the samples, only in the file named
+  by `--metadata '{"annotations_path": ...}'` (read when it exists);
+- implicit_if_ranking: one ranking record per document (the metric values);
+- implicit_if_leak: its own outputs and one boolean per detector.
+
+Reported numbers (`results`) become the claims, in percent, so `check` verifies lm-eval's
+aggregation against the records.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .problems import Problem, SubmissionError
+from .submit import Collected, read_json_file
+
+ALPACAEVAL, RANKING, LEAK = "implicit_if_alpacaeval", "implicit_if_ranking", "implicit_if_leak"
+TASK_DATASETS = {ALPACAEVAL: "alpaca_eval", LEAK: "offline_instructions"}  # the tasks' defaults
+
+
+def find_results_file(path: Path) -> Path:
+    """The results JSON of one run: `path` itself, or the newest results_*.json under it."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise SubmissionError([Problem(str(path), "does not exist", "pass the folder given to lm_eval --output_path")])
+    found = sorted(path.glob("results_*.json")) or sorted(path.glob("*/results_*.json"))
+    folders = sorted({p.parent for p in found})
+    if not found:
+        raise SubmissionError([Problem(str(path), "holds no results_*.json",
+                                       "pass the folder given to lm_eval --output_path (run with --log_samples)")])
+    if len(folders) > 1:
+        raise SubmissionError([Problem(str(path), f"holds results of {len(folders)} models "
+                                       f"({', '.join(f.name for f in folders)})", "pass one model's folder")])
+    return found[-1]  # names end in an ISO timestamp: the last is the newest run
+
+
+def read_samples(results_file: Path, task: str) -> list[dict[str, Any]] | None:
+    stamp = results_file.stem.removeprefix("results_")
+    path = results_file.parent / f"samples_{task}_{stamp}.jsonl"
+    if not path.is_file():
+        return None
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return sorted(rows, key=lambda row: row["doc_id"])
+
+
+def _number(results: dict[str, Any], task: str, metric: str) -> float | None:
+    value = results.get("results", {}).get(task, {}).get(f"{metric},none")
+    return float(value) if isinstance(value, (int, float)) and value == value else None
+
+
+def collect_lm_eval(path: Path) -> Collected:
+    results_file = find_results_file(path)
+    results = read_json_file(results_file, "lm_eval results")
+    collected = Collected()
+    config = results.get("config", {})
+    configs = results.get("configs", {})
+    model_args = str(config.get("model_args") or "")
+    args = dict(part.split("=", 1) for part in model_args.split(",") if "=" in part)
+    if args.get("pretrained"):
+        collected.hints["model"] = args["pretrained"]
+
+    def task_metadata(task: str) -> dict[str, Any]:
+        return dict(configs.get(task, {}).get("metadata") or {})
+
+    alpacaeval = read_samples(results_file, ALPACAEVAL)
+    if alpacaeval:
+        collected.outputs = [_output(sample) for sample in alpacaeval]
+        meta = task_metadata(ALPACAEVAL)
+        collected.hints["dataset"] = str(meta.get("dataset") or TASK_DATASETS[ALPACAEVAL])
+        collected.hints["chat_format"] = str(meta.get("format") or "tulu")
+        collected.hints["decoding"] = _decoding(configs.get(ALPACAEVAL, {}))
+        annotations = meta.get("annotations_path") or _settings(alpacaeval[0]).get("annotations_path")
+        if annotations and Path(annotations).is_file():
+            collected.annotations = read_json_file(Path(annotations), "annotations")
+        for key, metric in (("win_rate", "win_rate"), ("lc_win_rate", "lc_win_rate")):
+            value = _number(results, ALPACAEVAL, metric)
+            if value is not None:
+                collected.claimed[key] = value
+    leak = read_samples(results_file, LEAK)
+    if leak:
+        detectors = [k for k, v in leak[0].items() if isinstance(v, bool)]
+        if collected.outputs is None:  # the leak task's own answers (unstripped, as its detectors saw them)
+            collected.outputs = [{"instruction": s["doc"]["instruction"], "output": _response(s),
+                                  "generator": collected.hints.get("model", "model")} for s in leak]
+            collected.leakage = [{"index": n, **{d: bool(s[d]) for d in detectors}} for n, s in enumerate(leak)]
+            meta = task_metadata(LEAK)
+            collected.hints["dataset"] = str(meta.get("dataset") or TASK_DATASETS[LEAK])
+            collected.hints["chat_format"] = str(meta.get("format") or "tulu")
+            collected.hints["decoding"] = _decoding(configs.get(LEAK, {}))
+            leakage = {d: _number(results, LEAK, d) for d in detectors}
+            collected.claimed["leakage"] = {d: v * 100 for d, v in leakage.items() if v is not None}
+        # With alpacaeval outputs present, leakage is measured on those (submit scans them).
+    ranking = read_samples(results_file, RANKING)
+    if ranking:
+        collected.ranking = [_ranking_record(sample) for sample in ranking]
+        value = _number(results, RANKING, "response_ranking")
+        if value is not None:
+            collected.claimed["ranking_accuracy"] = value * 100
+    if collected.outputs is None and collected.ranking is None:
+        raise SubmissionError([Problem(str(results_file), "has no samples of the implicit_if tasks beside it",
+                                       "run lm_eval with --tasks implicit_if ... --log_samples")])
+    return collected
+
+
+def _settings(sample: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return json.loads(sample["doc"].get("settings") or "{}")
+    except (TypeError, ValueError):
+        return {}
+
+
+def _response(sample: dict[str, Any]) -> str:
+    response = sample.get("filtered_resps") or sample.get("resps")
+    while isinstance(response, list):
+        response = response[0] if response else ""
+    return str(response)
+
+
+def _output(sample: dict[str, Any]) -> dict[str, Any]:
+    item = sample.get("win_rate") if isinstance(sample.get("win_rate"), dict) else None
+    doc = sample["doc"]
+    return {"instruction": doc["instruction"],
+            "output": item["output"] if item else _response(sample).strip(),
+            "generator": _settings(sample).get("generator", "model"),
+            "dataset": doc.get("dataset", "")}
+
+
+def _ranking_record(sample: dict[str, Any]) -> dict[str, Any]:
+    record = dict(sample["response_ranking"]) if isinstance(sample.get("response_ranking"), dict) else {}
+    doc = sample["doc"]
+    for key in ("instruction_key", "response_key"):
+        if key in doc:
+            record[key] = doc[key]
+    return record
+
+
+def _decoding(task_config: dict[str, Any]) -> dict[str, Any]:
+    kwargs = dict(task_config.get("generation_kwargs") or {})
+    decoding: dict[str, Any] = {}
+    if "max_gen_toks" in kwargs:
+        decoding["max_new_tokens"] = int(kwargs["max_gen_toks"])
+    if kwargs.get("do_sample"):
+        decoding.update(strategy="sampling", temperature=float(kwargs.get("temperature", 1.0)))
+    return decoding
