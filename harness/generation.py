@@ -76,6 +76,8 @@ def generate_outputs(
     dataset: str,
 ) -> list[dict[str, Any]]:
     """Generate a response to every instruction and return model_outputs records in input order."""
-    prompts = build_prompts(instructions, fmt, getattr(backend, "tokenizer", None))
+    # Only chat templates need the tokenizer (and an endpoint backend may have to load one for it).
+    tokenizer = getattr(backend, "tokenizer", None) if fmt == "chat_template" else None
+    prompts = build_prompts(instructions, fmt, tokenizer)
     outputs = backend.generate(prompts, config)
     return output_records(instructions, [o.strip() for o in outputs], generator=generator, dataset=dataset)

@@ -12,7 +12,8 @@ through the list below, so every kind occurs once five faults have been injected
 
 After `max_faults_per_request` faults in a row a request goes through cleanly, so a client that
 retries enough always gets its answer. The proxy counts, per request body, how many requests
-reached the upstream server in each `phase` (set by the test), and checks the API key.
+reached the upstream server in each `phase` (set by the test), and records the Authorization
+headers it receives. The client's key stops here: upstream requests carry `upstream_key` instead.
 """
 
 from __future__ import annotations
@@ -50,12 +51,13 @@ class ProxyLog:
 class FaultProxy:
     def __init__(self, upstream: str, *, seed: int = 0, fault_rate: float = 0.6, faults: tuple[str, ...] = FAULTS,
                  max_faults_per_request: int = 2, hold_s: float = 3.0, required_key: str | None = None,
-                 strip_all_logprobs: bool = False) -> None:
+                 strip_all_logprobs: bool = False, upstream_key: str | None = None) -> None:
         self.upstream = upstream.rstrip("/")
         self.seed, self.fault_rate, self.faults = seed, fault_rate, faults
         self.max_faults_per_request, self.hold_s = max_faults_per_request, hold_s
         self.required_key = required_key
         self.strip_all_logprobs = strip_all_logprobs
+        self.upstream_headers = {"Authorization": f"Bearer {upstream_key}"} if upstream_key else {}
         self.phase = "first"
         self.log = ProxyLog()
         self._lock = threading.Lock()
@@ -89,7 +91,7 @@ class FaultProxy:
                 pass
 
             def do_GET(self) -> None:
-                response = httpx.get(proxy.upstream + self.path.removeprefix("/v1"), timeout=30)
+                response = httpx.get(proxy.upstream + self.path.removeprefix("/v1"), headers=proxy.upstream_headers, timeout=30)
                 self._send(response.status_code, response.content)
 
             def do_POST(self) -> None:
@@ -142,7 +144,7 @@ class FaultProxy:
             handler._send(random.Random(ident).choice((500, 502, 503)), b'{"error": {"message": "upstream trouble"}}')
             return
         upstream = httpx.post(self.upstream + handler.path.removeprefix("/v1"), content=raw,
-                              headers={"Content-Type": "application/json"}, timeout=120)
+                              headers={"Content-Type": "application/json", **self.upstream_headers}, timeout=120)
         with self._lock:
             self.log.upstream[phase][ident] += 1
         body = upstream.content

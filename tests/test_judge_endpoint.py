@@ -11,13 +11,14 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from fault_proxy import body_id, fault_proxy
 
-from implicit_if.judging import load_judge_spec
+from implicit_if.judging import judge_outputs, load_judge_spec
 from implicit_if.judging.judges import endpoint_payload
 from implicit_if.judging.pairing import comparisons_for, match_outputs
 
@@ -33,27 +34,35 @@ def openai_base(url: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def served(vllm_server) -> tuple[str, str]:
-    base = openai_base(vllm_server)
-    model = httpx.get(base + "/models", timeout=30).json()["data"][0]["id"]
-    return base, model
+def served(vllm_server) -> tuple[str, str, str]:
+    """(base URL, served model name, the server's API key) of the session's vLLM server."""
+    base, key = openai_base(vllm_server), getattr(vllm_server, "api_key", "") or ""
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    model = httpx.get(base + "/models", headers=headers, timeout=30).json()["data"][0]["id"]
+    return base, model, key
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
+def workdir(tmp_path_factory) -> Iterator[Path]:
     """Model outputs (ours, written here) and the dataset's references for N_OUTPUTS instructions."""
     from implicit_if.data import load_pairs
 
     folder = tmp_path_factory.mktemp("judge_e2e")
-    pairs = load_pairs("offline_instructions", offline=True, limit=N_OUTPUTS)
+    with pytest.MonkeyPatch.context() as patch:  # dataset caches go to the test's folder
+        patch.setenv("IMPLICIT_IF_CACHE", str(folder / "cache"))
+        pairs = load_pairs("offline_instructions", offline=True, limit=N_OUTPUTS)
+        _write_outputs(folder, pairs)
+        yield folder
+
+
+def _write_outputs(folder: Path, pairs: list[dict]) -> None:
     outputs = []
-    for i, pair in enumerate(pairs):  # a mix of worse, shorter and unrelated answers, and one identical
+    for i, pair in enumerate(pairs):  # shortened, unrelated, evasive, and (every fourth) identical answers
         text = pair["response"]
         variants = (text[: max(12, len(text) // 3)], pairs[(i + 1) % len(pairs)]["response"], "I am not sure.", text)
-        outputs.append({"instruction": pair["instruction"], "output": variants[i % 4] if i != 3 else text,
+        outputs.append({"instruction": pair["instruction"], "output": variants[i % 4],
                         "generator": "test-model", "dataset": "offline_instructions"})
     (folder / "outputs.json").write_text(json.dumps(outputs), encoding="utf-8")
-    return folder
 
 
 def spec_file(folder: Path, name: str, kind: str, model: str, base_url: str, **extra) -> Path:
@@ -65,8 +74,9 @@ def spec_file(folder: Path, name: str, kind: str, model: str, base_url: str, **e
     return path
 
 
-def run_cli(folder: Path, spec: Path, output: Path, cache: Path, log_name: str, *extra: str, wait: bool = True):
-    env = {**os.environ, KEY_ENV: SECRET, "IMPLICIT_IF_CACHE": str(folder / "cache"), "HF_HUB_OFFLINE": "1",
+def run_cli(folder: Path, spec: Path, output: Path, cache: Path, log_name: str, *extra: str, wait: bool = True,
+            key: str = SECRET):
+    env = {**os.environ, KEY_ENV: key, "IMPLICIT_IF_CACHE": str(folder / "cache"), "HF_HUB_OFFLINE": "1",
            "IMPLICIT_IF_OFFLINE": "1"}
     args = [*CLI, "judge", "--outputs", str(folder / "outputs.json"), "--reference", "dataset:offline_instructions",
             "--offline", "--judge", str(spec), "--output", str(output), "--cache", str(cache), *extra]
@@ -103,9 +113,9 @@ def request_ids(folder: Path, spec: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def fault_free(served, workdir) -> list[dict]:
     """The reference result: the logprob judge straight against vLLM, no faults."""
-    base, model = served
+    base, model, server_key = served
     spec = spec_file(workdir, "direct", "openai_logprobs", model, base)
-    code, log = run_cli(workdir, spec, workdir / "direct.json", workdir / "direct.sqlite", "direct.log")
+    code, log = run_cli(workdir, spec, workdir / "direct.json", workdir / "direct.sqlite", "direct.log", key=server_key)
     assert code == 0, log
     assert "cost $" in log and "tokens" in log
     return json.loads((workdir / "direct.json").read_text(encoding="utf-8"))
@@ -126,8 +136,8 @@ def test_weighted_judge_gives_continuous_preferences(fault_free):
 @pytest.mark.slow
 @pytest.mark.vllm
 def test_faults_and_a_kill_lose_nothing_and_repeat_nothing(served, workdir, fault_free):
-    base, model = served
-    with fault_proxy(base, seed=1, fault_rate=0.6, max_faults_per_request=2, hold_s=9.0) as proxy:
+    base, model, server_key = served
+    with fault_proxy(base, seed=1, fault_rate=0.6, max_faults_per_request=2, hold_s=9.0, upstream_key=server_key) as proxy:
         spec = spec_file(workdir, "proxied", "openai_logprobs", model, proxy.url)
         cache, output = workdir / "proxied.sqlite", workdir / "proxied.json"
         ids = request_ids(workdir, spec)
@@ -158,17 +168,18 @@ def test_faults_and_a_kill_lose_nothing_and_repeat_nothing(served, workdir, faul
     assert set(proxy.log.faults) == {"429", "500", "timeout", "malformed", "no_logprobs"}, proxy.log.faults
     assert proxy.log.retry_gaps and min(proxy.log.retry_gaps) >= 0.9
     assert json.loads(output.read_text(encoding="utf-8")) == fault_free
-    # the key was sent to the endpoint, and written nowhere
+    # the key was sent to the endpoint, and written nowhere (nor the server's own key, used by the direct run)
     assert f"Bearer {SECRET}" in proxy.log.auth_headers
-    leaks = [str(p) for p in workdir.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
+    secrets = [s.encode() for s in (SECRET, server_key) if s]
+    leaks = [str(p) for p in workdir.rglob("*") if p.is_file() and any(s in p.read_bytes() for s in secrets)]
     assert leaks == []
 
 
 @pytest.mark.slow
 @pytest.mark.vllm
 def test_verdict_judge_works_where_logprobs_are_dropped(served, workdir):
-    base, model = served
-    with fault_proxy(base, fault_rate=0.0, strip_all_logprobs=True) as proxy:
+    base, model, server_key = served
+    with fault_proxy(base, fault_rate=0.0, strip_all_logprobs=True, upstream_key=server_key) as proxy:
         verdict_spec = spec_file(workdir, "verdict", "openai_verdict", model, proxy.url, max_tokens=4)
         code, log = run_cli(workdir, verdict_spec, workdir / "verdict.json", workdir / "verdict.sqlite", "verdict.log")
         assert code == 0, log
@@ -180,6 +191,23 @@ def test_verdict_judge_works_where_logprobs_are_dropped(served, workdir):
     assert code == 1
     assert "log-probabilities" in log and "verdict" in log
     assert not (workdir / "stripped.json").exists() and stored(workdir / "stripped.sqlite") == {}
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+def test_local_judge_agrees_with_the_endpoint_judge(workdir, fault_free, smollm2_dir):
+    """Same model, prompt and labels: the hf backend's label probabilities match vLLM's top log-probabilities."""
+    from implicit_if.judging.references import dataset_references
+
+    spec = load_judge_spec(f"local:{smollm2_dir}", dtype="float32", max_answer_chars=600)
+    outputs = json.loads((workdir / "outputs.json").read_text(encoding="utf-8"))[:4]
+    references = dataset_references("offline_instructions", offline=True, instructions=[o["instruction"] for o in outputs])
+    annotations, summary = judge_outputs(outputs, references, spec, cache_path=workdir / "local.sqlite", progress=False)
+    assert summary.n_new == 3  # the fourth pair is identical
+    direct = {r["instruction"]: r["preference"] for r in fault_free}
+    for record in annotations:
+        assert record["preference"] == pytest.approx(direct[record["instruction"]], abs=2e-3)
+        assert record["order"] == next(r["order"] for r in fault_free if r["instruction"] == record["instruction"])
 
 
 def test_bad_key_and_unreachable_endpoint_fail_clearly(tmp_path, workdir):

@@ -101,6 +101,7 @@ def test_plain_metrics_match_alpaca_eval(alpaca_eval_metrics, seed):
     assert ours["n_dropped"] == sum(1 for r in records if isinstance(r["preference"], float) and math.isnan(r["preference"]))
 
 
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # alpaca-eval's own scikit-learn calls
 @pytest.mark.parametrize("seed", [3, 4])
 def test_lc_without_regularisation_matches_alpaca_eval(alpaca_eval_metrics, seed):
     n = 300

@@ -41,9 +41,9 @@ def generate(
         check_format(fmt)
     except ValueError as error:
         fail(str(error))
+    options, rule_label = _backend_options(backend, rules, dtype, batch_size, base_url, seed)
     records = _load_instructions(instructions, dataset, offline, limit)
     dataset_name = instructions.stem if instructions else dataset
-    options, rule_label = _backend_options(backend, rules, dtype, batch_size, base_url, seed)
     from ..backends import GenerationConfig, get_backend
     from ..generation import generate_outputs
 

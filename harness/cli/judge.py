@@ -20,7 +20,7 @@ def judge(
     concurrency: Optional[int] = typer.Option(None, "--concurrency", min=1, help="Requests in flight at once."),
     timeout: Optional[float] = typer.Option(None, "--timeout", min=0.001, help="Seconds before a request counts as timed out (then retried)."),
     max_retries: Optional[int] = typer.Option(None, "--max-retries", min=0, help="Retries per request on 429, 5xx, timeouts and unusable bodies."),
-    both_orders: bool = typer.Option(False, "--both-orders", help="Judge each pair in both orders and average (cancels position bias; twice the requests)."),
+    both_orders: Optional[bool] = typer.Option(None, "--both-orders/--one-order", help="Judge each pair in both orders and average (cancels position bias; twice the requests). Default: the spec's setting."),
     seed: int = typer.Option(0, "--seed", help="Seed of the per-instruction order (and of retry jitter)."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="SQLite verdict cache (default: the user cache's judge/verdicts.sqlite)."),
     partial: bool = typer.Option(False, "--partial", help="Write the annotations even if some requests failed (their preference is null)."),

@@ -74,15 +74,17 @@ def judge_outputs(
     *,
     cache_path: str | Path | None = None,
     seed: int = 0,
-    both_orders: bool = False,
+    both_orders: bool | None = None,
     progress: bool = True,
 ) -> tuple[list[dict[str, Any]], JudgeSummary]:
     """Judge every model output against the reference output of the same instruction.
 
     Returns one annotation per output (preference None where a comparison failed; the summary
     lists those, and a rerun retries exactly them). Raises EndpointError when the endpoint cannot
-    serve the run at all; verdicts received before that stay cached.
+    serve the run at all; verdicts received before that stay cached. `both_orders` None follows
+    the spec.
     """
+    both_orders = spec.both_orders if both_orders is None else both_orders
     pairs = match_outputs(outputs, references, seed=seed, both_orders=both_orders)
     judge_hash = spec.identity_hash()
     per_pair = [comparisons_for(pair, judge_hash) for pair in pairs]

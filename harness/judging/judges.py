@@ -49,7 +49,9 @@ def run_judge(spec: JudgeSpec, comparisons: Sequence[Comparison], on_verdict: On
     """Judge every comparison with the judge `spec` describes."""
     if spec.kind == "local":
         return LocalJudge(spec).run(comparisons, on_verdict, progress=progress)
-    return asyncio.run(_run_endpoint(spec, comparisons, on_verdict, seed=seed, progress=progress))
+    from ..backends.openai_compat import run_coroutine  # also works inside a running loop (notebooks)
+
+    return run_coroutine(_run_endpoint(spec, comparisons, on_verdict, seed=seed, progress=progress))
 
 
 # -- OpenAI-compatible endpoints ------------------------------------------------------------------
@@ -141,7 +143,12 @@ async def _run_endpoint(spec: JudgeSpec, comparisons: Sequence[Comparison], on_v
 
 
 class LocalJudge:
-    """Scores "A" and "B" as continuations of the chat-formatted judge prompt with our backends."""
+    """Reads the two labels' log-probabilities as the next token after the chat-formatted judge prompt.
+
+    With the hf backend: one forward pass per prompt, logits at the last position only (both
+    labels are single tokens of the same context, so one pass gives both). Otherwise, or when a
+    label is not a single token, each label is scored as a continuation with `backend.score`.
+    """
 
     def __init__(self, spec: JudgeSpec) -> None:
         from ..backends import get_backend
@@ -152,6 +159,9 @@ class LocalJudge:
         self.spec = spec
         self.backend = get_backend(spec.backend, spec.model, **options)
         self.tokenizer = self.backend.tokenizer
+        label_ids = [self.tokenizer(label, add_special_tokens=False)["input_ids"] for label in LABELS]
+        single = all(len(ids) == 1 for ids in label_ids)
+        self.label_token_ids = [ids[0] for ids in label_ids] if single else None
 
     def context(self, comparison: Comparison) -> str:
         from ..formats import format_messages
@@ -159,6 +169,15 @@ class LocalJudge:
         messages = judge_messages(comparison.instruction, comparison.first, comparison.second, self.spec.max_answer_chars)
         fmt = "chat_template" if getattr(self.tokenizer, "chat_template", None) else "tulu"
         return format_messages(messages, fmt, self.tokenizer)
+
+    def label_logprobs(self, contexts: Sequence[str]) -> list[tuple[float, float]]:
+        """(log p(first label), log p(second label)) for each context."""
+        model = getattr(self.backend, "model", None)
+        if self.spec.backend == "hf" and model is not None and self.label_token_ids is not None:
+            return [next_token_logprobs(model, self.tokenizer, ctx, self.label_token_ids) for ctx in contexts]
+        scored = self.backend.score([ctx for ctx in contexts for _ in LABELS],
+                                    [label for _ in contexts for label in LABELS], add_eos=False)
+        return [(scored[2 * i].logprob, scored[2 * i + 1].logprob) for i in range(len(contexts))]
 
     def run(self, comparisons: Sequence[Comparison], on_verdict: OnVerdict, *, progress: bool = True) -> JudgeRun:
         from tqdm.auto import tqdm
@@ -168,12 +187,23 @@ class LocalJudge:
         with tqdm(total=len(comparisons), desc=f"judge ({self.spec.name})", unit="pair", disable=not progress) as bar:
             for start in range(0, len(comparisons), step):
                 chunk = comparisons[start : start + step]
-                contexts = [self.context(c) for c in chunk]
-                scored = self.backend.score([ctx for ctx in contexts for _ in LABELS],
-                                            [label for _ in contexts for label in LABELS], add_eos=False)
-                for i, comparison in enumerate(chunk):
-                    first, second = scored[2 * i].logprob, scored[2 * i + 1].logprob
+                for comparison, (first, second) in zip(chunk, self.label_logprobs([self.context(c) for c in chunk])):
                     raw = json.dumps({LABELS[0]: round(first, 4), LABELS[1]: round(second, 4)}, sort_keys=True)
                     on_verdict(comparison, Verdict(pair_probability(first, second), raw))
                 bar.update(len(chunk))
         return run
+
+
+def next_token_logprobs(model: Any, tokenizer: Any, context: str, token_ids: Sequence[int]) -> tuple[float, ...]:
+    """Log-probabilities of candidate next tokens after `context` (tokenised as `tokenize_pair` does)."""
+    import torch
+
+    ids = tokenizer(context, add_special_tokens=True)["input_ids"]
+    input_ids = torch.tensor([ids], device=model.device)
+    with torch.no_grad():
+        try:  # only the last position's logits: the LM head over the whole prompt is wasted work
+            logits = model(input_ids=input_ids, logits_to_keep=1).logits
+        except TypeError:
+            logits = model(input_ids=input_ids).logits
+    logprobs = torch.log_softmax(logits[0, -1].float(), dim=-1)
+    return tuple(float(logprobs[t]) for t in token_ids)

@@ -59,6 +59,7 @@ class JudgeSpec(BaseModel):
     dtype: str = "auto"
     batch_size: int = Field(8, ge=1)
     # all
+    both_orders: bool = Field(False, description="Judge both orders and average (for position-biased judges).")
     max_answer_chars: int | None = Field(4000, ge=1, description="Each answer is clipped to this many characters.")
 
     @model_validator(mode="before")

@@ -136,9 +136,9 @@ def compute_metrics_by_model(
     elif isinstance(difficulty, str):
         raise ValueError(f"difficulty must be 'joint', a mapping or None, not {difficulty!r}")
     results = {}
-    for name, annotations in annotations_by_model.items():
+    for name, records in annotations_by_model.items():
         others = [a for other, a in annotations_by_model.items() if other != name] if regularization else []
-        results[name] = compute_metrics(annotations, difficulty=difficulty, baseline_annotations=others,
+        results[name] = compute_metrics(records, difficulty=difficulty, baseline_annotations=others,
                                         regularization=regularization, **options)
     return results
 

@@ -44,8 +44,8 @@ def estimate_instruction_difficulty(
         raise ValueError("prior_variance must be positive")
     models, instr_ids, lengths, targets = [], [], [], []
     vocabulary: dict[str, int] = {}
-    for m, annotations in enumerate(annotations_by_model.values()):
-        table = preference_table(annotations)
+    for m, records in enumerate(annotations_by_model.values()):
+        table = preference_table(records)
         models.append(np.full(table.n, m))
         lengths.append(length_term(table.len_reference, table.len_model))
         targets.append(table.preference - 1.0)
