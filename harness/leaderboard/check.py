@@ -27,12 +27,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from pydantic import ValidationError
+from tqdm import tqdm
 
 from . import metrics, records, safety
 from .evaluation_sets import EvaluationSetError, EvaluationSets
@@ -95,7 +97,7 @@ def check_submissions(submissions: Path, evaluation_sets: EvaluationSets | None 
         problems += [Problem(name, "no such submission folder", "pass the folder name under the submissions folder")
                      for name in only if name not in known]
     entries: list[Entry] = []
-    for folder in folders:
+    for folder in tqdm(folders, desc="checking submissions", unit="entry", disable=None, leave=False):
         entry, found = check_submission(folder, folder.name, evaluation_sets)
         if only is None or folder.name in only:
             problems += found
@@ -106,8 +108,7 @@ def check_submissions(submissions: Path, evaluation_sets: EvaluationSets | None 
 
 
 def check_submission(folder: Path, label: str, evaluation_sets: EvaluationSets) -> tuple[Entry | None, list[Problem]]:
-    import re
-
+    """One folder: every rule that does not need the other entries. Returns (entry or None, problems)."""
     if not re.match(SAFE_NAME, label):
         return None, [Problem(label, "is not a safe submission name",
                               "rename the folder: lower-case letters, digits, '.', '_' and '-' (max 80)")]
