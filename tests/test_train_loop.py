@@ -26,8 +26,15 @@ STABLE_ADAM = ["training.adam_eps=1e-3"]
 
 
 @pytest.fixture(autouse=True)
-def _offline(offline_env: None, smollm2_dir: str) -> None:
-    """Offline, with the SmolLM2 tokenizer (the tiny recipes' tokenizer) already prepared."""
+def _isolated(offline_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offline, with dataset caches in a temporary folder."""
+    monkeypatch.setenv("IMPLICIT_IF_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture()
+def tiny(smollm2_dir: str) -> list[str]:
+    """tiny-cpu's tokenizer by path: resolved in the real model cache before the cache moved."""
+    return [f"model.tokenizer={smollm2_dir}"]
 
 
 def read_metrics(directory: Path) -> list[dict]:
@@ -39,9 +46,9 @@ def max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> fl
     return max((a[k] - b[k]).abs().max().item() for k in a)
 
 
-def test_tiny_cpu_trains_its_loss_falls_and_it_writes_a_model_directory(tmp_path: Path) -> None:
+def test_tiny_cpu_trains_its_loss_falls_and_it_writes_a_model_directory(tmp_path: Path, tiny: list[str]) -> None:
     out = tmp_path / "tiny"
-    result = CliRunner().invoke(app, ["train", "--recipe", "tiny-cpu", "--output", str(out), "--quiet"])
+    result = CliRunner().invoke(app, ["train", "--recipe", "tiny-cpu", "--output", str(out), "--quiet", *tiny])
     assert result.exit_code == 0, result.output
     metrics = read_metrics(out)
     assert [m["step"] for m in metrics] == list(range(1, len(metrics) + 1))
@@ -65,7 +72,7 @@ def test_tiny_cpu_trains_its_loss_falls_and_it_writes_a_model_directory(tmp_path
     from implicit_if.train.modeling import build_model, packed_loss_sum
     from implicit_if.train.packing import collate_packed
 
-    recipe = load_recipe("tiny-cpu")
+    recipe = load_recipe("tiny-cpu", tiny)
     tokenizer = AutoTokenizer.from_pretrained(out)
     examples = load_training_data(recipe.data, tokenizer).examples
     batch = collate_packed(examples, (0, 1, 2))
@@ -75,8 +82,8 @@ def test_tiny_cpu_trains_its_loss_falls_and_it_writes_a_model_directory(tmp_path
         assert packed_loss_sum(trained, batch) < packed_loss_sum(initial, batch) - 1.0
 
 
-def test_resuming_gives_the_same_result_as_not_stopping(tmp_path: Path) -> None:
-    options = [*SMALL, "training.max_steps=6", "training.checkpoint_every=3"]
+def test_resuming_gives_the_same_result_as_not_stopping(tmp_path: Path, tiny: list[str]) -> None:
+    options = [*tiny, *SMALL, "training.max_steps=6", "training.checkpoint_every=3"]
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     train(load_recipe("tiny-cpu", options), straight, progress=False)
     checkpoint = straight / "checkpoints" / "step-0000003"
@@ -93,11 +100,11 @@ def test_resuming_gives_the_same_result_as_not_stopping(tmp_path: Path) -> None:
         train(load_recipe("tiny-cpu", [*options, "training.learning_rate=0.02"]), tmp_path / "other", resume=str(checkpoint), progress=False)
 
 
-def test_loss_is_normalised_by_target_tokens_however_the_step_is_split(tmp_path: Path) -> None:
+def test_loss_is_normalised_by_target_tokens_however_the_step_is_split(tmp_path: Path, tiny: list[str]) -> None:
     """One packed pass per step, or several accumulated ones: the same loss, gradient and update."""
     one, many = tmp_path / "one", tmp_path / "many"
-    train(load_recipe("tiny-cpu", [*SMALL, *STABLE_ADAM, "training.max_steps=2", "training.micro_batch_tokens=1024"]), one, progress=False)
-    train(load_recipe("tiny-cpu", [*SMALL, *STABLE_ADAM, "training.max_steps=2", "training.micro_batch_tokens=128"]), many, progress=False)
+    train(load_recipe("tiny-cpu", [*tiny, *SMALL, *STABLE_ADAM, "training.max_steps=2", "training.micro_batch_tokens=1024"]), one, progress=False)
+    train(load_recipe("tiny-cpu", [*tiny, *SMALL, *STABLE_ADAM, "training.max_steps=2", "training.micro_batch_tokens=128"]), many, progress=False)
     split = json.loads((many / "training_provenance.json").read_text())["training"]["accumulation"]
     assert split >= 3 and json.loads((one / "training_provenance.json").read_text())["training"]["accumulation"] == 1
     for a, b in zip(read_metrics(one), read_metrics(many)):
@@ -105,9 +112,9 @@ def test_loss_is_normalised_by_target_tokens_however_the_step_is_split(tmp_path:
     assert max_difference(safetensors_weights(one), safetensors_weights(many)) < 1e-6
 
 
-def test_two_processes_train_like_one(tmp_path: Path) -> None:
+def test_two_processes_train_like_one(tmp_path: Path, tiny: list[str]) -> None:
     """DDP over two CPU processes (torchrun, gloo): per-token normalisation across ranks gives the single-process run."""
-    options = [*SMALL, *STABLE_ADAM, "training.max_steps=3", "training.batch_size=6"]
+    options = [*tiny, *SMALL, *STABLE_ADAM, "training.max_steps=3", "training.batch_size=6"]
     single, double = tmp_path / "single", tmp_path / "double"
     train(load_recipe("tiny-cpu", options), single, progress=False)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -43,7 +43,7 @@ def test_overrides_are_typed_and_nested() -> None:
     recipe = load_recipe("tiny-cpu", ["training.epochs=3", "training.learning_rate=1e-4", "data.limit=null", "model.config.num_hidden_layers=1"])
     assert recipe.training.epochs == 3 and recipe.training.learning_rate == 1e-4
     assert recipe.data.limit is None and recipe.model.config["num_hidden_layers"] == 1
-    assert recipe.model.config["hidden_size"] == 64  # untouched siblings survive the merge
+    assert recipe.model.config["hidden_size"] == 32  # untouched siblings survive the merge
     assert parse_overrides(["a.b=x=y"]) == {"a": {"b": "x=y"}}
 
 
