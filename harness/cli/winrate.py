@@ -103,7 +103,7 @@ def _print_table(metrics: dict[str, Any]) -> None:
         low, high = metrics.get(f"{name}_ci_low"), metrics.get(f"{name}_ci_high")
         ci = f"[{low:.1f}, {high:.1f}]" if low is not None and high is not None and math.isfinite(low) else ""
         rows.append([name, f"{metrics[name]:.2f}", ci])
-    typer.echo(tabulate(rows, headers=["metric (%)", "value", "95% CI"]))
+    typer.echo(tabulate(rows, headers=["metric (%)", "value", "95% CI"], disable_numparse=True))
     typer.echo(f"n = {metrics['n_total']} ({metrics['n_wins']} wins, {metrics['n_wins_base']} losses, "
                f"{metrics['n_draws']} draws, {metrics['n_dropped']} dropped); standard error {metrics['standard_error']:.2f}; "
                f"difficulty: {metrics['difficulty_source']}")
