@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from implicit_if.cli import app
-from implicit_if.train.checkpoint import MetricsLog, OutputDirError, check_output_dir, list_checkpoints, resolve_resume
+from implicit_if.train.checkpoint import MetricsLog, OutputDirError, check_output_dir, clear_output_dir, list_checkpoints, resolve_resume
 from implicit_if.train.loop import resume_key
 from implicit_if.train import load_recipe
 from implicit_if.train.schedules import lr_at, warmup_steps_for
@@ -38,14 +38,15 @@ def test_warmup_steps_round_up_and_explicit_steps_win() -> None:
 
 
 def test_a_used_output_directory_needs_resume_or_overwrite(tmp_path: Path) -> None:
-    check_output_dir(tmp_path / "new", resuming=False, overwrite=False)  # absent: fine
+    assert check_output_dir(tmp_path / "new", resuming=False, overwrite=False) is False  # absent: fine
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
     (run / "metrics.jsonl").write_text("{}\n")
     with pytest.raises(OutputDirError, match="--resume auto"):
         check_output_dir(run, resuming=False, overwrite=False)
-    check_output_dir(run, resuming=True, overwrite=False)
-    check_output_dir(run, resuming=False, overwrite=True)
+    assert check_output_dir(run, resuming=True, overwrite=False) is False
+    assert check_output_dir(run, resuming=False, overwrite=True) is True
+    clear_output_dir(run)
     assert list(run.iterdir()) == []
     other = tmp_path / "other"
     other.mkdir()
@@ -114,3 +115,22 @@ def test_cli_refuses_a_used_output_directory_before_loading_anything(tmp_path: P
     result = CliRunner().invoke(app, ["train", "--recipe", "tiny-cpu", "--output", str(tmp_path)])
     assert result.exit_code == 2 and "--overwrite" in result.output
     assert (tmp_path / "metrics.jsonl").read_text() == "{}\n"
+
+
+def test_model_card_names_the_hub_original_of_an_embedded_base_and_shows_provenance() -> None:
+    from implicit_if.train.model_card import render_model_card
+
+    recipe = load_recipe("gemma-3-270m-lima-response")
+    provenance = {
+        "recipe": {"name": recipe.name, "digest": recipe.digest(), "resolved": recipe.model_dump(mode="json")},
+        "data": {"dataset": "lima", "n_examples": 30, "fingerprint": "f" * 64, "origins": ["fixture:lima.jsonl"]},
+        "code": {"implicit_if": "9.9.9", "git_commit": "c" * 40, "git_dirty": True},
+        "training": {"steps": 3, "epochs": 0.2, "final_loss": 2.5, "tokens_seen": 1000, "target_tokens_seen": 900,
+                     "world_size": 1, "device": "cpu", "precision": "fp32", "attn_implementation": "sdpa"},
+    }
+    card = render_model_card(provenance)
+    front = card.split("---")[1]
+    assert "base_model: google/gemma-3-270m" in front and "response-tuning" in front
+    assert "f" * 64 in card and "implicit-if 9.9.9" in card and "c" * 40 in card and "(modified)" in card
+    assert "Response tuning of google/gemma-3-270m (the embedded copy" in card
+    assert "learning_rate: 1.0e-05" in card  # the resolved recipe is embedded in full

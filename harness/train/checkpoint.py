@@ -50,21 +50,28 @@ def resolve_resume(output: Path, resume: str | None) -> Path | None:
     return path
 
 
-def check_output_dir(output: Path, *, resuming: bool, overwrite: bool) -> None:
-    """Refuse to clobber: a used directory needs --resume or --overwrite, and --overwrite only clears our own runs."""
+def check_output_dir(output: Path, *, resuming: bool, overwrite: bool) -> bool:
+    """Refuse to clobber: a used directory needs --resume or --overwrite, and --overwrite only clears our own runs.
+
+    Only reads (every process may call it); returns whether `clear_output_dir` must run.
+    """
     if not output.exists():
-        return
+        return False
     if not output.is_dir():
         raise OutputDirError(f"--output {output} is a file: give a directory")
     entries = [e for e in output.iterdir() if not e.name.startswith(".")]
     if not entries or resuming:
-        return
+        return False
     ours = any((output / marker).exists() for marker in RUN_MARKERS)
     if not overwrite:
         hint = "pass --resume auto to continue it, --overwrite to replace it, or" if ours else "it is not a training run;"
         raise OutputDirError(f"--output {output} is not empty: {hint} choose another --output")
     if not ours:
         raise OutputDirError(f"--output {output} holds files that are not a training run; --overwrite only clears training runs: choose another --output")
+    return True
+
+
+def clear_output_dir(output: Path) -> None:
     for entry in output.iterdir():
         shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
 

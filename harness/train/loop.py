@@ -79,8 +79,11 @@ def train(recipe: Recipe, output_dir: str | Path, *, resume: str | None = None, 
     output = Path(output_dir)
     state = PartialState(cpu=multi_process_cpu())
     resume_from = ckpt.resolve_resume(output, resume)
+    must_clear = ckpt.check_output_dir(output, resuming=resume_from is not None, overwrite=overwrite)  # every rank raises alike
+    state.wait_for_everyone()
     if state.is_main_process:
-        ckpt.check_output_dir(output, resuming=resume_from is not None, overwrite=overwrite)
+        if must_clear:
+            ckpt.clear_output_dir(output)
         output.mkdir(parents=True, exist_ok=True)
     state.wait_for_everyone()
 

@@ -35,20 +35,37 @@ def code_version() -> dict[str, Any]:
     return version
 
 
+def base_model_id(name_or_path: str | None) -> str | None:
+    """The hub id a model card should name: embedded models map to the original they were converted from."""
+    from ..models import EMBEDDED_MODELS
+
+    if name_or_path in EMBEDDED_MODELS:
+        return EMBEDDED_MODELS[name_or_path].hub_equivalent
+    return name_or_path
+
+
+def embedded_description(name_or_path: str | None) -> str | None:
+    from ..models import EMBEDDED_MODELS
+
+    return EMBEDDED_MODELS[name_or_path].description if name_or_path in EMBEDDED_MODELS else None
+
+
 def render_model_card(provenance: dict[str, Any]) -> str:
     """README.md with Hub-style front matter, a summary and the full provenance."""
     recipe = provenance["recipe"]
     data = provenance["data"]
     run = provenance["training"]
     model = recipe["resolved"]["model"]
-    base = model["name_or_path"] if model["init"] == "pretrained" else None
+    base = base_model_id(model["name_or_path"]) if model["init"] == "pretrained" else None
     front = {"library_name": "transformers", "tags": ["implicit-if", f"{recipe['resolved']['data']['adaptation']}-tuning"]}
     if base:
         front["base_model"] = base
     adaptation = recipe["resolved"]["data"]["adaptation"]
+    embedded = embedded_description(model["name_or_path"]) if base else None
     summary = (
         f"{'Response' if adaptation == 'response' else 'Instruction'} tuning of "
-        f"{base or 'a randomly initialised ' + model['config'].get('model_type', 'model')} "
+        f"{base or 'a randomly initialised ' + model['config'].get('model_type', 'model')}"
+        f"{f' (the embedded copy: {embedded})' if embedded else ''} "
         f"on `{data['dataset']}` ({data['n_examples']} examples, {recipe['resolved']['data']['format']} format), "
         f"trained by implicit-if's bundled trainer with recipe `{recipe['name']}`."
     )
