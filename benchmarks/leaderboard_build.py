@@ -70,7 +70,16 @@ def main() -> None:
             write_submission(root, f"system{k // 2:03d}-seed{k % 2}", instructions, system=f"system{k // 2:03d}",
                              seed=k % 2, win_probability=float(rng.uniform(0.05, 0.9)), rng_seed=k,
                              distractors=5)
-        build_boards(root, BootstrapSettings(n_resamples=200), sets)  # warm imports (matplotlib, scipy)
+        # Cold: an empty recomputation cache, so every entry's LC GLM is fitted and its outputs are
+        # re-scanned by the leakage detectors (the judging and leakage modules' code, not the board's).
+        os.environ["IMPLICIT_IF_CACHE"] = str(Path(tmp) / "cache")
+        (Path(tmp) / "empty").mkdir()
+        build_boards(Path(tmp) / "empty", BootstrapSettings(n_resamples=200), sets)  # imports, not timed
+        import pyarrow.json  # noqa: F401  (also imported lazily by the build)
+
+        import implicit_if.leakage  # noqa: F401
+        import implicit_if.winrate  # noqa: F401
+        cold_wall, cold_cpu, _ = timed_cpu(lambda: build_boards(root, BootstrapSettings(n_resamples=RESAMPLES), sets))
         builds, build_cpu = [], []
         for _ in range(args.runs):
             seconds, cpu_seconds, result = timed_cpu(lambda: build_boards(
@@ -92,6 +101,8 @@ def main() -> None:
     rows = [
         ("full build: check + bootstrap + 5 files (ours)", build_median, "median of %d" % args.runs),
         ("full build, CPU time of the process (ours)", statistics.median(build_cpu), "median of %d" % args.runs),
+        ("first build, empty cache: + 100 LC GLM fits + detector re-scans", cold_wall, "1 run"),
+        ("first build, empty cache, CPU time", cold_cpu, "1 run"),
         ("statistics only: paired_bootstrap_means (ours)", ours_median, "median of %d" % args.runs),
         ("baseline: scipy.stats.bootstrap, one vectorised call", vectorised, "1 run"),
         ("baseline: scipy.stats.bootstrap, per entry", per_entry_scaled, f"{few} rows timed, scaled x{args.entries / few:.0f}"),
@@ -102,6 +113,9 @@ def main() -> None:
         "# Leaderboard build benchmark",
         "",
         f"`python benchmarks/leaderboard_build.py --entries {args.entries} --items {args.items} --runs {args.runs}`",
+        "",
+        "The full build (warm) reuses the cached LC fits and leakage re-scans of unchanged files, as "
+        "every rebuild after the first does; the first build on an empty cache also pays those.",
         "",
         f"{args.entries} synthetic entries ({args.entries // 2} systems x 2 seeds) x {args.items} instructions, "
         f"each with outputs, annotations, leakage and ranking records (5 distractors); {RESAMPLES:,} BCa "
@@ -117,7 +131,8 @@ def main() -> None:
         f"{per_entry_scaled / ours_median:.0f}x over per-entry scipy calls (same intervals: see "
         "tests/test_leaderboard_statistics.py).",
         f"Full build: {build_median:.1f} s wall, {statistics.median(build_cpu):.1f} s CPU: "
-        f"{'within' if build_median <= 10 else 'over'} the 10 s target in wall time on this run.",
+        f"{'within' if build_median <= 10 else 'over'} the 10 s target in wall time on this run; "
+        f"first build on an empty cache: {cold_wall:.1f} s wall, {cold_cpu:.1f} s CPU.",
         "",
     ]
     text = "\n".join(lines)

@@ -65,8 +65,9 @@ def collect_lm_eval(path: Path) -> Collected:
     collected = Collected()
     config = results.get("config", {})
     configs = results.get("configs", {})
-    model_args = str(config.get("model_args") or "")
-    args = dict(part.split("=", 1) for part in model_args.split(",") if "=" in part)
+    model_args = config.get("model_args") or {}
+    args = (dict(model_args) if isinstance(model_args, dict)  # lm-eval >= 0.4.9 stores a dict
+            else dict(part.split("=", 1) for part in str(model_args).split(",") if "=" in part))
     if args.get("pretrained"):
         collected.hints["model"] = args["pretrained"]
 
@@ -78,6 +79,8 @@ def collect_lm_eval(path: Path) -> Collected:
         collected.outputs = [_output(sample) for sample in alpacaeval]
         meta = task_metadata(ALPACAEVAL)
         collected.hints["dataset"] = str(meta.get("dataset") or TASK_DATASETS[ALPACAEVAL])
+        if _truthy(meta.get("offline")):
+            collected.hints["source"] = "fixture"
         collected.hints["chat_format"] = str(meta.get("format") or "tulu")
         collected.hints["decoding"] = _decoding(configs.get(ALPACAEVAL, {}))
         annotations = meta.get("annotations_path") or _settings(alpacaeval[0]).get("annotations_path")
@@ -96,6 +99,8 @@ def collect_lm_eval(path: Path) -> Collected:
             collected.leakage = [{"index": n, **{d: bool(s[d]) for d in detectors}} for n, s in enumerate(leak)]
             meta = task_metadata(LEAK)
             collected.hints["dataset"] = str(meta.get("dataset") or TASK_DATASETS[LEAK])
+            if _truthy(meta.get("offline")):
+                collected.hints["source"] = "fixture"
             collected.hints["chat_format"] = str(meta.get("format") or "tulu")
             collected.hints["decoding"] = _decoding(configs.get(LEAK, {}))
             leakage = {d: _number(results, LEAK, d) for d in detectors}
@@ -111,6 +116,10 @@ def collect_lm_eval(path: Path) -> Collected:
         raise SubmissionError([Problem(str(results_file), "has no samples of the implicit_if tasks beside it",
                                        "run lm_eval with --tasks implicit_if ... --log_samples")])
     return collected
+
+
+def _truthy(value: Any) -> bool:
+    return str(value).lower() in ("1", "true", "yes")
 
 
 def _settings(sample: dict[str, Any]) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from .check import Entry, check_across, check_submission, check_submissions
 from .evaluation_sets import EvaluationSetError, EvaluationSets
 from .metrics import instruction_key
 from .problems import Problem, SubmissionError, errors
-from .schema import SAFE_NAME, SCHEMA_VERSION
+from .schema import SAFE_NAME, SCHEMA_VERSION, SubmissionMetadata
 
 
 @dataclass
@@ -130,7 +130,10 @@ def judge_from_annotations(annotations: list[dict[str, Any]]) -> dict[str, Any] 
     model = embedded_provenance(spec.model)
     model_name = model[0] if model else spec.model
     backend = getattr(spec, "backend", None) or spec.kind
-    return {"name": f"{spec.name}: {model_name} via {backend} ({spec.kind})", "model": model_name,
+    described = f"{model_name} via {backend} ({spec.kind} judge)"
+    if re.fullmatch(r"[A-Za-z0-9._-]+", spec.name):  # a named spec; ad-hoc ones are named by their path
+        described = f"{spec.name}: {described}"
+    return {"name": described, "model": model_name,
             "revision": model[1] if model else None, "backend": str(backend), "template": f"{spec.kind}; {template}"}
 
 
@@ -179,11 +182,14 @@ def complete_metadata(given: dict[str, Any], collected: Collected) -> dict[str, 
 DEFAULT_CANDIDATES = (("alpaca_eval", "hub"), ("offline_instructions", "fixture"), ("alpaca_eval", "fixture"))
 
 
-def infer_evaluation_set(outputs: list[dict[str, Any]], dataset: str | None,
-                         evaluation_sets: EvaluationSets) -> dict[str, str]:
+def infer_evaluation_set(outputs: list[dict[str, Any]], dataset: str | None, evaluation_sets: EvaluationSets,
+                         source: str | None = None) -> dict[str, str]:
     """The first candidate set that holds every output's instruction (matched by text)."""
     wanted = {instruction_key(o["instruction"]) for o in outputs}
-    candidates = ((dataset, "hub"), (dataset, "fixture")) if dataset else DEFAULT_CANDIDATES
+    if dataset:
+        candidates: tuple[tuple[str, str], ...] = ((dataset, source),) if source else ((dataset, "hub"), (dataset, "fixture"))
+    else:
+        candidates = DEFAULT_CANDIDATES
     reasons = []
     for name, source in candidates:
         try:
@@ -217,7 +223,8 @@ def build_submission(collected: Collected, metadata: dict[str, Any], submissions
         raise SubmissionError([Problem(name, "annotations without outputs", "pass --outputs too")])
     meta = complete_metadata({**metadata, "name": name}, collected)
     if collected.outputs is not None and "evaluation_set" not in meta:
-        meta["evaluation_set"] = infer_evaluation_set(collected.outputs, collected.hints.get("dataset"), evaluation_sets)
+        meta["evaluation_set"] = infer_evaluation_set(collected.outputs, collected.hints.get("dataset"), evaluation_sets,
+                                                      collected.hints.get("source"))
     if collected.outputs is not None and collected.leakage is None and scan_leakage:
         from implicit_if.leakage import leakage_records
 
@@ -230,10 +237,10 @@ def build_submission(collected: Collected, metadata: dict[str, Any], submissions
         folder.mkdir()
         _write_records(folder, collected)
         meta.pop("claimed", None)
-        _write_json(folder / safety.METADATA, meta)
+        _write_json(folder / safety.METADATA, _in_schema_order(meta))
         entry = _checked(folder, name, evaluation_sets)
         meta["claimed"] = _claims(entry, collected.claimed)
-        _write_json(folder / safety.METADATA, meta)
+        _write_json(folder / safety.METADATA, _in_schema_order(meta))
         entry = _checked(folder, name, evaluation_sets)  # the claims, as the board will check them
         others, _ = check_submissions(submissions, evaluation_sets)
         clashes = errors(check_across([e for e in others if e.name != name] + [entry], only=[name]))
@@ -246,6 +253,12 @@ def build_submission(collected: Collected, metadata: dict[str, Any], submissions
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target, warnings
+
+
+def _in_schema_order(meta: dict[str, Any]) -> dict[str, Any]:
+    """Keys in the schema's order (unknown ones last, for the check to report), for readable diffs."""
+    order = list(SubmissionMetadata.model_fields)
+    return {key: meta[key] for key in sorted(meta, key=lambda k: (order.index(k) if k in order else len(order), k))}
 
 
 def _checked(folder: Path, name: str, evaluation_sets: EvaluationSets) -> Entry:
