@@ -149,7 +149,7 @@ def main() -> None:
     parser.add_argument("--micro-batch-tokens", type=int, default=None)
     parser.add_argument("--attn", default="sdpa")
     parser.add_argument("--gradient-checkpointing", action="store_true")
-    parser.add_argument("--warmup-steps", type=int, default=1)
+    parser.add_argument("--warmup-steps", type=int, default=1, help="0 skips the subtraction (quick smoke runs; set-up then counts)")
     parser.add_argument("--timed-steps", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--peak-tflops", type=float, default=None, help="device peak for MFU (default: known GPUs, bf16 dense)")
@@ -164,7 +164,7 @@ def main() -> None:
     plan = [(name, repeat) for repeat in range(args.repeats) for name in trainers]
     for name, _ in tqdm(plan, desc="runs (warm-up + timed, alternating)"):
         run = trainers[name]
-        short = run(args, args.warmup_steps)
+        short = run(args, args.warmup_steps) if args.warmup_steps else (0.0, 0.0, 0)  # 0: set-up is timed too
         long = run(args, args.warmup_steps + args.timed_steps)
         tokens = long[2] - short[2]
         samples[name].append({"tokens": tokens, "wall_s": long[0] - short[0], "cpu_s": long[1] - short[1],

@@ -114,7 +114,7 @@ def test_loss_is_normalised_by_target_tokens_however_the_step_is_split(tmp_path:
 
 def test_two_processes_train_like_one(tmp_path: Path, tiny: list[str]) -> None:
     """DDP over two CPU processes (torchrun, gloo): per-token normalisation across ranks gives the single-process run."""
-    options = [*tiny, *SMALL, *STABLE_ADAM, "training.max_steps=3", "training.batch_size=6"]
+    options = [*tiny, *SMALL, *STABLE_ADAM, "training.max_steps=2", "training.batch_size=6"]
     single, double = tmp_path / "single", tmp_path / "double"
     train(load_recipe("tiny-cpu", options), single, progress=False)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -44,6 +44,8 @@ def test_a_used_output_directory_needs_resume_or_overwrite(tmp_path: Path) -> No
     (run / "metrics.jsonl").write_text("{}\n")
     with pytest.raises(OutputDirError, match="--resume auto"):
         check_output_dir(run, resuming=False, overwrite=False)
+    with pytest.raises(OutputDirError, match="found no checkpoint"):
+        check_output_dir(run, resuming=False, overwrite=False, auto_resume=True)
     assert check_output_dir(run, resuming=True, overwrite=False) is False
     assert check_output_dir(run, resuming=False, overwrite=True) is True
     clear_output_dir(run)

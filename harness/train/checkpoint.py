@@ -50,7 +50,7 @@ def resolve_resume(output: Path, resume: str | None) -> Path | None:
     return path
 
 
-def check_output_dir(output: Path, *, resuming: bool, overwrite: bool) -> bool:
+def check_output_dir(output: Path, *, resuming: bool, overwrite: bool, auto_resume: bool = False) -> bool:
     """Refuse to clobber: a used directory needs --resume or --overwrite, and --overwrite only clears our own runs.
 
     Only reads (every process may call it); returns whether `clear_output_dir` must run.
@@ -64,6 +64,8 @@ def check_output_dir(output: Path, *, resuming: bool, overwrite: bool) -> bool:
         return False
     ours = any((output / marker).exists() for marker in RUN_MARKERS)
     if not overwrite:
+        if ours and auto_resume:
+            raise OutputDirError(f"--resume auto found no checkpoint in {output / CHECKPOINTS} (training.checkpoint_every saves them): pass --overwrite to start again, or choose another --output")
         hint = "pass --resume auto to continue it, --overwrite to replace it, or" if ours else "it is not a training run;"
         raise OutputDirError(f"--output {output} is not empty: {hint} choose another --output")
     if not ours:

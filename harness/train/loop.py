@@ -79,7 +79,7 @@ def train(recipe: Recipe, output_dir: str | Path, *, resume: str | None = None, 
     output = Path(output_dir)
     state = PartialState(cpu=multi_process_cpu())
     resume_from = ckpt.resolve_resume(output, resume)
-    must_clear = ckpt.check_output_dir(output, resuming=resume_from is not None, overwrite=overwrite)  # every rank raises alike
+    must_clear = ckpt.check_output_dir(output, resuming=resume_from is not None, overwrite=overwrite, auto_resume=resume == "auto")  # every rank raises alike
     state.wait_for_everyone()
     if state.is_main_process:
         if must_clear:
