@@ -92,8 +92,13 @@ def run_cli(folder: Path, spec: Path, output: Path, cache: Path, log_name: str, 
 def stored(cache: Path) -> dict[str, float | None]:
     if not cache.exists():
         return {}
-    with sqlite3.connect(cache) as db:
+    db = sqlite3.connect(cache)
+    try:
         return dict(db.execute("SELECT key, p_second FROM verdicts"))
+    except sqlite3.DatabaseError:  # polled between the file's creation and its schema
+        return {}
+    finally:
+        db.close()
 
 
 def request_ids(folder: Path, spec: Path) -> dict[str, str]:
@@ -150,6 +155,7 @@ def test_faults_and_a_kill_lose_nothing_and_repeat_nothing(served, workdir, faul
         process.wait(timeout=30)
         log.close()
         before = stored(cache)
+        assert process.returncode == -signal.SIGKILL, (workdir / "killed.log").read_text(encoding="utf-8")[-2000:]
         assert 4 <= len(before) < len(ids), "the kill should land mid-run"
         assert not output.exists()
         # Run 2: the same command resumes.
