@@ -1,0 +1,68 @@
+"""`implicit-if demo`: the main job, offline, on the embedded models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ._common import fail
+
+
+def demo(
+    out: Path = typer.Option(Path("implicit-if-demo"), "--out", help="Folder for the per-entry records (reused on a rerun)."),
+    submissions: Optional[Path] = typer.Option(None, "--submissions", help="Where to write the submission folders (default: OUT/submissions)."),
+    boards: Optional[Path] = typer.Option(None, "--boards", help="Where to write the leaderboard files (default: OUT/leaderboard)."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=2, help="Only the first N instructions of the offline set (default: all)."),
+    max_new_tokens: int = typer.Option(128, "--max-new-tokens", min=1, help="Longest generated response, in tokens."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Sequences per forward batch."),
+    judge: str = typer.Option("smollm2-local", "--judge", help="Judge spec (see `implicit-if judge --help`)."),
+    with_rules: bool = typer.Option(False, "--with-rules", help="Also evaluate Gemma 3 270M with the rule-based adapter and each ablation."),
+) -> None:
+    """Evaluate Gemma 3 270M (base) and SmolLM2-135M-Instruct offline: outputs, judged win rates,
+    response ranking and style leakage; print a results table and build a leaderboard."""
+    import logging
+    import os
+
+    from rich.console import Console
+
+    from .. import demo as job
+
+    os.environ.setdefault("IMPLICIT_IF_OFFLINE", "1")  # the demo never needs the hub
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    console = Console(stderr=True)
+    entries = list(job.DEFAULT_ENTRIES)
+    if with_rules:
+        entries += job.RULES_ENTRIES
+    submissions = submissions or out / "submissions"
+    boards = boards or out / "leaderboard"
+    results = []
+    for entry in entries:
+        try:
+            results.append(job.run_entry(entry, out, limit=limit, max_new_tokens=max_new_tokens,
+                                         batch_size=batch_size, judge=judge, log=console.print))
+        except RuntimeError as error:
+            fail(f"{entry.name}: {error}")
+    typer.echo("")
+    typer.echo(job.results_table(results))
+    typer.echo("")
+
+    if limit is not None:
+        typer.echo("no leaderboard with --limit: a submission must answer the whole evaluation set")
+        return
+    from ..leaderboard.build import build_boards, write_boards
+    from ..leaderboard.problems import SubmissionError
+
+    try:
+        for result in results:
+            job.submit_entry(result, submissions, judge, max_new_tokens)
+        built = build_boards(submissions)
+    except SubmissionError as error:
+        fail(f"the demo's submissions did not validate: {error}")
+    write_boards(boards, built.files)
+    typer.echo(f"leaderboard: {boards / 'leaderboard.md'} (and .csv, .json, .html, .png)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)

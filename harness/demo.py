@@ -1,0 +1,184 @@
+"""The main job, offline: evaluate the embedded models on our instruction set end to end.
+
+For each model: greedy outputs -> pairwise judgement against the set's reference answers
+(local SmolLM2 judge: weak, but real, and named as such on the board) -> win rate and LC win
+rate; response ranking; style leakage. Each stage writes its records under `out/<entry>/`
+and is skipped on a rerun when its inputs are unchanged (a fingerprint sidecar), HELM-style:
+run -> summarize -> present as separate steps with files between them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DATASET = "offline_instructions"
+JUDGE = "smollm2-local"
+
+
+@dataclass(frozen=True)
+class DemoEntry:
+    name: str  # submission / board name
+    model: str  # embedded model name
+    fmt: str
+    adaptation: str
+    rules: str = "none"
+
+
+DEFAULT_ENTRIES = (
+    DemoEntry("gemma-3-270m-base", "gemma-3-270m", "tulu", "base"),
+    DemoEntry("smollm2-135m-instruct", "smollm2-135m-instruct", "chat_template", "instruction"),
+)
+
+# The rule-based adapter on the base model: all rules, and each rule alone (ablations).
+RULES_ENTRIES = tuple(
+    DemoEntry(f"gemma-3-270m-rules-{label}", "gemma-3-270m", "tulu", "rules", spec)
+    for label, spec in (("all", "eos,uniform,diversity"), ("eos", "eos"), ("uniform", "uniform"), ("diversity", "diversity"))
+)
+
+
+@dataclass
+class EntryResult:
+    entry: DemoEntry
+    folder: Path
+    winrate: dict[str, Any] = field(default_factory=dict)
+    ranking: dict[str, Any] = field(default_factory=dict)
+    leakage: dict[str, Any] = field(default_factory=dict)
+
+
+def fingerprint(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def cached_stage(path: Path, inputs: Any, compute: Callable[[], Any], *, jsonl: bool = False) -> Any:
+    """Return the stage's records from `path` when its inputs match, else compute and write them."""
+    from .cli._common import atomic_write_json, atomic_write_jsonl, atomic_write_text
+
+    stamp = path.with_name(path.name + ".inputs")
+    digest = fingerprint(inputs)
+    if path.exists() and stamp.exists() and stamp.read_text().strip() == digest:
+        text = path.read_text()
+        return [json.loads(line) for line in text.splitlines() if line.strip()] if jsonl else json.loads(text)
+    records = compute()
+    (atomic_write_jsonl if jsonl else atomic_write_json)(path, records)
+    atomic_write_text(stamp, digest + "\n")
+    return records
+
+
+def run_entry(entry: DemoEntry, out: Path, *, limit: int | None, max_new_tokens: int, batch_size: int,
+              judge: str, log: Callable[[str], None]) -> EntryResult:
+    from .backends import GenerationConfig
+    from .backends.hf import HFBackend
+    from .cli._common import atomic_write_jsonl
+    from .data import load_pairs
+    from .generation import generate_outputs
+    from .judging import judge_outputs
+    from .judging.references import dataset_references
+    from .judging.specs import load_judge_spec
+    from .leakage import leakage_records, leakage_summary
+    from .ranking import rank_with_model, summarize
+    from .winrate import compute_metrics
+
+    folder = out / entry.name
+    pairs = load_pairs(DATASET, offline=True, limit=limit)
+    config = GenerationConfig(max_new_tokens=max_new_tokens)
+    base_inputs = {"model": entry.model, "format": entry.fmt, "rules": entry.rules,
+                   "pairs": fingerprint(pairs), "version": 1}
+    backend: HFBackend | None = None
+
+    def get_backend() -> HFBackend:
+        nonlocal backend
+        if backend is None:
+            factory = None
+            if entry.rules != "none":
+                from .rules import build_rules
+
+                factory = build_rules(entry.rules).hf_logits_processor_factory
+            backend = HFBackend(entry.model, dtype="float32", batch_size=batch_size, logits_processor_factory=factory)
+        return backend
+
+    log(f"[{entry.name}] generating {len(pairs)} outputs (greedy, at most {max_new_tokens} new tokens)")
+    outputs = cached_stage(
+        folder / "outputs.json", {**base_inputs, "stage": "outputs", "config": config.as_record()},
+        lambda: generate_outputs(get_backend(), pairs, fmt=entry.fmt, config=config, generator=entry.name, dataset=DATASET),
+    )
+    log(f"[{entry.name}] judging against the reference answers with {judge}")
+    spec = load_judge_spec(judge)
+    references = dataset_references(DATASET, offline=True, instructions=[o["instruction"] for o in outputs])
+
+    def judged() -> list[dict[str, Any]]:
+        annotations, summary = judge_outputs(outputs, references, spec, seed=0)
+        if summary.failed:
+            raise RuntimeError(f"{len(summary.failed)} judge requests failed; rerun to retry them")
+        return annotations
+
+    annotations = cached_stage(folder / "annotations.json",
+                               {"outputs": fingerprint(outputs), "judge": spec.identity_hash(), "stage": "annotations"}, judged)
+    winrate = compute_metrics(annotations, seed=0)
+
+    log(f"[{entry.name}] response ranking: {len(pairs)} instructions x (1 + 5 distractors)")
+
+    def ranked() -> list[dict[str, Any]]:
+        b = get_backend()
+        return rank_with_model(b.model, b.tokenizer, pairs, k=5, seed=0, fmt=entry.fmt, batch_size=batch_size)
+
+    ranking_records = cached_stage(folder / "ranking.jsonl", {**base_inputs, "stage": "ranking", "k": 5, "seed": 0},
+                                   ranked, jsonl=True)
+    ranking = summarize(ranking_records, seed=0)
+    leak_records = leakage_records([o["output"] for o in outputs])
+    atomic_write_jsonl(folder / "leakage.jsonl", leak_records)
+    leakage = leakage_summary(leak_records)
+    return EntryResult(entry, folder, winrate, ranking, leakage)
+
+
+def results_table(results: list[EntryResult]) -> str:
+    from tabulate import tabulate
+
+    def pct(value: Any) -> str:
+        return "-" if value is None else f"{value:.1f}"
+
+    rows = []
+    for r in results:
+        w, k = r.winrate, r.ranking["response_ranking"]
+        ranking = "-"
+        if k["estimate"] is not None:
+            ranking = f"{pct(100 * k['estimate'])} [{pct(100 * k['ci_low'])}, {pct(100 * k['ci_high'])}]"
+        rows.append([
+            r.entry.name,
+            f"{pct(w.get('length_controlled_winrate'))} [{pct(w.get('length_controlled_winrate_ci_low'))}, "
+            f"{pct(w.get('length_controlled_winrate_ci_high'))}]",
+            f"{pct(w.get('win_rate'))} [{pct(w.get('win_rate_ci_low'))}, {pct(w.get('win_rate_ci_high'))}]",
+            ranking,
+            ", ".join(f"{name} {100 * v['rate']:.0f}%" for name, v in r.leakage.items() if v["count"]) or "none",
+        ])
+    headers = ["entry", "LC win rate % [95% CI]", "win rate % [95% CI]", "response ranking % [95% CI]", "style leakage"]
+    return tabulate(rows, headers=headers)
+
+
+def submit_entry(result: EntryResult, submissions: Path, judge: str, max_new_tokens: int) -> Path:
+    """Turn one entry's records into a checked leaderboard submission folder (replacing an older one)."""
+    from .leaderboard.submit import build_submission, collect_files
+
+    folder, entry = result.folder, result.entry
+    collected = collect_files(outputs=folder / "outputs.json", annotations=folder / "annotations.json",
+                              ranking=folder / "ranking.jsonl", leakage=folder / "leakage.jsonl")
+    metadata = {
+        "name": entry.name,
+        "model": {"id": entry.model, "base_model": entry.model},
+        "adaptation": entry.adaptation,
+        "chat_format": entry.fmt,
+        "decoding": {"max_new_tokens": max_new_tokens},
+        "evaluation_set": {"dataset": DATASET, "source": "fixture"},
+        "license": "the model's own licence (Gemma terms of use / Apache-2.0)",
+        "contact": "implicit-if maintainers",
+        "notes": f"Produced by `implicit-if demo` on CPU; judge {judge} (SmolLM2-135M-Instruct scoring the two labels, "
+                 "both orders averaged): a weak judge, used because no stronger one runs offline.",
+    }
+    if entry.rules != "none":
+        metadata["notes"] += f" Rule-based adapter: {entry.rules}."
+    target, _ = build_submission(collected, metadata, submissions, force=True)
+    return target
