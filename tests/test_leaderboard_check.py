@@ -272,6 +272,14 @@ def test_a_large_gap_between_lc_and_raw_win_rate_is_flagged(tmp_path: Path):
     (warning,) = problems
     assert warning.severity == "warning" and warning.file == "gamed/metadata.json"
     assert "suspicious gap" in warning.message and entry.flags
+    # The board carries the flag into every view.
+    from implicit_if.leaderboard.board import BootstrapSettings, build_board_data
+    from implicit_if.leaderboard.render_markdown import render_markdown
+
+    data = build_board_data(entries, BootstrapSettings(n_resamples=500))
+    assert data["boards"][0]["systems"][0]["flags"] == entry.flags
+    markdown = render_markdown(data)
+    assert "| gamed ⚑" in markdown and f"- gamed: {entry.flags[0]}" in markdown
 
 
 def test_fast_and_careful_ranking_readers_agree(root: Path, monkeypatch: pytest.MonkeyPatch):
