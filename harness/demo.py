@@ -70,7 +70,7 @@ def cached_stage(path: Path, inputs: Any, compute: Callable[[], Any], *, jsonl: 
 
 
 def run_entry(entry: DemoEntry, out: Path, *, limit: int | None, max_new_tokens: int, batch_size: int,
-              judge: str, log: Callable[[str], None]) -> EntryResult:
+              judge: str, log: Callable[[str], None], folder: Path | None = None) -> EntryResult:
     from .backends import GenerationConfig
     from .backends.hf import HFBackend
     from .cli._common import atomic_write_jsonl
@@ -83,7 +83,7 @@ def run_entry(entry: DemoEntry, out: Path, *, limit: int | None, max_new_tokens:
     from .ranking import rank_with_model, summarize
     from .winrate import compute_metrics
 
-    folder = out / entry.name
+    folder = folder or out / entry.name
     pairs = load_pairs(DATASET, offline=True, limit=limit)
     config = GenerationConfig(max_new_tokens=max_new_tokens)
     base_inputs = {"model": entry.model, "format": entry.fmt, "rules": entry.rules,
@@ -159,7 +159,8 @@ def results_table(results: list[EntryResult]) -> str:
     return tabulate(rows, headers=headers)
 
 
-def submit_entry(result: EntryResult, submissions: Path, judge: str, max_new_tokens: int) -> Path:
+def submit_entry(result: EntryResult, submissions: Path, judge: str, max_new_tokens: int,
+                 model: dict[str, str] | None = None) -> Path:
     """Turn one entry's records into a checked leaderboard submission folder (replacing an older one)."""
     from .leaderboard.submit import build_submission, collect_files
 
@@ -168,7 +169,7 @@ def submit_entry(result: EntryResult, submissions: Path, judge: str, max_new_tok
                               ranking=folder / "ranking.jsonl", leakage=folder / "leakage.jsonl")
     metadata = {
         "name": entry.name,
-        "model": {"id": entry.model, "base_model": entry.model},
+        "model": model or {"id": entry.model, "base_model": entry.model},
         "adaptation": entry.adaptation,
         "chat_format": entry.fmt,
         "decoding": {"max_new_tokens": max_new_tokens},

@@ -1,0 +1,73 @@
+"""`implicit-if eval CHECKPOINT`: ranking, leakage and judging on one model, optionally submitted."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ._common import atomic_write_json, fail
+
+
+def evaluate(
+    checkpoint: str = typer.Argument(..., help="A trained model directory (e.g. `implicit-if train --output DIR`), embedded name or hub id."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for the records (default: CHECKPOINT/eval, or ./eval-<name>)."),
+    fmt: str = typer.Option("tulu", "--format", help="Chat format the model was trained with: tulu, ab or chat_template."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=2, help="Only the first N offline instructions (no submission then)."),
+    max_new_tokens: int = typer.Option(128, "--max-new-tokens", min=1, help="Longest generated response, in tokens."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Sequences per forward batch."),
+    judge: str = typer.Option("smollm2-local", "--judge", help="Judge spec (see `implicit-if judges`)."),
+    submit_as: Optional[str] = typer.Option(None, "--submit", help="Also write a leaderboard submission folder of this name."),
+    model_id: Optional[str] = typer.Option(None, "--model-id", help="Public model id for the submission (a local folder means nothing on a board)."),
+    revision: Optional[str] = typer.Option(None, "--revision", help="Pinned weights for the submission: 40-hex commit or sha256:<digest>."),
+    adaptation: str = typer.Option("response", "--adaptation", help="base | instruction | response | rules | single-task:<task>."),
+    submissions: Path = typer.Option(Path("leaderboards/submissions"), "--submissions", help="Where submission folders live."),
+) -> None:
+    """Evaluate a checkpoint on the offline instruction set: judged win rates, response ranking, style leakage."""
+    import os
+
+    from rich.console import Console
+
+    from .. import demo as job
+    from ..formats import check_format
+
+    try:
+        check_format(fmt)
+    except ValueError as error:
+        fail(str(error))
+    os.environ.setdefault("IMPLICIT_IF_OFFLINE", "1")
+    name = submit_as or Path(checkpoint.rstrip("/")).name.lower()
+    folder = out or (Path(checkpoint) / "eval" if Path(checkpoint).is_dir() else Path(f"eval-{name}"))
+    entry = job.DemoEntry(name, checkpoint, fmt, adaptation)
+    try:
+        result = job.run_entry(entry, folder.parent, limit=limit, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                               judge=judge, log=Console(stderr=True).print, folder=folder)
+    except (RuntimeError, OSError, ValueError) as error:
+        fail(f"cannot evaluate {checkpoint}: {error}")
+    typer.echo(job.results_table([result]))
+    atomic_write_json(folder / "summary.json", {"winrate": {k: v for k, v in result.winrate.items() if k != "glm_coefficients"},
+                                                 "ranking": result.ranking, "leakage": result.leakage})
+    if submit_as is None:
+        return
+    if limit is not None:
+        fail("a submission must answer the whole evaluation set: drop --limit")
+    from ..leaderboard.problems import SubmissionError
+
+    provenance = Path(checkpoint) / "training_provenance.json"
+    base_model = None
+    if provenance.exists():
+        resolved = json.loads(provenance.read_text()).get("recipe", {}).get("resolved", {})
+        base_model = (resolved.get("model") or {}).get("name_or_path")
+    try:
+        target = job.submit_entry(result, submissions, judge, max_new_tokens,
+                                  model={"id": model_id or checkpoint, **({"revision": revision} if revision else {}),
+                                         "base_model": base_model or model_id or checkpoint})
+    except SubmissionError as error:
+        fail(f"submission refused: {error}")
+    typer.echo(f"wrote {target}; next: implicit-if leaderboard build")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(evaluate)

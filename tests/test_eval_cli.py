@@ -1,0 +1,35 @@
+"""`implicit-if eval` runs ranking, leakage and judging on a model and writes its records."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from implicit_if.cli import app
+
+
+def test_eval_rejects_unknown_format() -> None:
+    result = CliRunner().invoke(app, ["eval", "some-model", "--format", "alpaca"])
+    assert result.exit_code == 2 and "unknown chat format" in result.output
+
+
+@pytest.mark.slow
+def test_eval_on_a_checkpoint_directory(tmp_path: Path, smollm2_dir: str, offline_env: None) -> None:
+    checkpoint = tmp_path / "my-checkpoint"
+    shutil.copytree(smollm2_dir, checkpoint)  # stands in for `implicit-if train --output DIR`
+    result = CliRunner().invoke(app, ["eval", str(checkpoint), "--limit", "3", "--max-new-tokens", "8",
+                                      "--judge", "smollm2-local", "--batch-size", "4"])
+    assert result.exit_code == 0, result.output
+    folder = checkpoint / "eval"
+    outputs = json.loads((folder / "outputs.json").read_text())
+    assert len(outputs) == 3 and all(o["generator"] == "my-checkpoint" for o in outputs)
+    ranking = [json.loads(line) for line in (folder / "ranking.jsonl").read_text().splitlines()]
+    assert {r["instruction_id"] for r in ranking} and all(r["n_tokens"] > 0 for r in ranking)
+    summary = json.loads((folder / "summary.json").read_text())
+    assert 0 <= summary["ranking"]["response_ranking"]["estimate"] <= 1
+    assert 0 <= summary["winrate"]["win_rate"] <= 100
+    assert set(summary["leakage"]) >= {"gsm", "code", "chess", "poem", "recipe"}
