@@ -52,7 +52,7 @@ test: models vllm-env
 	$(VENV)/bin/python -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests were collected"; exit 1; fi; exit $$rc
 
 bench: models
-	$(PY) benchmarks/run_all.py
+	for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
 clean-venv:
 	rm -rf $(VENV) $(VLLM_VENV)
