@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -25,6 +26,11 @@ import torch
 LOGIT_ROWS_PER_CHUNK = 256
 # The fast path checks itself against the plain path on its first pair; beyond this it falls back.
 SELF_CHECK_TOLERANCE = 1e-3
+# Prompts whose caches are held at once (their continuations are length-bucketed together).
+PROMPTS_PER_WINDOW = 64
+# A batch closes before its padding exceeds this share of its tokens: on a CPU a forward pass of a
+# few sequences is as efficient per token as a wide one, so padding is pure waste.
+MAX_PADDING_SHARE = 0.1
 
 TokenPair = tuple[list[int], list[int]]
 
@@ -138,46 +144,154 @@ def _group_by_context(pairs: Sequence[TokenPair]) -> list[tuple[list[int], list[
     return [(list(ctx), members) for ctx, members in groups.items()]
 
 
+def length_buckets(lengths: Sequence[int], max_rows: int, max_padding: float = MAX_PADDING_SHARE) -> list[list[int]]:
+    """Indices grouped into batches of similar length, longest first.
+
+    A batch holds at most `max_rows` items and closes before padding to its longest item would
+    waste more than `max_padding` of the batch's tokens.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    for i in order:
+        batch = batches[-1] if batches else None
+        if batch is not None and len(batch) < max_rows:
+            width = lengths[batch[0]]
+            used = sum(lengths[j] for j in batch) + lengths[i]
+            if 1 - used / (width * (len(batch) + 1)) <= max_padding:
+                batch.append(i)
+                continue
+        batches.append([i])
+    return batches
+
+
+@dataclass
+class _Prefix:
+    """A prompt run once through the body: its per-layer keys/values and last hidden state."""
+
+    length: int
+    keys: list[torch.Tensor]  # per layer [kv_heads, length, head_dim]
+    values: list[torch.Tensor]
+    last_hidden: torch.Tensor  # [hidden]: predicts every continuation's first token
+
+
+def _cache_layers(cache) -> list:
+    layers = getattr(cache, "layers", None)
+    if layers is None:
+        raise TypeError(f"{type(cache).__name__} exposes no per-layer keys/values")
+    return layers
+
+
+@torch.no_grad()
+def _run_prefixes(body, prompts: list[list[int]], batch_size: int, device) -> list[_Prefix]:
+    """Run prompts through the body in left-padded batches and keep each one's cache."""
+    out: list[_Prefix | None] = [None] * len(prompts)
+    for chunk in length_buckets([len(p) for p in prompts], batch_size):
+        width = len(prompts[chunk[0]])
+        ids = torch.zeros((len(chunk), width), dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for row, i in enumerate(chunk):  # left padding: every prompt ends in the last column
+            ids[row, width - len(prompts[i]) :] = torch.tensor(prompts[i])
+            mask[row, width - len(prompts[i]) :] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        result = body(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device), use_cache=True)
+        layers = _cache_layers(result.past_key_values)
+        for row, i in enumerate(chunk):
+            n = len(prompts[i])
+            out[i] = _Prefix(
+                n,
+                [layer.keys[row, :, width - n :] for layer in layers],
+                [layer.values[row, :, width - n :] for layer in layers],
+                result.last_hidden_state[row, -1],
+            )
+    return out  # type: ignore[return-value]
+
+
+@torch.no_grad()
+def _score_rows(model, head: _OutputLayer, rows: list[tuple[_Prefix, list[int]]]) -> list[list[float]]:
+    """Score one batch of continuations, each after its own (already computed) prompt.
+
+    The prompts' caches are stacked, left-padded to the longest, into one KV cache; each row's
+    positions continue from its own prompt length, and the attention mask hides the padding.
+    """
+    from transformers import DynamicCache
+
+    device = next(model.parameters()).device
+    width_p = max(prefix.length for prefix, _ in rows)
+    width_c = max(len(cont) for _, cont in rows) - 1  # a continuation's last token is only a target
+    first = head.logprobs(
+        torch.stack([prefix.last_hidden for prefix, _ in rows]),
+        torch.tensor([cont[0] for _, cont in rows], device=device),
+    ).tolist()
+    if width_c == 0:
+        return [[value] for value in first]
+
+    n_layers = len(rows[0][0].keys)
+    cache_data = []
+    for layer in range(n_layers):
+        sample = rows[0][0].keys[layer]
+        keys = sample.new_zeros((len(rows), sample.shape[0], width_p, sample.shape[-1]))
+        values = torch.zeros_like(keys)
+        for row, (prefix, _) in enumerate(rows):
+            keys[row, :, width_p - prefix.length :] = prefix.keys[layer]
+            values[row, :, width_p - prefix.length :] = prefix.values[layer]
+        cache_data.append((keys, values))
+    cache = DynamicCache(ddp_cache_data=cache_data, config=model.config)
+
+    ids = torch.zeros((len(rows), width_c), dtype=torch.long)
+    mask = torch.zeros((len(rows), width_p + width_c), dtype=torch.long)
+    positions = torch.zeros((len(rows), width_c), dtype=torch.long)
+    for row, (prefix, cont) in enumerate(rows):
+        inputs = cont[:-1]
+        ids[row, : len(inputs)] = torch.tensor(inputs)
+        mask[row, width_p - prefix.length : width_p + len(inputs)] = 1
+        positions[row] = torch.arange(prefix.length, prefix.length + width_c)
+    hidden = model.base_model(
+        input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
+        past_key_values=cache, use_cache=True,
+    ).last_hidden_state
+    picked = torch.cat([hidden[row, : len(cont) - 1] for row, (_, cont) in enumerate(rows)])
+    targets = torch.tensor([t for _, cont in rows for t in cont[1:]], device=device)
+    rest = head.logprobs(picked, targets).tolist()
+    results, offset = [], 0
+    for row, (_, cont) in enumerate(rows):
+        n = len(cont) - 1
+        results.append([first[row], *rest[offset : offset + n]])
+        offset += n
+    return results
+
+
 @torch.no_grad()
 def _score_group(model, head: _OutputLayer, ctx: list[int], conts: list[list[int]], batch_size: int) -> list[list[float]]:
-    """Score continuations that share one context: the context runs once, its KV cache is reused."""
+    """Continuations sharing one long context, scored with that context's own (unpadded) cache.
+
+    Used where stacking padded caches would change a sliding-window layer's view: no padding
+    ever sits inside a window here, so every layer sees exactly what the plain path sees.
+    """
     device = next(model.parameters()).device
     body = model.base_model
     prefix = body(input_ids=torch.tensor([ctx], device=device), use_cache=True)
-    last_hidden = prefix.last_hidden_state[0, -1]  # predicts every continuation's first token
+    last_hidden = prefix.last_hidden_state[0, -1]
     prefix_cache = prefix.past_key_values
 
     results: list[list[float]] = [[] for _ in conts]
-    order = sorted(range(len(conts)), key=lambda i: -len(conts[i]))  # similar lengths share a batch
-    for start in range(0, len(order), batch_size):
-        chunk = order[start : start + batch_size]
-        # The last token of each continuation is only a target, never an input.
+    for chunk in length_buckets([len(c) for c in conts], batch_size):
         width = max(len(conts[i]) for i in chunk) - 1
-        rows_hidden = [last_hidden.expand(len(chunk), -1)]
-        first_targets = torch.tensor([conts[i][0] for i in chunk], device=device)
-        hidden_rows: list[torch.Tensor] = []
-        rest_targets: list[int] = []
+        hidden_rows = [last_hidden.expand(len(chunk), -1)]
+        targets = [conts[i][0] for i in chunk]
         if width > 0:
             ids = torch.zeros((len(chunk), width), dtype=torch.long)
             mask = torch.zeros((len(chunk), len(ctx) + width), dtype=torch.long)
             mask[:, : len(ctx)] = 1
             for row, i in enumerate(chunk):
-                inputs = conts[i][:-1]
-                ids[row, : len(inputs)] = torch.tensor(inputs)
-                mask[row, len(ctx) : len(ctx) + len(inputs)] = 1
+                ids[row, : len(conts[i]) - 1] = torch.tensor(conts[i][:-1])
+                mask[row, len(ctx) : len(ctx) + len(conts[i]) - 1] = 1
             cache = copy.deepcopy(prefix_cache)
             cache.batch_repeat_interleave(len(chunk))
-            hidden = body(
-                input_ids=ids.to(device), attention_mask=mask.to(device), past_key_values=cache, use_cache=True
-            ).last_hidden_state
+            hidden = body(input_ids=ids.to(device), attention_mask=mask.to(device), past_key_values=cache, use_cache=True).last_hidden_state
             for row, i in enumerate(chunk):
-                n = len(conts[i]) - 1
-                hidden_rows.append(hidden[row, :n])
-                rest_targets.extend(conts[i][1:])
-        rows_hidden.extend(hidden_rows)
-        targets = torch.cat([first_targets, torch.tensor(rest_targets, dtype=torch.long, device=device)])
-        logprobs = head.logprobs(torch.cat(rows_hidden), targets).tolist()
-        # Unpack: the first len(chunk) values are the first tokens, then each row's remaining tokens.
+                hidden_rows.append(hidden[row, : len(conts[i]) - 1])
+                targets.extend(conts[i][1:])
+        logprobs = head.logprobs(torch.cat(hidden_rows), torch.tensor(targets, device=device)).tolist()
         offset = len(chunk)
         for row, i in enumerate(chunk):
             n = len(conts[i]) - 1
@@ -186,11 +300,45 @@ def _score_group(model, head: _OutputLayer, ctx: list[int], conts: list[list[int
     return results
 
 
-def _self_check(model, head: _OutputLayer, pair: TokenPair) -> float:
-    """Largest per-token difference between the fast and the plain path on one pair."""
-    fast = _score_group(model, head, pair[0], [pair[1]], batch_size=1)[0]
-    plain = score_token_ids(model, [pair], batch_size=1)[0]
-    return max(abs(a - b) for a, b in zip(fast, plain))
+def _sliding_window(model) -> int | None:
+    config = model.config
+    window = getattr(config, "sliding_window", None)
+    kinds = getattr(config, "layer_types", None)
+    if window and (kinds is None or "sliding_attention" in kinds or getattr(config, "use_sliding_window", True)):
+        return int(window)
+    return None
+
+
+@torch.no_grad()
+def _score_fast(model, head: _OutputLayer, pairs: Sequence[TokenPair], batch_size: int, progress: bool) -> list[list[float]]:
+    from tqdm.auto import tqdm
+
+    device = next(model.parameters()).device
+    window = _sliding_window(model)
+    results: list[list[float]] = [[] for _ in pairs]
+    # Stacked caches are left-padded; inside a sliding window that padding would crowd out real
+    # tokens, so pairs that could reach the window take the per-prompt path instead.
+    fits = [window is None or len(ctx) + len(cont) <= window // 2 for ctx, cont in pairs]
+    short = _group_by_context([p if ok else ([], []) for p, ok in zip(pairs, fits)])
+    short = [(ctx, members) for ctx, members in short if ctx]
+    long = _group_by_context([p if not ok else ([], []) for p, ok in zip(pairs, fits)])
+    long = [(ctx, members) for ctx, members in long if ctx]
+    with tqdm(total=len(pairs), desc="scoring", unit="seq", disable=not progress) as bar:
+        for start in range(0, len(short), PROMPTS_PER_WINDOW):
+            window_groups = short[start : start + PROMPTS_PER_WINDOW]
+            prefixes = _run_prefixes(model.base_model, [ctx for ctx, _ in window_groups], batch_size, device)
+            rows = [(prefixes[g], i) for g, (_, members) in enumerate(window_groups) for i in members]
+            # Length buckets across prompts: each row brings its own prompt's cache.
+            for bucket in length_buckets([len(pairs[i][1]) for _, i in rows], batch_size):
+                batch = [rows[b] for b in bucket]
+                for (_, i), values in zip(batch, _score_rows(model, head, [(p, pairs[i][1]) for p, i in batch])):
+                    results[i] = values
+                bar.update(len(batch))
+        for ctx, members in long:
+            for i, values in zip(members, _score_group(model, head, ctx, [pairs[i][1] for i in members], batch_size)):
+                results[i] = values
+            bar.update(len(members))
+    return results
 
 
 @torch.no_grad()
@@ -199,34 +347,36 @@ def score_token_ids_fast(
 ) -> list[list[float]]:
     """Same answer as `score_token_ids` (within float rounding), doing only the needed work.
 
-    With `self_check`, the first pair is also scored by the plain path; if the two disagree by
-    more than SELF_CHECK_TOLERANCE (an architecture that post-processes its logits in a way we
-    do not know), everything is scored by the plain path instead, with a warning.
+    With `self_check`, a pair scored by the fast path is scored again by the plain path; if the
+    two disagree by more than SELF_CHECK_TOLERANCE (an architecture that post-processes its
+    logits or caches in a way we do not know), everything is scored by the plain path instead,
+    with a warning.
     """
     _check_pairs(pairs)
     if not pairs:
         return []
     problem = fast_path_problem(model)
-    head = None if problem else _OutputLayer(model)
-    if head is not None and self_check:
+    results = None
+    if problem is None:
+        head = _OutputLayer(model)
         try:
-            gap = _self_check(model, head, pairs[0])
+            results = _score_fast(model, head, pairs, batch_size, progress)
         except Exception as exc:  # an unusual cache or forward signature
             problem = f"its forward pass does not accept a reused KV cache ({type(exc).__name__}: {exc})"
         else:
-            if gap > SELF_CHECK_TOLERANCE:
-                problem = f"the fast path differs from the plain one by {gap:.2e} per token"
+            if self_check:
+                checked = _check_indices(pairs)
+                plain = score_token_ids(model, [pairs[i] for i in checked], batch_size=1)
+                gap = max(abs(a - b) for i, ref in zip(checked, plain) for a, b in zip(results[i], ref))
+                if gap > SELF_CHECK_TOLERANCE:
+                    problem = f"the fast path differs from the plain one by {gap:.2e} per token"
     if problem is not None:
         warnings.warn(f"fast scoring unavailable, using the plain path: {problem}", RuntimeWarning, stacklevel=2)
         return score_token_ids(model, pairs, batch_size=batch_size)
-
-    from tqdm.auto import tqdm
-
-    results: list[list[float]] = [[] for _ in pairs]
-    with tqdm(total=len(pairs), desc="scoring", unit="seq", disable=not progress) as bar:
-        for ctx, members in _group_by_context(pairs):
-            scored = _score_group(model, head, ctx, [pairs[i][1] for i in members], batch_size)
-            for i, values in zip(members, scored):
-                results[i] = values
-            bar.update(len(members))
     return results
+
+
+def _check_indices(pairs: Sequence[TokenPair]) -> list[int]:
+    """The pairs to re-check: the shortest one, and the longest one (which may take the long path)."""
+    lengths = [len(c) + len(r) for c, r in pairs]
+    return sorted({lengths.index(min(lengths)), lengths.index(max(lengths))})

@@ -23,7 +23,7 @@ def _token_pairs(tokenizer):
         {"instruction": "What is 12 times 12?", "response": "12 times 12 is 144."},
         {"instruction": "Write a two-line poem about snow.", "response": "White hush on the hill,\nthe whole town holding its breath."},
         {"instruction": "Translate 'good morning' into French.", "response": "Bonjour."},
-        {"instruction": LONG_NOTE * 45, "response": "The harbour is busy at high tide and quiet at low tide."},
+        {"instruction": LONG_NOTE * 36, "response": "The harbour is busy at high tide and quiet at low tide."},
     ]
     jobs = scoring_jobs(plan_comparisons(len(pairs), 2, seed=0), conditional=False)
     return tokenize_jobs(tokenizer, pairs, jobs, "tulu")

@@ -33,7 +33,7 @@ def _gemma3(softcap: float | None = 30.0):
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
     config = Gemma3TextConfig(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
-                              num_attention_heads=2, num_key_value_heads=1, head_dim=32, sliding_window=6,
+                              num_attention_heads=2, num_key_value_heads=1, head_dim=32, sliding_window=16,
                               layer_types=["sliding_attention", "sliding_attention", "full_attention"],
                               max_position_embeddings=256, final_logit_softcapping=softcap,
                               tie_word_embeddings=True, initializer_range=0.3)
@@ -42,13 +42,14 @@ def _gemma3(softcap: float | None = 30.0):
 
 
 def _pairs(seed: int = 0) -> list[tuple[list[int], list[int]]]:
-    """Three prompts (one longer than Gemma's window of 6) scored against responses of 1 to 9 tokens."""
+    """Four prompts (one longer than the small Gemma's window of 16) scored against responses of
+    1 to 9 tokens: short pairs take the stacked-cache path, long ones the per-prompt path."""
     g = torch.Generator().manual_seed(seed)
 
     def ids(n: int) -> list[int]:
         return torch.randint(3, VOCAB, (n,), generator=g).tolist()
 
-    prompts = [ids(4), ids(11), ids(2)]
+    prompts = [ids(4), ids(11), ids(2), ids(20)]
     responses = [ids(n) for n in (1, 5, 9, 3, 2, 7)]
     pairs = [(p, r) for p in prompts for r in responses]
     pairs.insert(3, (ids(5), ids(4)))  # a prompt used once
@@ -62,8 +63,17 @@ def _max_gap(a: list[list[float]], b: list[list[float]]) -> float:
 
 @pytest.mark.parametrize("build", [_llama, _gemma3, lambda: _gemma3(None)], ids=["llama", "gemma3-softcap", "gemma3"])
 @pytest.mark.parametrize("batch_size", [1, 4, 16])
-def test_fast_equals_plain(build, batch_size: int) -> None:
+def test_fast_equals_plain(build, batch_size: int, monkeypatch: pytest.MonkeyPatch) -> None:
     model = build()
+    calls = {"_score_rows": 0, "_score_group": 0}
+    for name in calls:
+        original = getattr(scoring, name)
+
+        def counted(*args, _name=name, _original=original, **kwargs):
+            calls[_name] += 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(scoring, name, counted)
     pairs = _pairs()
     plain = score_token_ids(model, pairs, batch_size=3)
     spread = torch.tensor([x for p in plain for x in p]).std().item()
@@ -72,6 +82,8 @@ def test_fast_equals_plain(build, batch_size: int) -> None:
         warnings.simplefilter("error")  # the fast path must not fall back here
         fast = score_token_ids_fast(model, pairs, batch_size=batch_size)
     assert _max_gap(fast, plain) < 1e-4
+    assert calls["_score_rows"] > 0
+    assert (calls["_score_group"] > 0) == (model.config.model_type == "gemma3_text")  # only a windowed model needs it
 
 
 def test_gemma_fast_path_applies_soft_capping() -> None:
