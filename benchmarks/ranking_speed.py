@@ -210,10 +210,8 @@ def main(argv: list[str] | None = None) -> dict:
         exactness["ours_fp32_vs_plain_fp32"] = compare(reference, outputs["ours_fp32"])
     if "ours_bf16" in outputs:
         exactness["ours_bf16_vs_plain_fp32"] = compare(reference, outputs["ours_bf16"])
-    if "lm_eval_hf" in outputs:
-        sums = [sum(p) for p in reference]
-        gaps = [abs(a - b) / len(p) for a, b, p in zip(sums, outputs["lm_eval_hf"], reference)]
-        exactness["lm_eval_hf_vs_plain_fp32"] = {"max_abs_sum_per_token": max(gaps)}
+    # lm-eval's numbers are not compared: as lm-eval does, it moves the prompt's trailing newline
+    # into the continuation and so also scores that token (the lm-eval task corrects for it).
 
     d = model.config.hidden_size
     inter = getattr(model.config, "intermediate_size", 4 * d)

@@ -114,6 +114,17 @@ def test_self_check_catches_a_wrong_fast_path(monkeypatch: pytest.MonkeyPatch) -
     assert _max_gap(result, score_token_ids(model, pairs)) == 0.0
 
 
+def test_bfloat16_runs_the_fast_path_close_to_float32() -> None:
+    model = _gemma3()
+    pairs = _pairs()
+    reference = score_token_ids(model, pairs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # bfloat16 noise must not trip the self-check
+        half = score_token_ids_fast(model.to(torch.bfloat16), pairs)
+    means = [abs(sum(a) / len(a) - sum(b) / len(b)) for a, b in zip(reference, half)]
+    assert max(means) < 0.2
+
+
 def test_bad_pairs_are_named() -> None:
     model = _llama()
     with pytest.raises(ValueError, match="pair 1 has an empty context"):
