@@ -5,10 +5,11 @@ given its context):
 
 * `score_token_ids` - the plain reference: right-padded batches of whole sequences, logits over
   the full vocabulary at every position. Simple and obviously right; the hf backend's default.
-* `score_token_ids_fast` - does only the work the answer needs: pairs that share a context
-  (one instruction scored against several responses) run the context once and reuse its KV
-  cache; continuations are length-bucketed; the output projection and log-softmax run only at
-  the positions whose next token is scored. For Gemma 3 (vocabulary 262k) the output layer costs
+* `score_token_ids_fast` - does only the work the answer needs: each distinct context (one
+  instruction scored against several responses) runs through the model once and its KV cache is
+  reused; continuations of many contexts are batched in length buckets over their stacked
+  caches; the output projection and log-softmax run only at the positions whose next token is
+  scored. For Gemma 3 (vocabulary 262k) the output layer costs
   more than the rest of the model, so skipping it at prompt positions is most of the gain.
   Models whose structure it does not know fall back to the plain path with a warning.
 """
@@ -247,44 +248,43 @@ def _score_rows(model, head: _OutputLayer, rows: list[tuple[_Prefix, list[int]]]
     device = next(model.parameters()).device
     width_p = max(prefix.length for prefix, _ in rows)
     width_c = max(len(cont) for _, cont in rows) - 1  # a continuation's last token is only a target
-    first = head.logprobs(
-        torch.stack([prefix.last_hidden for prefix, _ in rows]),
-        torch.tensor([cont[0] for _, cont in rows], device=device),
-    ).tolist()
-    if width_c == 0:
-        return [[value] for value in first]
+    # Each continuation's first token is predicted by its prompt's last hidden state.
+    hidden_rows = [torch.stack([prefix.last_hidden for prefix, _ in rows])]
+    targets = [cont[0] for _, cont in rows]
+    if width_c > 0:
+        n_layers = len(rows[0][0].keys)
+        cache_data = []
+        for layer in range(n_layers):
+            sample = rows[0][0].keys[layer]
+            keys = sample.new_zeros((len(rows), sample.shape[0], width_p, sample.shape[-1]))
+            values = torch.zeros_like(keys)
+            for row, (prefix, _) in enumerate(rows):
+                keys[row, :, width_p - prefix.length :] = prefix.keys[layer]
+                values[row, :, width_p - prefix.length :] = prefix.values[layer]
+            cache_data.append((keys, values))
+        cache = DynamicCache(ddp_cache_data=cache_data, config=model.config)
 
-    n_layers = len(rows[0][0].keys)
-    cache_data = []
-    for layer in range(n_layers):
-        sample = rows[0][0].keys[layer]
-        keys = sample.new_zeros((len(rows), sample.shape[0], width_p, sample.shape[-1]))
-        values = torch.zeros_like(keys)
-        for row, (prefix, _) in enumerate(rows):
-            keys[row, :, width_p - prefix.length :] = prefix.keys[layer]
-            values[row, :, width_p - prefix.length :] = prefix.values[layer]
-        cache_data.append((keys, values))
-    cache = DynamicCache(ddp_cache_data=cache_data, config=model.config)
-
-    ids = torch.zeros((len(rows), width_c), dtype=torch.long)
-    mask = torch.zeros((len(rows), width_p + width_c), dtype=torch.long)
-    positions = torch.zeros((len(rows), width_c), dtype=torch.long)
-    for row, (prefix, cont) in enumerate(rows):
-        inputs = cont[:-1]
-        ids[row, : len(inputs)] = torch.tensor(inputs)
-        mask[row, width_p - prefix.length : width_p + len(inputs)] = 1
-        positions[row] = torch.arange(prefix.length, prefix.length + width_c)
-    hidden = model.base_model(
-        input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
-        past_key_values=cache, use_cache=True,
-    ).last_hidden_state
-    picked = torch.cat([hidden[row, : len(cont) - 1] for row, (_, cont) in enumerate(rows)])
-    targets = torch.tensor([t for _, cont in rows for t in cont[1:]], device=device)
-    rest = head.logprobs(picked, targets).tolist()
-    results, offset = [], 0
+        ids = torch.zeros((len(rows), width_c), dtype=torch.long)
+        mask = torch.zeros((len(rows), width_p + width_c), dtype=torch.long)
+        positions = torch.zeros((len(rows), width_c), dtype=torch.long)
+        for row, (prefix, cont) in enumerate(rows):
+            inputs = cont[:-1]
+            ids[row, : len(inputs)] = torch.tensor(inputs)
+            mask[row, width_p - prefix.length : width_p + len(inputs)] = 1
+            positions[row] = torch.arange(prefix.length, prefix.length + width_c)
+        hidden = model.base_model(
+            input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
+            past_key_values=cache, use_cache=True,
+        ).last_hidden_state
+        for row, (_, cont) in enumerate(rows):
+            hidden_rows.append(hidden[row, : len(cont) - 1])
+            targets.extend(cont[1:])
+    logprobs = head.logprobs(torch.cat(hidden_rows), torch.tensor(targets, device=device)).tolist()
+    # Unpack: the first len(rows) values are the first tokens, then each row's remaining tokens.
+    results, offset = [], len(rows)
     for row, (_, cont) in enumerate(rows):
         n = len(cont) - 1
-        results.append([first[row], *rest[offset : offset + n]])
+        results.append([logprobs[row], *logprobs[offset : offset + n]])
         offset += n
     return results
 
