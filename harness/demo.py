@@ -120,13 +120,14 @@ def run_entry(entry: DemoEntry, out: Path, *, limit: int | None, max_new_tokens:
                                {"outputs": fingerprint(outputs), "judge": spec.identity_hash(), "stage": "annotations"}, judged)
     winrate = compute_metrics(annotations, seed=0)
 
-    log(f"[{entry.name}] response ranking: {len(pairs)} instructions x (1 + 5 distractors)")
+    k = min(5, len(pairs) - 1)  # the study's 5 distractors; fewer only on a tiny --limit
+    log(f"[{entry.name}] response ranking: {len(pairs)} instructions x (1 + {k} distractors)")
 
     def ranked() -> list[dict[str, Any]]:
         b = get_backend()
-        return rank_with_model(b.model, b.tokenizer, pairs, k=5, seed=0, fmt=entry.fmt, batch_size=batch_size)
+        return rank_with_model(b.model, b.tokenizer, pairs, k=k, seed=0, fmt=entry.fmt, batch_size=batch_size)
 
-    ranking_records = cached_stage(folder / "ranking.jsonl", {**base_inputs, "stage": "ranking", "k": 5, "seed": 0},
+    ranking_records = cached_stage(folder / "ranking.jsonl", {**base_inputs, "stage": "ranking", "k": k, "seed": 0},
                                    ranked, jsonl=True)
     ranking = summarize(ranking_records, seed=0)
     leak_records = leakage_records([o["output"] for o in outputs])
