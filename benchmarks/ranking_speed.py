@@ -14,9 +14,10 @@ Contenders run round-robin, `--repeats` times each; the median wall time gives s
 second. The floor is the arithmetic that must be done (each prompt once through the model body,
 each response token through the body and the output layer, attention included) divided by the
 best float32 matmul rate measured in the same process. Results go to
-benchmarks/results/ranking_speed[-TAG].md and .json.
+benchmarks/results/ranking_speed-<model>.md and .json. On a machine shared with other jobs, use
+`--threads 1` and read the CPU-time columns, which other programs do not dilute.
 
-    python benchmarks/ranking_speed.py --model gemma-3-270m --instructions 12 --repeats 3
+    python benchmarks/ranking_speed.py --model gemma-3-270m --instructions 6 --repeats 3 --threads 1
 """
 
 from __future__ import annotations
@@ -159,13 +160,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="gemma-3-270m", help="embedded model name, hub id or local path")
     parser.add_argument("--dataset", default="alpaca", help="pairs (offline this falls back to the bundled fixture)")
-    parser.add_argument("--instructions", type=int, default=12, help="instructions ranked (each with K+1 responses)")
+    parser.add_argument("--instructions", type=int, default=6, help="instructions ranked (each with K+1 responses)")
     parser.add_argument("--distractors", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=8, help="batch size of lm-eval's path and ours")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per contender (median reported)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--skip", default="", help="comma-separated contenders to leave out")
-    parser.add_argument("--tag", default="", help="suffix for the result files (e.g. the model)")
+    parser.add_argument("--tag", default=None, help="suffix for the result files (default: the model's name)")
     parser.add_argument("--note", default="", help="free text recorded with the results (e.g. other load)")
     args = parser.parse_args(argv)
     if args.threads:
@@ -274,7 +275,7 @@ def main(argv: list[str] | None = None) -> dict:
         "exactness": exactness, "floor": floor,
         "targets": {"fp32_over_study_loop": 2.0, "fp32_over_lm_eval_hf": 1.2, "per_token_tolerance": 1e-3},
     }
-    write_results(result, args.tag)
+    write_results(result, args.tag if args.tag is not None else Path(args.model).name)
     print(json.dumps({"contenders": summary, "ratios": ratios, "cpu_time_ratios": cpu_ratios, "exactness": exactness}, indent=2))
     return result
 
