@@ -40,7 +40,8 @@ def test_interrupted_then_concurrent_preparation(tmp_path: Path) -> None:
     deadline = time.time() + 300
     while time.time() < deadline and not list(models.glob(".smollm2-135m-instruct.tmp-*")):
         time.sleep(0.2)
-    time.sleep(1.0)
+    time.sleep(5.0)  # well inside the conversion, which takes tens of seconds
+    assert victim.poll() is None, "the conversion finished before it could be interrupted"
     os.killpg(victim.pid, signal.SIGKILL)
     victim.wait()
     final = models / "smollm2-135m-instruct"

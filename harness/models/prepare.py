@@ -96,6 +96,7 @@ def prepare_embedded(name: str, *, allow_install: bool = True, force: bool = Fal
         scratch.mkdir(exist_ok=True)
         tmp = cache_dir("models") / f".{name}.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)  # exists for the whole conversion, so a crash leaves a visible partial
         try:
             gguf = model.gguf_path(scratch)
             log.warning("converting %s from GGUF (once; about 1-2 minutes on CPU)", name)
