@@ -70,28 +70,24 @@ class RulesLogitsProcessor(LogitsProcessor):
         self.device = device
         self.model_config = vllm_config.model_config
         self.rows: dict[int, RowState] = {}
-        self._tokens: ResolvedTokens | None = None
+        self._tokenizer: Any = None
+        self._tokens: dict[tuple, ResolvedTokens] = {}  # by token_shifts
         self._uniform: dict[tuple, torch.Tensor] = {}
 
     def is_argmax_invariant(self) -> bool:
         return False  # the rules change greedy choices: vLLM must apply them before greedy sampling
 
-    def tokens(self) -> ResolvedTokens:
-        if self._tokens is None:
+    def tokens_for(self, config: RuleConfig) -> ResolvedTokens:
+        """Named tokens resolved with the engine's tokenizer (loaded on first use, then cached)."""
+        if self._tokenizer is None:
             from transformers import AutoTokenizer
 
-            tokenizer = AutoTokenizer.from_pretrained(
+            self._tokenizer = AutoTokenizer.from_pretrained(
                 self.model_config.tokenizer, revision=self.model_config.tokenizer_revision
             )
-            self._tokens = resolve_tokens(tokenizer, RuleConfig().token_shifts, warn=False)
-            self._tokenizer = tokenizer
-        return self._tokens
-
-    def tokens_for(self, config: RuleConfig) -> ResolvedTokens:
-        base = self.tokens()
-        if config.token_shifts == RuleConfig().token_shifts:
-            return base
-        return resolve_tokens(self._tokenizer, config.token_shifts)
+        if config.token_shifts not in self._tokens:
+            self._tokens[config.token_shifts] = resolve_tokens(self._tokenizer, config.token_shifts)
+        return self._tokens[config.token_shifts]
 
     def _new_row(self, params: SamplingParams, prompt_ids: list[int] | None, output_ids: list[int]) -> RowState | None:
         config = config_from_params(params)
