@@ -33,7 +33,7 @@ def _gemma3(softcap: float | None = 30.0):
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
     config = Gemma3TextConfig(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
-                              num_attention_heads=2, num_key_value_heads=1, head_dim=32, sliding_window=16,
+                              num_attention_heads=2, num_key_value_heads=1, head_dim=32, sliding_window=32,
                               layer_types=["sliding_attention", "sliding_attention", "full_attention"],
                               max_position_embeddings=256, final_logit_softcapping=softcap,
                               tie_word_embeddings=True, initializer_range=0.3)
@@ -42,14 +42,15 @@ def _gemma3(softcap: float | None = 30.0):
 
 
 def _pairs(seed: int = 0) -> list[tuple[list[int], list[int]]]:
-    """Four prompts (one longer than the small Gemma's window of 16) scored against responses of
-    1 to 9 tokens: short pairs take the stacked-cache path, long ones the per-prompt path."""
+    """Five prompts (one longer than the small Gemma's window of 32; two of nearly equal length,
+    so they share a left-padded batch) scored against responses of 1 to 9 tokens: short pairs
+    take the stacked-cache path, long ones the per-prompt path."""
     g = torch.Generator().manual_seed(seed)
 
     def ids(n: int) -> list[int]:
         return torch.randint(3, VOCAB, (n,), generator=g).tolist()
 
-    prompts = [ids(4), ids(11), ids(2), ids(20)]
+    prompts = [ids(4), ids(11), ids(2), ids(40), ids(10)]
     responses = [ids(n) for n in (1, 5, 9, 3, 2, 7)]
     pairs = [(p, r) for p in prompts for r in responses]
     pairs.insert(3, (ids(5), ids(4)))  # a prompt used once
@@ -154,3 +155,14 @@ def test_tokenize_pair_keeps_gemma_bos_on_the_context_only(gemma_dir: str) -> No
     assert cont[-1] == tok.eos_token_id
     ctx_plain, _ = tokenize_pair(tok, "<bos>Question", "Answer", add_special_tokens=False)
     assert ctx_plain.count(tok.bos_token_id) == 1
+
+
+def test_length_buckets_bound_rows_and_padding() -> None:
+    assert scoring.length_buckets([10, 11, 2, 4], max_rows=8) == [[1, 0], [3], [2]]
+    lengths = [50, 49, 48, 47, 46, 45, 44, 43, 42, 30, 29, 5]
+    buckets = scoring.length_buckets(lengths, max_rows=4)
+    assert sorted(i for b in buckets for i in b) == list(range(len(lengths)))
+    for bucket in buckets:
+        assert len(bucket) <= 4
+        width = max(lengths[i] for i in bucket)
+        assert 1 - sum(lengths[i] for i in bucket) / (width * len(bucket)) <= scoring.MAX_PADDING_SHARE

@@ -43,10 +43,11 @@ def test_submit_from_lm_eval_results(smollm2_dir: str, tmp_path: Path, offline_e
     assert meta["evaluation_set"] == {"dataset": "offline_instructions", "source": "fixture"}
     assert meta["decoding"]["max_new_tokens"] == 8
     # lm-eval's reported numbers are the claims, and `check` recomputed them from the records.
+    # Claims are stored in percent to four decimals.
     claimed = meta["claimed"]
-    assert claimed["ranking_accuracy"] == pytest.approx(results["implicit_if_ranking"]["response_ranking,none"] * 100)
+    assert claimed["ranking_accuracy"] == pytest.approx(results["implicit_if_ranking"]["response_ranking,none"] * 100, abs=5e-5)
     for detector, value in claimed["leakage"].items():
-        assert value == pytest.approx(results["implicit_if_leak"][f"{detector},none"] * 100)
+        assert value == pytest.approx(results["implicit_if_leak"][f"{detector},none"] * 100, abs=5e-5)
     outputs = json.loads((folder / "outputs.json").read_text())
     assert len(outputs) == results["implicit_if_leak"]["sample_len"] == 85
     ranking = [json.loads(line) for line in (folder / "ranking.jsonl").read_text().splitlines()]
