@@ -16,7 +16,8 @@ def demo(
     boards: Optional[Path] = typer.Option(None, "--boards", help="Where to write the leaderboard files (default: OUT/leaderboard)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=2, help="Only the first N instructions of the offline set (default: all)."),
     max_new_tokens: int = typer.Option(128, "--max-new-tokens", min=1, help="Longest generated response, in tokens."),
-    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Sequences per forward batch."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Sequences per scoring batch (response ranking)."),
+    generate_batch_size: int = typer.Option(64, "--generate-batch-size", min=1, help="Sequences decoded together (greedy, left-padded)."),
     judge: str = typer.Option("smollm2-local", "--judge", help="Judge spec (see `implicit-if judge --help`)."),
     with_rules: bool = typer.Option(False, "--with-rules", help="Also evaluate Gemma 3 270M with the rule-based adapter and each ablation."),
 ) -> None:
@@ -41,7 +42,7 @@ def demo(
     for entry in entries:
         try:
             results.append(job.run_entry(entry, out, limit=limit, max_new_tokens=max_new_tokens,
-                                         batch_size=batch_size, judge=judge, log=console.print))
+                                         batch_size=batch_size, generate_batch_size=generate_batch_size, judge=judge, log=console.print))
         except RuntimeError as error:
             fail(f"{entry.name}: {error}")
     typer.echo("")
