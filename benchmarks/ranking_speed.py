@@ -165,6 +165,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch-size", type=int, default=8, help="batch size of lm-eval's path and ours")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per contender (median reported)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--conditional", action="store_true",
+                        help="also score each response under its distractor instructions (2K+1 sequences per "
+                             "instruction), as `implicit-if rank` does by default; without it K+1, the study's own view")
     parser.add_argument("--skip", default="", help="comma-separated contenders to leave out")
     parser.add_argument("--tag", default=None, help="suffix for the result files (default: the model's name)")
     parser.add_argument("--note", default="", help="free text recorded with the results (e.g. other load)")
@@ -177,7 +180,7 @@ def main(argv: list[str] | None = None) -> dict:
     started_load = load_average()
     pairs = load_pairs(args.dataset, limit=max(args.instructions, args.distractors + 1))
     origin = pairs[0].get("origin", "hub")
-    jobs = scoring_jobs(plan_comparisons(len(pairs), args.distractors, seed=0), conditional=False)
+    jobs = scoring_jobs(plan_comparisons(len(pairs), args.distractors, seed=0), conditional=args.conditional)
     model_dir = resolve_model(args.model)
     model, tokenizer = load_model_and_tokenizer(model_dir, "cpu", "float32")
     token_pairs = tokenize_jobs(tokenizer, pairs, jobs, "tulu")
@@ -265,6 +268,7 @@ def main(argv: list[str] | None = None) -> dict:
         "command": "python benchmarks/ranking_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "model": args.model, "data": {"dataset": args.dataset, "origin": origin, "instructions": len(pairs),
                                       "distractors": args.distractors, "sequences": n,
+                                      "conditional": args.conditional,
                                       "prompt_tokens_mean": statistics.mean(len(c) for c, _ in token_pairs),
                                       "response_tokens_mean": statistics.mean(len(r) for _, r in token_pairs)},
         "batch_size": args.batch_size, "repeats": args.repeats,
@@ -285,6 +289,9 @@ def write_results(result: dict, tag: str) -> None:
     stem = "ranking_speed" + (f"-{tag}" if tag else "")
     (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     m, data, floor = result["machine"], result["data"], result["floor"]
+    k = data["distractors"]
+    per_instruction = (f"({k + 1} responses + each own response under {k} distractor instructions, the conditional view)"
+                       if data.get("conditional") else f"{k + 1} responses (the study's view)")
     lines = [
         f"# Response-ranking speed: {result['model']}",
         "",
@@ -295,7 +302,7 @@ def write_results(result: dict, tag: str) -> None:
         f"torch {m['torch']}, transformers {m['transformers']}, lm-eval {m['lm_eval']}. "
         f"Load average (1, 5, 15 min) at start {m['load_average_start']}, at end {m['load_average_end']}.",
         "",
-        f"Data: {data['instructions']} instructions x {data['distractors'] + 1} responses = {data['sequences']} "
+        f"Data: {data['instructions']} instructions x {per_instruction} = {data['sequences']} "
         f"sequences from `{data['dataset']}` ({data['origin']}); mean prompt {data['prompt_tokens_mean']:.1f} tokens, "
         f"mean response {data['response_tokens_mean']:.1f} tokens (with EOS). Batch size {result['batch_size']}; "
         f"median of {result['repeats']} runs, contenders interleaved. Wall time is what a user waits; CPU time "

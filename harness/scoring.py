@@ -23,8 +23,10 @@ from dataclasses import dataclass
 
 import torch
 
-# Rows of the output projection materialised at once (rows x vocab floats): bounds memory.
-LOGIT_ROWS_PER_CHUNK = 256
+# Rows of the output projection computed together (each pass over the weights serves this many).
+LOGIT_ROWS_PER_CHUNK = 1024
+# Vocabulary entries per block on a CPU: a [rows, block] float32 block stays in the core's cache.
+VOCAB_BLOCK_CPU = 4096
 # The fast path re-checks two pairs with the plain path and falls back beyond these gaps: per
 # token in float32; per sequence mean in half precision, where merely batching differently
 # already moves single tokens by up to ~0.4 nats.
@@ -123,9 +125,11 @@ def fast_path_problem(model) -> str | None:
 class _OutputLayer:
     """lm_head (+ Gemma's soft-capping) and log-softmax, applied only to the rows asked for.
 
-    Logits are written into one reused buffer and reduced in place: a fresh [rows, vocab] tensor
-    per chunk costs page faults on every allocation, which for a 262k vocabulary is a third of
-    the output layer's time on a CPU.
+    On a CPU the vocabulary is processed in blocks small enough to stay in cache, with a running
+    (online) log-sum-exp: the soft-capping, max, exp and sum then read cache, not memory, and a
+    [rows, 262k] logits tensor is never materialised. Block logits go into one reused buffer (a
+    fresh tensor per block would cost page faults on every allocation). On an accelerator the
+    whole vocabulary is one block: one large kernel beats many small ones there.
     """
 
     def __init__(self, model) -> None:
@@ -134,35 +138,61 @@ class _OutputLayer:
         self._raw: torch.Tensor | None = None  # matmul output, in the head's dtype
         self._f32: torch.Tensor | None = None  # float32 logits (the same buffer for a float32 head)
 
-    def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        weight = getattr(self.head, "weight", None)
-        if not isinstance(self.head, torch.nn.Linear) or weight is None:
-            return self.head(hidden).float()  # an unusual head module: let it compute as usual
+    def _block_logits(self, hidden: torch.Tensor, weight: torch.Tensor, start: int, width: int) -> torch.Tensor:
+        """Soft-capped float32 logits of vocabulary entries [start, start + width) for each row."""
         rows = hidden.shape[0]
-        if self._raw is None:
-            shape = (LOGIT_ROWS_PER_CHUNK, weight.shape[0])
+        if self._raw is None or self._raw.shape[1] < width:
+            shape = (LOGIT_ROWS_PER_CHUNK, width)
             self._raw = torch.empty(shape, dtype=weight.dtype, device=weight.device)
             self._f32 = self._raw if weight.dtype == torch.float32 else torch.empty(shape, dtype=torch.float32, device=weight.device)
-        raw, logits = self._raw[:rows], self._f32[:rows]
-        torch.mm(hidden.to(weight.dtype), weight.t(), out=raw)
+        raw, logits = self._raw[:rows, :width], self._f32[:rows, :width]
+        torch.mm(hidden, weight[start : start + width].t(), out=raw)
         if self.head.bias is not None:
-            raw.add_(self.head.bias)
+            raw.add_(self.head.bias[start : start + width])
         if logits is not raw:
             logits.copy_(raw)
+        if self.softcap is not None:
+            logits.div_(self.softcap).tanh_().mul_(self.softcap)
         return logits
 
     def logprobs(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """log p(target) for each row of `hidden` [N, d], computed in float32 after the projection."""
+        weight = getattr(self.head, "weight", None)
+        if not isinstance(self.head, torch.nn.Linear) or weight is None:
+            return self._module_logprobs(hidden, targets)
+        vocab = weight.shape[0]
+        block = min(vocab, VOCAB_BLOCK_CPU) if hidden.device.type == "cpu" else vocab
+        out = torch.empty(hidden.shape[0], dtype=torch.float32, device=hidden.device)
+        n_chunks = -(-hidden.shape[0] // LOGIT_ROWS_PER_CHUNK)
+        size = -(-hidden.shape[0] // max(n_chunks, 1))  # equal chunks: no small leftover chunk
+        for start in range(0, hidden.shape[0], size):
+            rows = slice(start, start + size)
+            chunk, wanted = hidden[rows].to(weight.dtype), targets[rows]
+            n = chunk.shape[0]
+            peak = torch.full((n,), float("-inf"), device=hidden.device)
+            total = torch.zeros(n, device=hidden.device)
+            picked = torch.empty(n, device=hidden.device)
+            for first in range(0, vocab, block):
+                logits = self._block_logits(chunk, weight, first, min(block, vocab - first))
+                here = ((wanted >= first) & (wanted < first + logits.shape[1])).nonzero().squeeze(1)
+                if here.numel():
+                    picked[here] = logits[here, wanted[here] - first]
+                new_peak = torch.maximum(peak, logits.amax(1))
+                # Running log-sum-exp: rescale the sum so far to the new peak, add this block.
+                total.mul_((peak - new_peak).exp_()).add_(logits.sub_(new_peak[:, None]).exp_().sum(1))
+                peak = new_peak
+            out[rows] = picked - (total.log() + peak)
+        return out
+
+    def _module_logprobs(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """An unusual head module: let it compute its logits as usual, a chunk of rows at a time."""
         out = torch.empty(hidden.shape[0], dtype=torch.float32, device=hidden.device)
         for start in range(0, hidden.shape[0], LOGIT_ROWS_PER_CHUNK):
             rows = slice(start, start + LOGIT_ROWS_PER_CHUNK)
-            logits = self._logits(hidden[rows])
+            logits = self.head(hidden[rows]).float()
             if self.softcap is not None:
-                logits.div_(self.softcap).tanh_().mul_(self.softcap)
-            picked = logits.gather(1, targets[rows, None]).squeeze(1)
-            peak = logits.amax(1, keepdim=True)
-            total = logits.sub_(peak).exp_().sum(1)  # in place: the buffer is not needed afterwards
-            out[rows] = picked - (total.log() + peak.squeeze(1))
+                logits = torch.tanh(logits / self.softcap) * self.softcap
+            out[rows] = logits.gather(1, targets[rows, None]).squeeze(1) - logits.logsumexp(1)
         return out
 
 
@@ -236,9 +266,39 @@ def _run_prefixes(body, prompts: list[list[int]], batch_size: int, device) -> li
     return out  # type: ignore[return-value]
 
 
+class _HeadQueue:
+    """Collects (pair, hidden states, targets) from many body batches and runs the output layer
+    once per LOGIT_ROWS_PER_CHUNK rows: each pass over the (large) output weights serves as
+    many rows as possible."""
+
+    def __init__(self, head: _OutputLayer, results: list[list[float]], device) -> None:
+        self.head, self.results, self.device = head, results, device
+        self.pending: list[tuple[int, torch.Tensor, list[int]]] = []
+        self.rows = 0
+
+    def add(self, index: int, hidden: torch.Tensor, targets: list[int]) -> None:
+        self.pending.append((index, hidden, targets))
+        self.rows += len(targets)
+        if self.rows >= LOGIT_ROWS_PER_CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        hidden = torch.cat([h for _, h, _ in self.pending])
+        targets = torch.tensor([t for _, _, ts in self.pending for t in ts], device=self.device)
+        values = self.head.logprobs(hidden, targets).tolist()
+        offset = 0
+        for index, _, ts in self.pending:
+            self.results[index] = values[offset : offset + len(ts)]
+            offset += len(ts)
+        self.pending, self.rows = [], 0
+
+
 @torch.no_grad()
-def _score_rows(model, head: _OutputLayer, rows: list[tuple[_Prefix, list[int]]]) -> list[list[float]]:
-    """Score one batch of continuations, each after its own (already computed) prompt.
+def _rows_hidden(model, rows: list[tuple[_Prefix, list[int]]]) -> list[torch.Tensor]:
+    """Hidden states predicting each continuation's tokens [len(cont), d], each continuation after
+    its own (already computed) prompt.
 
     The prompts' caches are stacked, left-padded to the longest, into one KV cache; each row's
     positions continue from its own prompt length, and the attention mask hides the padding.
@@ -249,48 +309,38 @@ def _score_rows(model, head: _OutputLayer, rows: list[tuple[_Prefix, list[int]]]
     width_p = max(prefix.length for prefix, _ in rows)
     width_c = max(len(cont) for _, cont in rows) - 1  # a continuation's last token is only a target
     # Each continuation's first token is predicted by its prompt's last hidden state.
-    hidden_rows = [torch.stack([prefix.last_hidden for prefix, _ in rows])]
-    targets = [cont[0] for _, cont in rows]
-    if width_c > 0:
-        n_layers = len(rows[0][0].keys)
-        cache_data = []
-        for layer in range(n_layers):
-            sample = rows[0][0].keys[layer]
-            keys = sample.new_zeros((len(rows), sample.shape[0], width_p, sample.shape[-1]))
-            values = torch.zeros_like(keys)
-            for row, (prefix, _) in enumerate(rows):
-                keys[row, :, width_p - prefix.length :] = prefix.keys[layer]
-                values[row, :, width_p - prefix.length :] = prefix.values[layer]
-            cache_data.append((keys, values))
-        cache = DynamicCache(ddp_cache_data=cache_data, config=model.config)
+    firsts = [prefix.last_hidden[None] for prefix, _ in rows]
+    if width_c <= 0:
+        return firsts
+    n_layers = len(rows[0][0].keys)
+    cache_data = []
+    for layer in range(n_layers):
+        sample = rows[0][0].keys[layer]
+        keys = sample.new_zeros((len(rows), sample.shape[0], width_p, sample.shape[-1]))
+        values = torch.zeros_like(keys)
+        for row, (prefix, _) in enumerate(rows):
+            keys[row, :, width_p - prefix.length :] = prefix.keys[layer]
+            values[row, :, width_p - prefix.length :] = prefix.values[layer]
+        cache_data.append((keys, values))
+    cache = DynamicCache(ddp_cache_data=cache_data, config=model.config)
 
-        ids = torch.zeros((len(rows), width_c), dtype=torch.long)
-        mask = torch.zeros((len(rows), width_p + width_c), dtype=torch.long)
-        positions = torch.zeros((len(rows), width_c), dtype=torch.long)
-        for row, (prefix, cont) in enumerate(rows):
-            inputs = cont[:-1]
-            ids[row, : len(inputs)] = torch.tensor(inputs)
-            mask[row, width_p - prefix.length : width_p + len(inputs)] = 1
-            positions[row] = torch.arange(prefix.length, prefix.length + width_c)
-        hidden = model.base_model(
-            input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
-            past_key_values=cache, use_cache=True,
-        ).last_hidden_state
-        for row, (_, cont) in enumerate(rows):
-            hidden_rows.append(hidden[row, : len(cont) - 1])
-            targets.extend(cont[1:])
-    logprobs = head.logprobs(torch.cat(hidden_rows), torch.tensor(targets, device=device)).tolist()
-    # Unpack: the first len(rows) values are the first tokens, then each row's remaining tokens.
-    results, offset = [], len(rows)
-    for row, (_, cont) in enumerate(rows):
-        n = len(cont) - 1
-        results.append([logprobs[row], *logprobs[offset : offset + n]])
-        offset += n
-    return results
+    ids = torch.zeros((len(rows), width_c), dtype=torch.long)
+    mask = torch.zeros((len(rows), width_p + width_c), dtype=torch.long)
+    positions = torch.zeros((len(rows), width_c), dtype=torch.long)
+    for row, (prefix, cont) in enumerate(rows):
+        inputs = cont[:-1]
+        ids[row, : len(inputs)] = torch.tensor(inputs)
+        mask[row, width_p - prefix.length : width_p + len(inputs)] = 1
+        positions[row] = torch.arange(prefix.length, prefix.length + width_c)
+    hidden = model.base_model(
+        input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
+        past_key_values=cache, use_cache=True,
+    ).last_hidden_state
+    return [torch.cat([first, hidden[row, : len(cont) - 1]]) for row, (first, (_, cont)) in enumerate(zip(firsts, rows))]
 
 
 @torch.no_grad()
-def _score_group(model, head: _OutputLayer, ctx: list[int], conts: list[list[int]], batch_size: int) -> list[list[float]]:
+def _score_group(model, queue: _HeadQueue, ctx: list[int], conts: list[list[int]], members: list[int], batch_size: int) -> None:
     """Continuations sharing one long context, scored with that context's own (unpadded) cache.
 
     Used where stacking padded caches would change a sliding-window layer's view: no padding
@@ -299,14 +349,12 @@ def _score_group(model, head: _OutputLayer, ctx: list[int], conts: list[list[int
     device = next(model.parameters()).device
     body = model.base_model
     prefix = body(input_ids=torch.tensor([ctx], device=device), use_cache=True)
-    last_hidden = prefix.last_hidden_state[0, -1]
+    last_hidden = prefix.last_hidden_state[0, -1:]
     prefix_cache = prefix.past_key_values
 
-    results: list[list[float]] = [[] for _ in conts]
     for chunk in length_buckets([len(c) for c in conts], batch_size):
         width = max(len(conts[i]) for i in chunk) - 1
-        hidden_rows = [last_hidden.expand(len(chunk), -1)]
-        targets = [conts[i][0] for i in chunk]
+        hidden = None
         if width > 0:
             ids = torch.zeros((len(chunk), width), dtype=torch.long)
             mask = torch.zeros((len(chunk), len(ctx) + width), dtype=torch.long)
@@ -317,16 +365,9 @@ def _score_group(model, head: _OutputLayer, ctx: list[int], conts: list[list[int
             cache = copy.deepcopy(prefix_cache)
             cache.batch_repeat_interleave(len(chunk))
             hidden = body(input_ids=ids.to(device), attention_mask=mask.to(device), past_key_values=cache, use_cache=True).last_hidden_state
-            for row, i in enumerate(chunk):
-                hidden_rows.append(hidden[row, : len(conts[i]) - 1])
-                targets.extend(conts[i][1:])
-        logprobs = head.logprobs(torch.cat(hidden_rows), torch.tensor(targets, device=device)).tolist()
-        offset = len(chunk)
         for row, i in enumerate(chunk):
-            n = len(conts[i]) - 1
-            results[i] = [logprobs[row], *logprobs[offset : offset + n]]
-            offset += n
-    return results
+            rows = last_hidden if hidden is None else torch.cat([last_hidden, hidden[row, : len(conts[i]) - 1]])
+            queue.add(members[i], rows, conts[i])
 
 
 def _sliding_window(model) -> int | None:
@@ -338,20 +379,26 @@ def _sliding_window(model) -> int | None:
     return None
 
 
+def _takes_stacked_path(model, pairs: Sequence[TokenPair]) -> list[bool]:
+    """Which pairs take the stacked-cache path. Stacked caches are left-padded; inside a sliding
+    window that padding would crowd out real tokens, so pairs that could reach the window take
+    the per-prompt path instead."""
+    window = _sliding_window(model)
+    return [window is None or len(ctx) + len(cont) <= window // 2 for ctx, cont in pairs]
+
+
 @torch.no_grad()
 def _score_fast(model, head: _OutputLayer, pairs: Sequence[TokenPair], batch_size: int, progress: bool) -> list[list[float]]:
     from tqdm.auto import tqdm
 
     device = next(model.parameters()).device
-    window = _sliding_window(model)
     results: list[list[float]] = [[] for _ in pairs]
-    # Stacked caches are left-padded; inside a sliding window that padding would crowd out real
-    # tokens, so pairs that could reach the window take the per-prompt path instead.
-    fits = [window is None or len(ctx) + len(cont) <= window // 2 for ctx, cont in pairs]
+    fits = _takes_stacked_path(model, pairs)
     short = _group_by_context([p if ok else ([], []) for p, ok in zip(pairs, fits)])
     short = [(ctx, members) for ctx, members in short if ctx]
     long = _group_by_context([p if not ok else ([], []) for p, ok in zip(pairs, fits)])
     long = [(ctx, members) for ctx, members in long if ctx]
+    queue = _HeadQueue(head, results, device)
     with tqdm(total=len(pairs), desc="scoring", unit="seq", disable=not progress) as bar:
         for start in range(0, len(short), PROMPTS_PER_WINDOW):
             window_groups = short[start : start + PROMPTS_PER_WINDOW]
@@ -360,13 +407,14 @@ def _score_fast(model, head: _OutputLayer, pairs: Sequence[TokenPair], batch_siz
             # Length buckets across prompts: each row brings its own prompt's cache.
             for bucket in length_buckets([len(pairs[i][1]) for _, i in rows], batch_size):
                 batch = [rows[b] for b in bucket]
-                for (_, i), values in zip(batch, _score_rows(model, head, [(p, pairs[i][1]) for p, i in batch])):
-                    results[i] = values
+                for (_, i), hidden in zip(batch, _rows_hidden(model, [(p, pairs[i][1]) for p, i in batch])):
+                    queue.add(i, hidden, pairs[i][1])
                 bar.update(len(batch))
+            queue.flush()  # this window's prompt caches can then be freed
         for ctx, members in long:
-            for i, values in zip(members, _score_group(model, head, ctx, [pairs[i][1] for i in members], batch_size)):
-                results[i] = values
+            _score_group(model, queue, ctx, [pairs[i][1] for i in members], members, batch_size)
             bar.update(len(members))
+        queue.flush()
     return results
 
 
@@ -376,8 +424,8 @@ def score_token_ids_fast(
 ) -> list[list[float]]:
     """Same answer as `score_token_ids` (within float rounding), doing only the needed work.
 
-    With `self_check`, two pairs scored by the fast path are scored again by the plain path; if
-    they disagree by more than SELF_CHECK_TOLERANCE per token (SELF_CHECK_TOLERANCE_HALF in mean
+    With `self_check`, the shortest pair of each path taken is scored again by the model's own
+    forward pass; if they disagree by more than SELF_CHECK_TOLERANCE per token (SELF_CHECK_TOLERANCE_HALF in mean
     log-probability for bfloat16/float16 models), which means an architecture that post-processes
     its logits or caches in a way we do not know, everything is scored by the plain path
     instead, with a warning.
@@ -396,8 +444,8 @@ def score_token_ids_fast(
             problem = f"its forward pass does not accept a reused KV cache ({type(exc).__name__}: {exc})"
         else:
             if self_check:
-                checked = _check_indices(pairs)
-                plain = score_token_ids(model, [pairs[i] for i in checked], batch_size=1)
+                checked = _check_indices(pairs, _takes_stacked_path(model, pairs))
+                plain = [_model_logprobs(model, *pairs[i]) for i in checked]
                 gap, tolerance, unit = _self_check_gap(model, [results[i] for i in checked], plain)
                 if gap > tolerance:
                     problem = f"the fast path differs from the plain one by {gap:.2e} {unit}"
@@ -417,7 +465,26 @@ def _self_check_gap(model, fast: list[list[float]], plain: list[list[float]]) ->
     return gap, SELF_CHECK_TOLERANCE, "per token"
 
 
-def _check_indices(pairs: Sequence[TokenPair]) -> list[int]:
-    """The pairs to re-check: the shortest one, and the longest one (which may take the long path)."""
-    lengths = [len(c) + len(r) for c, r in pairs]
-    return sorted({lengths.index(min(lengths)), lengths.index(max(lengths))})
+def _check_indices(pairs: Sequence[TokenPair], stacked: Sequence[bool]) -> list[int]:
+    """The pairs to re-check: the shortest of each path taken (cheap, and each path is exercised),
+    preferring continuations of two or more tokens, whose later tokens read the reused cache."""
+    picked = set()
+    for path in (True, False):
+        members = [i for i, s in enumerate(stacked) if s == path]
+        if members:
+            picked.add(min(members, key=lambda i: (len(pairs[i][1]) < 2, len(pairs[i][0]) + len(pairs[i][1]))))
+    return sorted(picked)
+
+
+@torch.no_grad()
+def _model_logprobs(model, ctx: list[int], cont: list[int]) -> list[float]:
+    """One pair through the model's own forward (its own logit post-processing included), with
+    logits only where a continuation token is predicted when the model supports `logits_to_keep`."""
+    device = next(model.parameters()).device
+    ids = torch.tensor([ctx + cont], device=device)
+    try:
+        logits = model(input_ids=ids, logits_to_keep=len(cont) + 1).logits[0, :-1]
+    except TypeError:
+        logits = model(input_ids=ids).logits[0, len(ctx) - 1 : -1]
+    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    return logprobs[torch.arange(len(cont), device=device), torch.tensor(cont, device=device)].tolist()

@@ -8,6 +8,7 @@ log-probabilities vary a lot between positions and an off-by-one would be caught
 
 from __future__ import annotations
 
+import types
 import warnings
 
 import pytest
@@ -66,7 +67,7 @@ def _max_gap(a: list[list[float]], b: list[list[float]]) -> float:
 @pytest.mark.parametrize("batch_size", [1, 4, 16])
 def test_fast_equals_plain(build, batch_size: int, monkeypatch: pytest.MonkeyPatch) -> None:
     model = build()
-    calls = {"_score_rows": 0, "_score_group": 0}
+    calls = {"_rows_hidden": 0, "_score_group": 0}
     for name in calls:
         original = getattr(scoring, name)
 
@@ -83,7 +84,7 @@ def test_fast_equals_plain(build, batch_size: int, monkeypatch: pytest.MonkeyPat
         warnings.simplefilter("error")  # the fast path must not fall back here
         fast = score_token_ids_fast(model, pairs, batch_size=batch_size)
     assert _max_gap(fast, plain) < 1e-4
-    assert calls["_score_rows"] > 0
+    assert calls["_rows_hidden"] > 0
     assert (calls["_score_group"] > 0) == (model.config.model_type == "gemma3_text")  # only a windowed model needs it
 
 
@@ -166,3 +167,51 @@ def test_length_buckets_bound_rows_and_padding() -> None:
         assert len(bucket) <= 4
         width = max(lengths[i] for i in bucket)
         assert 1 - sum(lengths[i] for i in bucket) / (width * len(bucket)) <= scoring.MAX_PADDING_SHARE
+
+
+def test_self_check_covers_the_per_prompt_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = _gemma3()
+    pairs = _pairs()
+    assert not all(scoring._takes_stacked_path(model, pairs))  # the long prompt takes the per-prompt path
+    original = scoring._score_group
+
+    def perturbed(model, queue, ctx, conts, members, batch_size):
+        class Shifted:  # what the per-prompt path hands to the output layer, slightly off
+            def add(self, index, hidden, targets):
+                queue.add(index, hidden * 1.01, targets)
+
+        original(model, Shifted(), ctx, conts, members, batch_size)
+
+    monkeypatch.setattr(scoring, "_score_group", perturbed)
+    with pytest.warns(RuntimeWarning, match="differs from the plain one"):
+        result = score_token_ids_fast(model, pairs)
+    assert _max_gap(result, score_token_ids(model, pairs)) < 1e-4
+
+
+def test_self_check_scores_through_the_models_own_forward() -> None:
+    model = _gemma3()
+    ctx, cont = [5, 9, 11, 3], [7, 8, 2]
+    full = torch.log_softmax(model(input_ids=torch.tensor([ctx + cont])).logits[0].float(), dim=-1)
+    expected = [full[len(ctx) - 1 + j, t].item() for j, t in enumerate(cont)]
+    assert scoring._model_logprobs(model, ctx, cont) == pytest.approx(expected, abs=1e-5)
+
+
+@pytest.mark.parametrize("softcap", [None, 5.0])
+def test_output_layer_blocks_equal_a_full_log_softmax(softcap, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Vocabulary blocks of 7 over 50 entries (a partial last block), rows split in uneven chunks,
+    # a bias, and targets in every block: the running log-sum-exp must equal the full one.
+    monkeypatch.setattr(scoring, "VOCAB_BLOCK_CPU", 7)
+    monkeypatch.setattr(scoring, "LOGIT_ROWS_PER_CHUNK", 4)
+    torch.manual_seed(0)
+    head = torch.nn.Linear(16, 50, bias=True)
+    head.weight.data.mul_(8)
+    model = types.SimpleNamespace(get_output_embeddings=lambda: head,
+                                  config=types.SimpleNamespace(final_logit_softcapping=softcap))
+    hidden, targets = torch.randn(11, 16), torch.tensor([0, 6, 7, 13, 14, 48, 49, 21, 35, 42, 3])
+    with torch.no_grad():
+        logits = head(hidden)
+        if softcap:
+            logits = torch.tanh(logits / softcap) * softcap
+        expected = torch.log_softmax(logits, dim=-1)[torch.arange(11), targets]
+        got = scoring._OutputLayer(model).logprobs(hidden, targets)
+    assert torch.allclose(got, expected, atol=1e-5)
