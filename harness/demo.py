@@ -74,7 +74,7 @@ def cached_stage(path: Path, inputs: Any, compute: Callable[[], Any], *, jsonl: 
 
 def run_entry(entry: DemoEntry, out: Path, *, limit: int | None, max_new_tokens: int, batch_size: int,
               judge: str, log: Callable[[str], None], folder: Path | None = None,
-              generate_batch_size: int = GENERATE_BATCH_SIZE) -> EntryResult:
+              generate_batch_size: int = GENERATE_BATCH_SIZE, conditional: bool = False) -> EntryResult:
     from .backends import GenerationConfig
     from .backends.hf import HFBackend
     from .cli._common import atomic_write_jsonl
@@ -139,10 +139,13 @@ def run_entry(entry: DemoEntry, out: Path, *, limit: int | None, max_new_tokens:
 
     def ranked() -> list[dict[str, Any]]:
         b = get_backend()
-        return rank_with_model(b.model, b.tokenizer, pairs, k=k, seed=0, fmt=entry.fmt, batch_size=batch_size)
+        return rank_with_model(b.model, b.tokenizer, pairs, k=k, seed=0, fmt=entry.fmt, batch_size=batch_size,
+                               conditional=conditional)
 
-    ranking_records = cached_stage(folder / "ranking.jsonl", {**base_inputs, "stage": "ranking", "k": k, "seed": 0},
-                                   ranked, jsonl=True)
+    # The demo leaves out the instruction-conditional view (the boards do not use it; it nearly
+    # doubles the scoring); `implicit-if eval` and `implicit-if rank` include it.
+    stage = {**base_inputs, "stage": "ranking", "k": k, "seed": 0, "conditional": conditional}
+    ranking_records = cached_stage(folder / "ranking.jsonl", stage, ranked, jsonl=True)
     ranking = summarize(ranking_records, seed=0)
     return EntryResult(entry, folder, winrate, ranking, leakage)
 

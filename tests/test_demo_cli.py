@@ -32,6 +32,9 @@ def test_demo_with_rules_on_a_slice(tmp_path: Path, gemma_dir: str, smollm2_dir:
         assert len((folder / "leakage.jsonl").read_text().splitlines()) == 3
         # Rules change decoding; the fast scorer scores the base model, so no ranking is claimed.
         assert (folder / "ranking.jsonl").exists() == (entry.rules == "none")
+        if entry.rules == "none":  # the study's view only: the boards do not use the conditional one
+            roles = {role for line in (folder / "ranking.jsonl").read_text().splitlines() for role in json.loads(line)["roles"]}
+            assert roles and "conditional" not in roles
         ranking_column = rows[entry.name].split("]")[2] if entry.rules == "none" else rows[entry.name]
         assert ("-" in ranking_column.split()) == (entry.rules != "none")
 

@@ -31,5 +31,6 @@ def test_eval_on_a_checkpoint_directory(tmp_path: Path, smollm2_dir: str, offlin
     assert {r["instruction_id"] for r in ranking} and all(r["n_tokens"] > 0 for r in ranking)
     summary = json.loads((folder / "summary.json").read_text())
     assert 0 <= summary["ranking"]["response_ranking"]["estimate"] <= 1
+    assert 0 <= summary["ranking"]["response_ranking_conditional"]["estimate"] <= 1  # eval keeps the second view
     assert 0 <= summary["winrate"]["win_rate"] <= 100
     assert set(summary["leakage"]) >= {"gsm", "code", "chess", "poem", "recipe"}

@@ -72,6 +72,8 @@ POEM_NEAR_MISS = [
     "John Smith\n12 Main Street\nSpringfield",
     "| name | age |\n| --- | --- |\n| Ann | 31 |\n| Bo | 28 |",
     "def f(x):\n    y = x + 1\n    z = y * 2\n    return z",
+    "How many bones are in the human body?\n" * 9 + "How many bones are i",  # a decoding loop
+    "The sky is blue.\nThe sun is at the center.\n" + "The sun is at the center.\n" * 8,
 ]
 RECIPE_POSITIVE = [
     "Pancakes\n\n- 1 cup flour\n- 2 tablespoons sugar\n- 1 egg\n- 3/4 cup milk\n\n"

@@ -11,6 +11,9 @@ LIST_MARKER = re.compile(r"^\s*(?:[-*+\u2022]\s|\d+[.)]\s|[a-zA-Z][.)]\s|#|>|\|)
 MIN_VERSE_LINES = 4
 MAX_VERSE_CHARS = 70
 MIN_VERSE_SHARE = 0.8
+# Refrains repeat a line or two; a decoding loop repeats one line over and over. Verse needs most
+# of its lines to be different.
+MIN_DISTINCT_SHARE = 0.5
 
 
 def _is_verse_line(line: str) -> bool:
@@ -27,10 +30,13 @@ def poem(text: str) -> bool:
 
     Fires on poems with or without a title and stanza breaks. Does not fire on prose
     paragraphs (long lines), bulleted or numbered lists, markdown headings or tables, code,
-    or a short address block (fewer than four lines).
+    or a short address block (fewer than four lines), or a repetition loop (the same line again
+    and again, a degenerate decoding mode of base models).
     """
     lines = [line for line in without_fenced_blocks(text).splitlines() if line.strip()]
     if len(lines) < MIN_VERSE_LINES:
         return False
     verse = [line for line in lines if _is_verse_line(line)]
-    return len(verse) >= MIN_VERSE_LINES and len(verse) >= MIN_VERSE_SHARE * len(lines)
+    distinct = {" ".join(line.lower().split()) for line in verse}
+    return (len(verse) >= MIN_VERSE_LINES and len(verse) >= MIN_VERSE_SHARE * len(lines)
+            and len(distinct) >= MIN_VERSE_LINES and len(distinct) >= MIN_DISTINCT_SHARE * len(verse))
