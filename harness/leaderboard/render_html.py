@@ -27,6 +27,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: now
 .flag { color: #9a6700; }
 .scroll { overflow-x: auto; }
 td.nowrap { white-space: nowrap; }
+td.source { min-width: 14rem; max-width: 22rem; font-size: 12px; color: #57606a; }
 small.detail { color: #57606a; font-size: 11px; }
 """
 
@@ -91,7 +92,7 @@ def _row(system: dict[str, Any]) -> str:
     flag = f' <span class="flag" title="{escape("; ".join(system["flags"]))}">&#9873;</span>' if system["flags"] else ""
     cells = [
         _cell(f.DASH if system["rank"] is None else str(system["rank"]), _sort_value(system["rank"]), True),
-        _cell(escape(system["system"]) + flag, system["system"], title=", ".join(system["entries"])),
+        _cell(escape(system["system"]) + flag, system["system"], title=", ".join(system["entries"])).replace("<td ", '<td class="nowrap" ', 1),
         _cell(escape(system["adaptation"]), system["adaptation"]),
         _cell(escape(system["base_model"]), system["base_model"]).replace("<td ", '<td class="nowrap" ', 1),
         _cell(escape(f.seeds(system)), f.seeds(system)),
@@ -100,12 +101,12 @@ def _row(system: dict[str, Any]) -> str:
         _cell(escape(f.difference(system["vs_next"])), _sort_value((system["vs_next"] or {}).get("difference")), True,
               title=f"paired difference to {system['vs_next']['system']}" if system["vs_next"] else ""),
         _cell(escape(f.mean_std(system["lc_win_rate"])), _sort_value(lc.get("mean")), True),
-        _cell(escape(f"{f.mean_std(system['ranking_accuracy'])} {f.ci(system['ranking_accuracy'])}"),
-              _sort_value(ranking.get("mean")), True),
+        _cell(escape(f"{f.mean_std(system['ranking_accuracy'])} {f.ci(system['ranking_accuracy'])}" if ranking else f.DASH),
+              _sort_value(ranking.get("mean")), True, title="" if ranking else "not measured for this entry"),
         _cell(escape(f.mean_std(system["leakage_any"])) + _detail(f.leakage_detail(system)),
               _sort_value(leak.get("mean")), True),
-        _cell(escape(system["judge"] or f.DASH), system["judge"] or ""),
-        _cell(escape(system["reference"] or f.DASH), system["reference"] or ""),
+        _cell(escape(system["judge"] or f.DASH), system["judge"] or "").replace("<td ", '<td class="source" ', 1),
+        _cell(escape(system["reference"] or f.DASH), system["reference"] or "").replace("<td ", '<td class="source" ', 1),
     ]
     return f'<tr data-system="{escape(system["system"])}">' + "".join(cells) + "</tr>"
 
