@@ -45,6 +45,9 @@ def test_output_records_follow_alpaca_eval():
     (["--backend", "tgi"], "unknown --backend"),
     (["--backend", "openai", "--rules", "eos"], "use --backend hf or vllm"),
     (["--rules", "eos,bogus"], "--rules 'eos,bogus'"),
+    (["--rules", "eos", "--rule-option", "eos_scal=3"], "unknown rule option(s) eos_scal"),
+    (["--rules", "eos", "--rule-option", "count_instruction_tokens"], "write KEY=VALUE"),
+    (["--rule-option", "count_instruction_tokens=true"], "needs rules to apply to"),
 ])
 def test_cli_errors_are_clear_and_write_nothing(tmp_path, monkeypatch, offline_env, args, message):
     monkeypatch.chdir(tmp_path)
@@ -95,3 +98,10 @@ def test_generate_writes_model_outputs_equal_to_plain_greedy_decoding(tmp_path, 
     ruled_records = json.loads(ruled.read_text(encoding="utf-8"))
     assert ruled_records[0]["generator"].endswith("+rules:eos,uniform,diversity")
     assert [r["output"] for r in ruled_records] != expected
+    # a constant overridden from the command line is applied and named
+    study = tmp_path / "study.json"
+    result = CliRunner().invoke(app, [*base, "--output", str(study), "--rules", "diversity",
+                                      "--rule-option", "count_instruction_tokens=true"])
+    assert result.exit_code == 0, result.output
+    study_records = json.loads(study.read_text(encoding="utf-8"))
+    assert study_records[0]["generator"].endswith("+rules:diversity(count_instruction_tokens=True)")

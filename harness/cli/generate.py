@@ -28,6 +28,9 @@ def generate(
     seed: int = typer.Option(0, "--seed", help="Seed for any sampling (greedy decoding ignores it)."),
     temperature: float = typer.Option(0.0, "--temperature", min=0.0, help="0 = greedy (the default, as the study)."),
     rules: str = typer.Option("none", "--rules", help="Rule-based adapter on top of the model, e.g. eos,uniform,diversity (hf and vllm backends)."),
+    rule_options: list[str] = typer.Option([], "--rule-option", metavar="KEY=VALUE",
+                                           help="Override a rule constant, e.g. count_instruction_tokens=true (the study's "
+                                                "repetition penalty) or eos_scale=10; repeatable. See docs/rules.md."),
     generator: Optional[str] = typer.Option(None, "--generator", help="Name recorded as `generator` (default: the model name, plus the rules)."),
     base_url: Optional[str] = typer.Option(None, "--base-url", help="Endpoint for the openai backend (e.g. http://127.0.0.1:8000/v1)."),
 ) -> None:
@@ -41,7 +44,7 @@ def generate(
         check_format(fmt)
     except ValueError as error:
         fail(str(error))
-    options, rule_label = _backend_options(backend, rules, dtype, batch_size, base_url, seed)
+    options, rule_label = _backend_options(backend, rules, dtype, batch_size, base_url, seed, _parse_rule_options(rule_options))
     records = _load_instructions(instructions, dataset, offline, limit)
     dataset_name = instructions.stem if instructions else dataset
     from ..backends import GenerationConfig, get_backend
@@ -81,7 +84,18 @@ def _load_instructions(path: Path | None, dataset: str, offline: bool, limit: in
         fail(str(error))
 
 
-def _backend_options(backend: str, rules: str, dtype: str, batch_size: int, base_url: str | None, seed: int) -> tuple[dict[str, Any], str]:
+def _parse_rule_options(pairs: list[str]) -> dict[str, str]:
+    parsed: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            fail(f"--rule-option {pair!r}: write KEY=VALUE, e.g. --rule-option count_instruction_tokens=true")
+        parsed[key.strip()] = value.strip()
+    return parsed
+
+
+def _backend_options(backend: str, rules: str, dtype: str, batch_size: int, base_url: str | None, seed: int,
+                     rule_options: dict[str, str] | None = None) -> tuple[dict[str, Any], str]:
     from ..backends import BACKEND_NAMES
 
     if backend not in BACKEND_NAMES:
@@ -94,6 +108,8 @@ def _backend_options(backend: str, rules: str, dtype: str, batch_size: int, base
     elif base_url:
         options["base_url"] = base_url
     if rules.strip().lower() in ("", "none"):
+        if rule_options:
+            fail("--rule-option needs rules to apply to: add --rules, e.g. --rules eos,uniform,diversity")
         return options, ""
     if backend == "openai":
         fail("--rules changes the model's token scores, which an OpenAI-compatible endpoint does not expose: use --backend hf or vllm")
@@ -102,7 +118,7 @@ def _backend_options(backend: str, rules: str, dtype: str, batch_size: int, base
     except ImportError:
         fail("--rules needs the rule-based adapter (implicit_if.rules), which this installation lacks; use --rules none")
     try:
-        ruleset = build_rules(rules)
+        ruleset = build_rules(rules, **(rule_options or {}))
     except ValueError as error:
         fail(f"--rules {rules!r}: {error}")
     if ruleset is None:
@@ -111,7 +127,9 @@ def _backend_options(backend: str, rules: str, dtype: str, batch_size: int, base
         options["logits_processor_factory"] = ruleset.hf_logits_processor_factory
     else:
         options.update(ruleset.vllm_options())
-    return options, ruleset.spec
+    changed = ruleset.config.changed_options()
+    label = ruleset.spec + ("(" + ",".join(f"{k}={v}" for k, v in sorted(changed.items())) + ")" if changed else "")
+    return options, label
 
 
 def register(app: typer.Typer) -> None:
