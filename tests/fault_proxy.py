@@ -127,7 +127,10 @@ class FaultProxy:
             attempt = self.log.attempts[ident]
             self.log.attempts[ident] += 1
             if ident in self._last_429:
-                self.log.retry_gaps.append(time.monotonic() - self._last_429.pop(ident))
+                # A retry is the same run asking again; a killed run's successor asking anew is not.
+                when, its_phase = self._last_429.pop(ident)
+                if its_phase == phase:
+                    self.log.retry_gaps.append(time.monotonic() - when)
             fault = self.fault_for(ident, attempt)
             self._streak[ident] = self._streak[ident] + 1 if fault else 0
             if fault:
@@ -137,8 +140,13 @@ class FaultProxy:
             return
         if fault == "429":
             with self._lock:
-                self._last_429[ident] = time.monotonic()
-            handler._send(429, b'{"error": {"message": "rate limited"}}', {"Retry-After": "1"})
+                self._last_429[ident] = (time.monotonic(), phase)
+            try:
+                handler._send(429, b'{"error": {"message": "rate limited"}}', {"Retry-After": "1"})
+            except OSError:  # the client is gone (killed): it never saw this 429
+                with self._lock:
+                    self._last_429.pop(ident, None)
+                raise
             return
         if fault == "500":
             handler._send(random.Random(ident).choice((500, 502, 503)), b'{"error": {"message": "upstream trouble"}}')
