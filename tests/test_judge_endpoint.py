@@ -172,7 +172,10 @@ def test_faults_and_a_kill_lose_nothing_and_repeat_nothing(served, workdir, faul
     assert all(proxy.log.upstream["second"][ids[key]] >= 1 for key in set(ids) - set(before))
     # the faults happened, Retry-After was honoured, and the result equals the fault-free run
     assert set(proxy.log.faults) == {"429", "500", "timeout", "malformed", "no_logprobs"}, proxy.log.faults
-    assert proxy.log.retry_gaps and min(proxy.log.retry_gaps) >= 0.9
+    # Every retry within one run waited for Retry-After. Whether a 429 and its retry fall in the
+    # same run depends on where the kill lands, so this may see none; the deterministic check is
+    # test_judge_parts.py::test_client_retries_transient_failures_and_honours_retry_after.
+    assert all(gap >= 0.9 for gap in proxy.log.retry_gaps), proxy.log.retry_gaps
     assert json.loads(output.read_text(encoding="utf-8")) == fault_free
     # the key was sent to the endpoint, and written nowhere (nor the server's own key, used by the direct run)
     assert f"Bearer {SECRET}" in proxy.log.auth_headers
