@@ -27,6 +27,8 @@ import torch
 LOGIT_ROWS_PER_CHUNK = 1024
 # Vocabulary entries per block on a CPU: a [rows, block] float32 block stays in the core's cache.
 VOCAB_BLOCK_CPU = 4096
+# Logits held at once (rows x block): bounds memory where the block is the whole vocabulary (GPU).
+LOGIT_MAX_ELEMENTS = 64 * 2**20
 # The fast path re-checks two pairs with the plain path and falls back beyond these gaps: per
 # token in float32; per sequence mean in half precision, where merely batching differently
 # already moves single tokens by up to ~0.4 nats.
@@ -141,8 +143,8 @@ class _OutputLayer:
     def _block_logits(self, hidden: torch.Tensor, weight: torch.Tensor, start: int, width: int) -> torch.Tensor:
         """Soft-capped float32 logits of vocabulary entries [start, start + width) for each row."""
         rows = hidden.shape[0]
-        if self._raw is None or self._raw.shape[1] < width:
-            shape = (LOGIT_ROWS_PER_CHUNK, width)
+        if self._raw is None or self._raw.shape[0] < rows or self._raw.shape[1] < width:
+            shape = (rows, width)
             self._raw = torch.empty(shape, dtype=weight.dtype, device=weight.device)
             self._f32 = self._raw if weight.dtype == torch.float32 else torch.empty(shape, dtype=torch.float32, device=weight.device)
         raw, logits = self._raw[:rows, :width], self._f32[:rows, :width]
@@ -163,7 +165,8 @@ class _OutputLayer:
         vocab = weight.shape[0]
         block = min(vocab, VOCAB_BLOCK_CPU) if hidden.device.type == "cpu" else vocab
         out = torch.empty(hidden.shape[0], dtype=torch.float32, device=hidden.device)
-        n_chunks = -(-hidden.shape[0] // LOGIT_ROWS_PER_CHUNK)
+        max_rows = max(1, min(LOGIT_ROWS_PER_CHUNK, LOGIT_MAX_ELEMENTS // block))
+        n_chunks = -(-hidden.shape[0] // max_rows)
         size = -(-hidden.shape[0] // max(n_chunks, 1))  # equal chunks: no small leftover chunk
         for start in range(0, hidden.shape[0], size):
             rows = slice(start, start + size)

@@ -66,8 +66,10 @@ def _sort_value(value: float | int | None) -> str:
     return "" if value is None else f"{value:.4f}"
 
 
-def _cell(text: str, sort: str, numeric: bool = False, title: str = "") -> str:
-    cls = ' class="num"' if numeric else ""
+def _cell(text: str, sort: str, numeric: bool = False, title: str = "", kind: str = "") -> str:
+    """kind: an extra CSS class (nowrap, source); numeric cells are right-aligned."""
+    names = " ".join(filter(None, ["num" if numeric else "", kind]))
+    cls = f' class="{names}"' if names else ""
     tip = f' title="{escape(title)}"' if title else ""
     return f'<td{cls} data-sort="{escape(sort)}"{tip}>{text}</td>'
 
@@ -92,9 +94,9 @@ def _row(system: dict[str, Any]) -> str:
     flag = f' <span class="flag" title="{escape("; ".join(system["flags"]))}">&#9873;</span>' if system["flags"] else ""
     cells = [
         _cell(f.DASH if system["rank"] is None else str(system["rank"]), _sort_value(system["rank"]), True),
-        _cell(escape(system["system"]) + flag, system["system"], title=", ".join(system["entries"])).replace("<td ", '<td class="nowrap" ', 1),
+        _cell(escape(system["system"]) + flag, system["system"], title=", ".join(system["entries"]), kind="nowrap"),
         _cell(escape(system["adaptation"]), system["adaptation"]),
-        _cell(escape(system["base_model"]), system["base_model"]).replace("<td ", '<td class="nowrap" ', 1),
+        _cell(escape(system["base_model"]), system["base_model"], kind="nowrap"),
         _cell(escape(f.seeds(system)), f.seeds(system)),
         _cell(escape(f.mean_std(system["win_rate"])), _sort_value(win.get("mean")), True),
         _cell(_bar(system["win_rate"]), _sort_value(win.get("ci_low")), title=f.ci(system["win_rate"])),
@@ -105,8 +107,8 @@ def _row(system: dict[str, Any]) -> str:
               _sort_value(ranking.get("mean")), True, title="" if ranking else "not measured for this entry"),
         _cell(escape(f.mean_std(system["leakage_any"])) + _detail(f.leakage_detail(system)),
               _sort_value(leak.get("mean")), True),
-        _cell(escape(system["judge"] or f.DASH), system["judge"] or "").replace("<td ", '<td class="source" ', 1),
-        _cell(escape(system["reference"] or f.DASH), system["reference"] or "").replace("<td ", '<td class="source" ', 1),
+        _cell(escape(system["judge"] or f.DASH), system["judge"] or "", kind="source"),
+        _cell(escape(system["reference"] or f.DASH), system["reference"] or "", kind="source"),
     ]
     return f'<tr data-system="{escape(system["system"])}">' + "".join(cells) + "</tr>"
 
