@@ -17,9 +17,14 @@ $(VENV)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH_INDEX) "$(TORCH_SPEC)"
-	$(PIP) install -q -e ".[dev,gguf]"
+	$(PIP) install -q -e ".[gguf]"
 	# Editable installs do not carry the .pth discovery hook: register it explicitly.
 	$(VENV)/bin/implicit-if lm-eval-hook install
+	touch $@
+
+# The test tools come on top, so `make demo` does not wait for them.
+$(VENV)/.dev-installed: $(VENV)/.installed
+	$(PIP) install -q -e ".[dev,gguf]"
 	touch $@
 
 setup: $(VENV)/.installed
@@ -45,13 +50,13 @@ $(VLLM_VENV)/.installed: pyproject.toml setup.py
 vllm-env: $(VLLM_VENV)/.installed
 
 # pytest exits 5 when it collected no tests: for us that is a broken suite, not a pass.
-test-fast: setup
+test-fast: $(VENV)/.dev-installed
 	$(VENV)/bin/python -m pytest -q -m "not slow"; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests were collected"; exit 1; fi; exit $$rc
 
-test: models vllm-env
+test: $(VENV)/.dev-installed models vllm-env
 	$(VENV)/bin/python -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests were collected"; exit 1; fi; exit $$rc
 
-bench: models
+bench: $(VENV)/.dev-installed models
 	for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
 clean-venv:

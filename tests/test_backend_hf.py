@@ -102,3 +102,27 @@ def test_score_rejects_unpaired_inputs(backend: HFBackend) -> None:
 def test_unknown_backend_names_the_choices() -> None:
     with pytest.raises(ValueError, match="hf, vllm, openai"):
         get_backend("tgi", "m")
+
+
+def test_auto_precision_is_what_the_hardware_computes_natively() -> None:
+    from implicit_if.backends.hf import cpu_computes_bfloat16, pick_dtype, resolve_dtype_name
+
+    assert resolve_dtype_name("auto", "cuda") == "bfloat16"
+    assert resolve_dtype_name("auto", "cpu") == ("bfloat16" if cpu_computes_bfloat16() else "float32")
+    assert resolve_dtype_name("auto", "mps") == "float32"
+    assert resolve_dtype_name("float16", "cpu") == "float16"
+    assert pick_dtype("auto", "cpu") is getattr(torch, resolve_dtype_name("auto", "cpu"))
+    for wrong in ("int8", "nonsense", "Tensor"):
+        with pytest.raises(ValueError, match="use auto, float32, bfloat16 or float16"):
+            resolve_dtype_name(wrong, "cpu")
+
+
+def test_demo_and_eval_refuse_an_unknown_precision_before_loading_anything(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from implicit_if.cli import app
+
+    for args in (["demo", "--out", str(tmp_path / "d")], ["eval", str(tmp_path), "--out", str(tmp_path / "e")]):
+        result = CliRunner().invoke(app, [*args, "--dtype", "int8"])
+        assert result.exit_code == 2 and "unknown dtype 'int8'" in result.output
+        assert not (tmp_path / "d").exists() and not (tmp_path / "e").exists()

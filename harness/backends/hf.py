@@ -16,15 +16,39 @@ def pick_device(device: str | None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def pick_dtype(dtype: str, device: str):
+def cpu_computes_bfloat16() -> bool:
+    """Whether this CPU has bfloat16 hardware (AMX tiles or AVX-512 BF16).
+
+    There bfloat16 runs about twice as fast as float32 (measured on the embedded models: judging,
+    greedy decoding, response ranking); elsewhere it is emulated and slower than float32.
+    """
+    import torch
+
+    try:
+        return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+    except AttributeError:  # a torch without the probes: stay with float32
+        return False
+
+
+def resolve_dtype_name(dtype: str, device: str) -> str:
+    """The precision `dtype` means on `device`; `auto` is the fastest one the hardware computes natively
+    (bfloat16 on CUDA and on CPUs with bfloat16 units, float32 elsewhere)."""
     import torch
 
     if dtype == "auto":
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    try:
-        return getattr(torch, dtype)
-    except AttributeError:
-        raise ValueError(f"unknown dtype {dtype!r}: use auto, float32, bfloat16 or float16") from None
+        if device.startswith("cuda") or (device == "cpu" and cpu_computes_bfloat16()):
+            return "bfloat16"
+        return "float32"
+    value = getattr(torch, dtype, None)
+    if not isinstance(value, torch.dtype) or not value.is_floating_point:
+        raise ValueError(f"unknown dtype {dtype!r}: use auto, float32, bfloat16 or float16")
+    return dtype
+
+
+def pick_dtype(dtype: str, device: str):
+    import torch
+
+    return getattr(torch, resolve_dtype_name(dtype, device))
 
 
 def load_model_and_tokenizer(model: str, device: str | None = None, dtype: str = "auto", revision: str | None = None):

@@ -17,7 +17,8 @@ def demo(
     limit: Optional[int] = typer.Option(None, "--limit", min=2, help="Only the first N instructions of the offline set (default: all)."),
     max_new_tokens: int = typer.Option(128, "--max-new-tokens", min=1, help="Longest generated response, in tokens."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Sequences per scoring batch (response ranking)."),
-    generate_batch_size: int = typer.Option(64, "--generate-batch-size", min=1, help="Sequences decoded together (greedy, left-padded)."),
+    generate_batch_size: int = typer.Option(128, "--generate-batch-size", min=1, help="Sequences decoded together (greedy, left-padded)."),
+    dtype: str = typer.Option("auto", "--dtype", help="Precision of the evaluated model: auto (bfloat16 on GPUs and on CPUs with bfloat16 units, else float32), float32 or bfloat16."),
     judge: str = typer.Option("smollm2-local", "--judge", help="Judge spec (see `implicit-if judge --help`)."),
     with_rules: bool = typer.Option(False, "--with-rules", help="Also evaluate Gemma 3 270M with the rule-based adapter and each ablation."),
 ) -> None:
@@ -29,7 +30,12 @@ def demo(
     from rich.console import Console
 
     from .. import demo as job
+    from ..backends.hf import pick_device, resolve_dtype_name
 
+    try:
+        resolve_dtype_name(dtype, pick_device(None))
+    except ValueError as error:
+        fail(str(error))
     os.environ.setdefault("IMPLICIT_IF_OFFLINE", "1")  # the demo never needs the hub
     logging.getLogger("transformers").setLevel(logging.ERROR)
     console = Console(stderr=True)
@@ -42,7 +48,7 @@ def demo(
     for entry in entries:
         try:
             results.append(job.run_entry(entry, out, limit=limit, max_new_tokens=max_new_tokens,
-                                         batch_size=batch_size, generate_batch_size=generate_batch_size, judge=judge, log=console.print))
+                                         batch_size=batch_size, generate_batch_size=generate_batch_size, dtype=dtype, judge=judge, log=console.print))
         except RuntimeError as error:
             fail(f"{entry.name}: {error}")
     typer.echo("")

@@ -18,7 +18,8 @@ def evaluate(
     limit: Optional[int] = typer.Option(None, "--limit", min=2, help="Only the first N offline instructions (no submission then)."),
     max_new_tokens: int = typer.Option(128, "--max-new-tokens", min=1, help="Longest generated response, in tokens."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Sequences per scoring batch (response ranking)."),
-    generate_batch_size: int = typer.Option(64, "--generate-batch-size", min=1, help="Sequences decoded together (greedy, left-padded)."),
+    generate_batch_size: int = typer.Option(128, "--generate-batch-size", min=1, help="Sequences decoded together (greedy, left-padded)."),
+    dtype: str = typer.Option("auto", "--dtype", help="Precision of the evaluated model: auto (bfloat16 on GPUs and on CPUs with bfloat16 units, else float32), float32 or bfloat16."),
     judge: str = typer.Option("smollm2-local", "--judge", help="Judge spec (see `implicit-if judges`)."),
     submit_as: Optional[str] = typer.Option(None, "--submit", help="Also write a leaderboard submission folder of this name."),
     model_id: Optional[str] = typer.Option(None, "--model-id", help="Public model id for the submission (a local folder means nothing on a board)."),
@@ -32,10 +33,12 @@ def evaluate(
     from rich.console import Console
 
     from .. import demo as job
+    from ..backends.hf import pick_device, resolve_dtype_name
     from ..formats import check_format
 
     try:
         check_format(fmt)
+        resolve_dtype_name(dtype, pick_device(None))
     except ValueError as error:
         fail(str(error))
     os.environ.setdefault("IMPLICIT_IF_OFFLINE", "1")
@@ -44,7 +47,7 @@ def evaluate(
     entry = job.DemoEntry(name, checkpoint, fmt, adaptation)
     try:
         result = job.run_entry(entry, folder.parent, limit=limit, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                               generate_batch_size=generate_batch_size, conditional=True, judge=judge, log=Console(stderr=True).print, folder=folder)
+                               generate_batch_size=generate_batch_size, dtype=dtype, conditional=True, judge=judge, log=Console(stderr=True).print, folder=folder)
     except (RuntimeError, OSError, ValueError) as error:
         fail(f"cannot evaluate {checkpoint}: {error}")
     typer.echo(job.results_table([result]))

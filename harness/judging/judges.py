@@ -153,7 +153,7 @@ class LocalJudge:
     def __init__(self, spec: JudgeSpec) -> None:
         from ..backends import get_backend
 
-        options: dict[str, Any] = {"dtype": spec.dtype, "progress": False}
+        options: dict[str, Any] = {"dtype": spec.effective_dtype, "progress": False}
         if spec.backend == "hf":
             options["batch_size"] = spec.batch_size
         self.spec = spec
@@ -174,7 +174,7 @@ class LocalJudge:
         """(log p(first label), log p(second label)) for each context."""
         model = getattr(self.backend, "model", None)
         if self.spec.backend == "hf" and model is not None and self.label_token_ids is not None:
-            return [next_token_logprobs(model, self.tokenizer, ctx, self.label_token_ids) for ctx in contexts]
+            return next_token_logprobs(model, self.tokenizer, contexts, self.label_token_ids)
         scored = self.backend.score([ctx for ctx in contexts for _ in LABELS],
                                     [label for _ in contexts for label in LABELS], add_eos=False)
         return [(scored[2 * i].logprob, scored[2 * i + 1].logprob) for i in range(len(contexts))]
@@ -184,26 +184,42 @@ class LocalJudge:
 
         run = JudgeRun()
         step = self.spec.batch_size
+        contexts = [self.context(c) for c in comparisons]
+        # Similar lengths share a batch, so little of it is padding.
+        order = sorted(range(len(comparisons)), key=lambda i: len(contexts[i]))
         with tqdm(total=len(comparisons), desc=f"judge ({self.spec.name})", unit="pair", disable=not progress) as bar:
-            for start in range(0, len(comparisons), step):
-                chunk = comparisons[start : start + step]
-                for comparison, (first, second) in zip(chunk, self.label_logprobs([self.context(c) for c in chunk])):
+            for start in range(0, len(order), step):
+                chunk = [comparisons[i] for i in order[start : start + step]]
+                scored = self.label_logprobs([contexts[i] for i in order[start : start + step]])
+                for comparison, (first, second) in zip(chunk, scored):
                     raw = json.dumps({LABELS[0]: round(first, 4), LABELS[1]: round(second, 4)}, sort_keys=True)
                     on_verdict(comparison, Verdict(pair_probability(first, second), raw))
                 bar.update(len(chunk))
         return run
 
 
-def next_token_logprobs(model: Any, tokenizer: Any, context: str, token_ids: Sequence[int]) -> tuple[float, ...]:
-    """Log-probabilities of candidate next tokens after `context` (tokenised as `tokenize_pair` does)."""
+def next_token_logprobs(model: Any, tokenizer: Any, contexts: Sequence[str],
+                        token_ids: Sequence[int]) -> list[tuple[float, ...]]:
+    """Log-probabilities of candidate next tokens after each context (tokenised as `tokenize_pair` does).
+
+    The contexts run as one left-padded batch with explicit positions, so each row's last column is
+    its own last token and only that column goes through the output layer (`logits_to_keep=1`).
+    """
     import torch
 
-    ids = tokenizer(context, add_special_tokens=True)["input_ids"]
-    input_ids = torch.tensor([ids], device=model.device)
+    rows = [tokenizer(context, add_special_tokens=True)["input_ids"] for context in contexts]
+    if not rows:
+        return []
+    width = max(len(row) for row in rows)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    input_ids = torch.tensor([[pad] * (width - len(row)) + row for row in rows], device=model.device)
+    attention_mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in rows], device=model.device)
+    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "position_ids": position_ids}
     with torch.no_grad():
-        try:  # only the last position's logits: the LM head over the whole prompt is wasted work
-            logits = model(input_ids=input_ids, logits_to_keep=1).logits
+        try:  # only the last column's logits: the output layer over the whole prompt is wasted work
+            logits = model(**inputs, logits_to_keep=1).logits[:, -1]
         except TypeError:
-            logits = model(input_ids=input_ids).logits
-    logprobs = torch.log_softmax(logits[0, -1].float(), dim=-1)
-    return tuple(float(logprobs[t]) for t in token_ids)
+            logits = model(**inputs).logits[:, -1]
+    logprobs = torch.log_softmax(logits.float(), dim=-1)[:, list(token_ids)]
+    return [tuple(float(v) for v in row) for row in logprobs.cpu()]

@@ -78,12 +78,22 @@ class JudgeSpec(BaseModel):
     def effective_max_tokens(self) -> int:
         return self.max_tokens or (1 if self.kind == "openai_logprobs" else 8)
 
+    @property
+    def effective_dtype(self) -> str:
+        """The precision a local hf judge runs in here (`auto` depends on the hardware, so verdicts record
+        what it resolved to); other backends interpret the field themselves."""
+        if self.kind != "local" or self.backend != "hf":
+            return self.dtype
+        from ..backends.hf import pick_device, resolve_dtype_name
+
+        return resolve_dtype_name(self.dtype, pick_device(None))
+
     def identity(self) -> dict[str, Any]:
         """The fields that determine a verdict (no address, no secret, no throughput knobs)."""
         ident: dict[str, Any] = {"kind": self.kind, "model": self.model, "prompt": PROMPT_VERSION,
                                  "max_answer_chars": self.max_answer_chars}
         if self.kind == "local":
-            ident.update(backend=self.backend, dtype=self.dtype)
+            ident.update(backend=self.backend, dtype=self.effective_dtype)
         else:
             ident.update(temperature=self.temperature, max_tokens=self.effective_max_tokens)
             if self.kind == "openai_logprobs":

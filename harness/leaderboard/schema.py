@@ -49,6 +49,7 @@ class Decoding(_Strict):
     max_new_tokens: int = Field(gt=0)
     repetition_penalty: float | None = Field(None, gt=0)
     stop: list[str] = Field(default_factory=list)
+    dtype: str | None = Field(None, description="the precision the model ran in (float32, bfloat16, ...), when known")
 
 
 class Judge(_Strict):
