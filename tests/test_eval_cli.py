@@ -34,3 +34,6 @@ def test_eval_on_a_checkpoint_directory(tmp_path: Path, smollm2_dir: str, offlin
     assert 0 <= summary["ranking"]["response_ranking_conditional"]["estimate"] <= 1  # eval keeps the second view
     assert 0 <= summary["winrate"]["win_rate"] <= 100
     assert set(summary["leakage"]) >= {"gsm", "code", "chess", "poem", "recipe"}
+    from implicit_if.backends.hf import resolve_dtype_name
+
+    assert summary["dtype"] == resolve_dtype_name("auto", "cpu")  # what ran is recorded, not "auto"

@@ -20,7 +20,8 @@ def cpu_computes_bfloat16() -> bool:
     """Whether this CPU has bfloat16 hardware (AMX tiles or AVX-512 BF16).
 
     There bfloat16 runs about twice as fast as float32 (measured on the embedded models: judging,
-    greedy decoding, response ranking); elsewhere it is emulated and slower than float32.
+    greedy decoding, response ranking). Without such units PyTorch converts to and from float32
+    around each operation, which gains nothing, so `auto` keeps float32 there.
     """
     import torch
 

@@ -52,7 +52,8 @@ def evaluate(
         fail(f"cannot evaluate {checkpoint}: {error}")
     typer.echo(job.results_table([result]))
     atomic_write_json(folder / "summary.json", {"winrate": {k: v for k, v in result.winrate.items() if k != "glm_coefficients"},
-                                                 "ranking": result.ranking, "leakage": result.leakage})
+                                                 "ranking": result.ranking, "leakage": result.leakage,
+                                                 "dtype": result.dtype})
     if submit_as is None:
         return
     if limit is not None:
