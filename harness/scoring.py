@@ -483,11 +483,13 @@ def _check_indices(pairs: Sequence[TokenPair], stacked: Sequence[bool]) -> list[
 def _model_logprobs(model, ctx: list[int], cont: list[int]) -> list[float]:
     """One pair through the model's own forward (its own logit post-processing included), with
     logits only where a continuation token is predicted when the model supports `logits_to_keep`."""
+    from .backends.hf import accepts_logits_to_keep
+
     device = next(model.parameters()).device
     ids = torch.tensor([ctx + cont], device=device)
-    try:
+    if accepts_logits_to_keep(model):
         logits = model(input_ids=ids, logits_to_keep=len(cont) + 1).logits[0, :-1]
-    except TypeError:
+    else:
         logits = model(input_ids=ids).logits[0, len(ctx) - 1 : -1]
     logprobs = torch.log_softmax(logits.float(), dim=-1)
     return logprobs[torch.arange(len(cont), device=device), torch.tensor(cont, device=device)].tolist()

@@ -207,6 +207,8 @@ def next_token_logprobs(model: Any, tokenizer: Any, contexts: Sequence[str],
     """
     import torch
 
+    from ..backends.hf import accepts_logits_to_keep
+
     rows = [tokenizer(context, add_special_tokens=True)["input_ids"] for context in contexts]
     if not rows:
         return []
@@ -216,10 +218,9 @@ def next_token_logprobs(model: Any, tokenizer: Any, contexts: Sequence[str],
     attention_mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in rows], device=model.device)
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
     inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "position_ids": position_ids}
+    # Only the last column's logits: the output layer over the whole prompt is wasted work.
+    keep = {"logits_to_keep": 1} if accepts_logits_to_keep(model) else {}
     with torch.no_grad():
-        try:  # only the last column's logits: the output layer over the whole prompt is wasted work
-            logits = model(**inputs, logits_to_keep=1).logits[:, -1]
-        except TypeError:
-            logits = model(**inputs).logits[:, -1]
+        logits = model(**inputs, **keep).logits[:, -1]
     logprobs = torch.log_softmax(logits.float(), dim=-1)[:, list(token_ids)]
     return [tuple(float(v) for v in row) for row in logprobs.cpu()]

@@ -17,10 +17,11 @@ from typing import Any
 
 import torch
 
+from ..backends.hf import accepts_logits_to_keep
 from . import checkpoint as ckpt
 from .examples import load_training_data
 from .model_card import code_version, render_model_card
-from .modeling import accepts_logits_to_keep, build_model, check_packing_isolation, choose_attention, load_tokenizer, packed_loss_sum
+from .modeling import build_model, check_packing_isolation, choose_attention, load_tokenizer, packed_loss_sum
 from .packing import collate_packed, plan_training
 from .recipes import Recipe
 from .schedules import lr_at, warmup_steps_for

@@ -10,7 +10,6 @@ here passes `use_cache=False` (with the default cache, attention silently crosse
 from __future__ import annotations
 
 import importlib.util
-import inspect
 from typing import Any
 
 import torch
@@ -73,11 +72,6 @@ def build_model(spec: ModelSpec, tokenizer: Any, attn_implementation: str, seed:
         else:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return model
-
-
-def accepts_logits_to_keep(model: Any) -> bool:
-    """Recent causal LMs can project only chosen positions onto the vocabulary (saves memory on big vocabularies)."""
-    return "logits_to_keep" in inspect.signature(model.forward).parameters
 
 
 def packed_loss_sum(model: Any, batch: dict[str, torch.Tensor], logits_to_keep: bool = True) -> torch.Tensor:
