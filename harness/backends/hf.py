@@ -52,14 +52,6 @@ def pick_dtype(dtype: str, device: str):
     return getattr(torch, resolve_dtype_name(dtype, device))
 
 
-def accepts_logits_to_keep(model: Any) -> bool:
-    """Recent causal LMs can project only chosen positions onto the vocabulary (saves memory and
-    time on big vocabularies); asking the signature does not hide a real TypeError inside forward."""
-    import inspect
-
-    return "logits_to_keep" in inspect.signature(model.forward).parameters
-
-
 def load_model_and_tokenizer(model: str, device: str | None = None, dtype: str = "auto", revision: str | None = None):
     """Load a causal LM by embedded name, hub id or local path (never with trust_remote_code)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -207,7 +207,7 @@ def next_token_logprobs(model: Any, tokenizer: Any, contexts: Sequence[str],
     """
     import torch
 
-    from ..backends.hf import accepts_logits_to_keep
+    from ..transformers_compat import accepts_logits_to_keep
 
     rows = [tokenizer(context, add_special_tokens=True)["input_ids"] for context in contexts]
     if not rows:

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from ..backends.hf import accepts_logits_to_keep
+from ..transformers_compat import accepts_logits_to_keep
 from . import checkpoint as ckpt
 from .examples import load_training_data
 from .model_card import code_version, render_model_card
