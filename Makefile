@@ -37,6 +37,7 @@ setup: $(VENV)/.installed
 models: setup
 	$(VENV)/bin/implicit-if models prepare gemma-3-270m
 	$(VENV)/bin/implicit-if models prepare smollm2-135m-instruct
+	$(VENV)/bin/implicit-if models prepare qwen2.5-coder-1.5b-instruct
 
 demo: models
 	$(VENV)/bin/implicit-if demo

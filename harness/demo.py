@@ -1,7 +1,7 @@
 """The main job, offline: evaluate the embedded models on our instruction set end to end.
 
 For each model: greedy outputs -> pairwise judgement against the set's reference answers
-(local SmolLM2 judge: weak, but real, and named as such on the board) -> win rate and LC win
+(local Qwen2.5-Coder-1.5B pointwise judge: validated, its accuracy shown on the board) -> win rate and LC win
 rate; response ranking; style leakage. Each stage writes its records under `out/<entry>/`
 and is skipped on a rerun when its inputs are unchanged (a fingerprint sidecar), HELM-style:
 run -> summarize -> present as separate steps with files between them.
@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 DATASET = "offline_instructions"
-JUDGE = "smollm2-local"
 # Greedy decoding on a CPU is bound by per-step overhead, not arithmetic: 64 rows per step generate
 # about 3x faster than 8 (measured on both embedded models), and the 85-instruction set in one batch
 # of 128 a further 15% faster than in two.
@@ -196,8 +195,8 @@ def submit_entry(result: EntryResult, submissions: Path, judge: str, max_new_tok
         "evaluation_set": {"dataset": DATASET, "source": "fixture"},
         "license": "the model's own licence (Gemma terms of use / Apache-2.0)",
         "contact": "implicit-if maintainers",
-        "notes": f"Produced by `implicit-if demo` on CPU; judge {judge} (SmolLM2-135M-Instruct scoring the two labels, "
-                 "both orders averaged): a weak judge, used because no stronger one runs offline.",
+        "notes": f"Produced by `implicit-if demo` on CPU; judge {judge}, an offline judge with a validation table "
+                 "(docs/judging.md): it separates blatant failures, not close calls.",
     }
     if entry.rules != "none":
         metadata["notes"] += (f" Rule-based adapter: {entry.rules}. Response ranking not measured here "

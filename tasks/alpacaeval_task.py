@@ -9,9 +9,9 @@ Options (`--metadata` JSON, else environment variable, else default):
 | n_instructions    |                               | all                                           |
 | format            |                               | tulu                                          |
 | offline           | IMPLICIT_IF_OFFLINE           | false                                         |
-| judge             | IMPLICIT_IF_JUDGE             | smollm2-local (weak, CPU, offline)            |
+| judge             | IMPLICIT_IF_JUDGE             | qwen2.5-coder-1.5b-pointwise (CPU, offline)   |
 | judge_base_url    | IMPLICIT_IF_JUDGE_BASE_URL    | the spec's                                    |
-| both_orders       |                               | the judge spec's (true for smollm2-local)     |
+| both_orders       |                               | the judge spec's (order-free for pointwise)   |
 | reference         | IMPLICIT_IF_REFERENCE         | dataset (its reference outputs), or a model_outputs JSON file |
 | judge_cache       | IMPLICIT_IF_JUDGE_CACHE       | the user cache's judge/verdicts.sqlite        |
 | outputs_path      |                               | not written (else the model_outputs JSON)     |
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_DATASET = "alpaca_eval"
-DEFAULT_JUDGE = "smollm2-local"
+from implicit_if.judging.specs import DEFAULT_OFFLINE_JUDGE as DEFAULT_JUDGE
 SETTINGS = {  # metadata key -> (environment variable, default)
     "dataset": ("IMPLICIT_IF_DATASET", DEFAULT_DATASET),
     "offline": ("IMPLICIT_IF_OFFLINE", "false"),

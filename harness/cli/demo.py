@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from ..judging.specs import DEFAULT_OFFLINE_JUDGE
 from ._common import fail
 
 
@@ -19,7 +20,7 @@ def demo(
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Sequences per scoring batch (response ranking)."),
     generate_batch_size: int = typer.Option(128, "--generate-batch-size", min=1, help="Sequences decoded together (greedy, left-padded)."),
     dtype: str = typer.Option("auto", "--dtype", help="Precision of the evaluated model: auto (bfloat16 on GPUs and on CPUs with bfloat16 units, else float32), float32 or bfloat16."),
-    judge: str = typer.Option("smollm2-local", "--judge", help="Judge spec (see `implicit-if judge --help`)."),
+    judge: str = typer.Option(DEFAULT_OFFLINE_JUDGE, "--judge", help="Judge spec (see `implicit-if judge --help`)."),
     with_rules: bool = typer.Option(False, "--with-rules", help="Also evaluate Gemma 3 270M with the rule-based adapter and each ablation."),
 ) -> None:
     """Evaluate Gemma 3 270M (base) and SmolLM2-135M-Instruct offline: outputs, judged win rates,

@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from ..judging.specs import DEFAULT_OFFLINE_JUDGE
 from ._common import atomic_write_json, fail
 
 
@@ -20,7 +21,7 @@ def evaluate(
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Sequences per scoring batch (response ranking)."),
     generate_batch_size: int = typer.Option(128, "--generate-batch-size", min=1, help="Sequences decoded together (greedy, left-padded)."),
     dtype: str = typer.Option("auto", "--dtype", help="Precision of the evaluated model: auto (bfloat16 on GPUs and on CPUs with bfloat16 units, else float32), float32 or bfloat16."),
-    judge: str = typer.Option("smollm2-local", "--judge", help="Judge spec (see `implicit-if judges`)."),
+    judge: str = typer.Option(DEFAULT_OFFLINE_JUDGE, "--judge", help="Judge spec (see `implicit-if judges`)."),
     submit_as: Optional[str] = typer.Option(None, "--submit", help="Also write a leaderboard submission folder of this name."),
     model_id: Optional[str] = typer.Option(None, "--model-id", help="Public model id for the submission (a local folder means nothing on a board)."),
     revision: Optional[str] = typer.Option(None, "--revision", help="Pinned weights for the submission: 40-hex commit or sha256:<digest>."),

@@ -8,12 +8,13 @@ from typing import Any, Optional
 
 import typer
 
-from ._common import atomic_write_json, fail
+from ..judging.specs import DEFAULT_OFFLINE_JUDGE
+from ._common import atomic_write_json, fail, print_json
 
 def judge(
     outputs: Path = typer.Option(..., "--outputs", help="Model outputs (AlpacaEval model_outputs JSON list)."),
     reference: str = typer.Option(..., "--reference", help="Reference outputs: a model_outputs JSON file, or dataset:alpaca_eval / dataset:offline_instructions for the dataset's own reference outputs."),
-    judge_spec: str = typer.Option("smollm2-local", "--judge", help="Judge SPEC: a built-in name (`implicit-if judges` lists them), a YAML file, or KIND:MODEL with KIND logprobs, verdict, local or local-vllm."),
+    judge_spec: str = typer.Option(DEFAULT_OFFLINE_JUDGE, "--judge", help="Judge SPEC: a built-in name (`implicit-if judges` lists them), a YAML file, or KIND:MODEL with KIND logprobs, verdict, local or local-vllm."),
     output: Path = typer.Option(..., "--output", "-o", help="Where to write the annotations (AlpacaEval annotations JSON list)."),
     base_url: Optional[str] = typer.Option(None, "--base-url", help="Override the judge endpoint (OpenAI-compatible, ending in /v1)."),
     api_key_env: Optional[str] = typer.Option(None, "--api-key-env", help="Name of the environment variable holding the API key (the key itself is never accepted on the command line)."),
@@ -31,7 +32,7 @@ def judge(
     Verdicts are cached and committed one by one: rerun the same command after an interruption
     and only the missing verdicts are requested. Prints tokens and cost at the end.
 
-    Example: implicit-if judge --outputs outputs.json --reference dataset:offline_instructions --judge smollm2-local --output annotations.json
+    Example: implicit-if judge --outputs outputs.json --reference dataset:offline_instructions --output annotations.json
     """
     from ..judging import EndpointError, judge_outputs, load_judge_spec
 
@@ -91,16 +92,83 @@ def _load_reference(reference: str, offline: bool, wanted: set[str]) -> list[dic
         fail(str(error))
 
 
+judges_app = typer.Typer(help="Judge specs: list them, validate one on pairs with a known better answer.",
+                         invoke_without_command=True)
+
+
+@judges_app.callback()
+def judges_main(ctx: typer.Context) -> None:
+    """List the built-in judge specs (`judges validate --help` for the validation table)."""
+    if ctx.invoked_subcommand is None:
+        list_judges()
+
+
+@judges_app.command("list")
 def list_judges() -> None:
     """List the built-in judge specs."""
     from ..judging import builtin_spec_names, load_judge_spec
 
     for name in builtin_spec_names():
         spec = load_judge_spec(name)
-        where = spec.backend if spec.kind == "local" else spec.base_url
+        where = spec.backend if spec.is_local else spec.base_url
         typer.echo(f"{name:28s} {spec.kind:16s} {spec.model}  ({where})")
+
+
+@judges_app.command("validate")
+def validate(
+    judge_specs: list[str] = typer.Option(..., "--judge", help="Judge SPEC to validate (repeat for several)."),
+    split: str = typer.Option("heldout", "--split", help="heldout (default: nothing is tuned on it), dev, or all."),
+    as_json: bool = typer.Option(False, "--json", help="Print the table as JSON."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write the JSON table here."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="SQLite verdict cache (default: the user cache's)."),
+) -> None:
+    """Accuracy of judges on pairs with a known better answer, beside the `longest` and `random` baselines.
+
+    Each pair is judged in both orders through the normal judging path (cached, resumable).
+    Prints accuracy (overall, blatant categories, where the shorter answer is better, per category),
+    position consistency, P(prefers the first shown), P(prefers the longer) with 95% intervals,
+    and seconds per 1,000 verdicts on this machine.
+    """
+    from ..judging import load_judge_spec
+    from ..judging.validate import averages_orders, baseline_verdicts, judge_pairs, load_pairs, summarise
+    from ..judging.validation_table import render_table
+
+    if split not in ("heldout", "dev", "all"):
+        fail(f"unknown split {split!r}: use heldout, dev or all")
+    if output is not None:
+        check_output_path(output)
+    pairs = load_pairs(split)  # type: ignore[arg-type]
+    rows = []
+    for spec_text in judge_specs:
+        try:
+            spec = load_judge_spec(spec_text)
+        except ValueError as error:
+            fail(str(error))
+        try:
+            results, facts = judge_pairs(pairs, spec, cache_path=cache)
+        except RuntimeError as error:
+            fail(str(error))
+        rows.append({"judge": spec.name, "kind": spec.kind, "model": spec.model, "dtype": spec.effective_dtype,
+                     **summarise(results, averages_orders(spec)), **facts})
+    for baseline in ("longest", "random"):
+        rows.append({"judge": baseline, "kind": "baseline", **summarise(baseline_verdicts(pairs, baseline), True)})
+    table = {"split": split, "n_pairs": len(pairs), "judges": rows}
+    if output is not None:
+        atomic_write_json(output, table)
+    if as_json:
+        print_json(table)
+    else:
+        typer.echo(render_table(table))
+
+
+def check_output_path(path: Path) -> None:
+    """Refuse a path we could not write to, before any work is done."""
+    if path.is_dir():
+        fail(f"--output {path} is a directory: give a file path")
+    if not path.parent.exists():
+        fail(f"--output {path}: folder {path.parent} does not exist")
 
 
 def register(app: typer.Typer) -> None:
     app.command("judge")(judge)
-    app.command("judges")(list_judges)
+    app.add_typer(judges_app, name="judges")

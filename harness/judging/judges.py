@@ -5,7 +5,10 @@ callback the moment it exists (the caller commits it to the cache right then).
   log-probabilities (continuous, like AlpacaEval 2's weighted judge);
 - `openai_verdict`: the same endpoint without log-probabilities; the reply is parsed into a
   discrete verdict (many proxies drop log-probabilities);
-- `local`: our hf or vllm backend scores the two labels as continuations of the judge prompt.
+- `local`: our hf or vllm backend scores the two labels as continuations of the judge prompt;
+- `local_pointwise`: our hf backend grades each answer alone (yes/no logit margin, the two label
+  rows of the output layer in float32) and compares the two grades; order-free, and each
+  (instruction, answer) is scored once and cached, so a reference serves every model.
 """
 
 from __future__ import annotations
@@ -17,9 +20,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .cache import Verdict
+from .cache import Verdict, VerdictCache, answer_key
 from .client import BadResponse, ChatClient, EndpointError, RequestFailed, Usage
-from .prompt import LABELS, judge_messages, label_probability, pair_probability, parse_verdict
+from .prompt import (
+    LABELS,
+    POINTWISE_LABELS,
+    judge_messages,
+    label_probability,
+    pair_probability,
+    parse_verdict,
+    pointwise_messages,
+    pointwise_probability,
+)
 from .specs import JudgeSpec
 
 
@@ -45,8 +57,11 @@ OnVerdict = Callable[[Comparison, Verdict], None]
 
 
 def run_judge(spec: JudgeSpec, comparisons: Sequence[Comparison], on_verdict: OnVerdict, *, seed: int = 0,
-              progress: bool = True) -> JudgeRun:
-    """Judge every comparison with the judge `spec` describes."""
+              progress: bool = True, cache: VerdictCache | None = None) -> JudgeRun:
+    """Judge every comparison with the judge `spec` describes (`cache` keeps a pointwise judge's
+    per-answer scores)."""
+    if spec.kind == "local_pointwise":
+        return PointwiseJudge(spec).run(comparisons, on_verdict, cache=cache, progress=progress)
     if spec.kind == "local":
         return LocalJudge(spec).run(comparisons, on_verdict, progress=progress)
     from ..backends.openai_compat import run_coroutine  # also works inside a running loop (notebooks)
@@ -196,6 +211,99 @@ class LocalJudge:
                     on_verdict(comparison, Verdict(pair_probability(first, second), raw))
                 bar.update(len(chunk))
         return run
+
+
+class PointwiseJudge:
+    """Grades each answer alone: score = logit("Yes") - logit("No") after the grading prompt.
+
+    The body runs in the spec's precision (bfloat16 where the CPU has it); only the two label rows
+    of the output layer are applied, in float32, to the last hidden state: a bfloat16 output layer
+    rounds logits to steps of 0.125 or coarser, as large as the differences being compared.
+    """
+
+    def __init__(self, spec: JudgeSpec) -> None:
+        from ..backends import get_backend
+
+        if spec.backend != "hf":
+            raise ValueError(f"judge {spec.name!r}: pointwise judges run on the hf backend (backend: hf)")
+        self.spec = spec
+        self.judge_hash = spec.identity_hash()
+        self.backend = get_backend("hf", spec.model, dtype=spec.effective_dtype, batch_size=spec.batch_size, progress=False)
+        self.tokenizer = self.backend.tokenizer
+        ids = [self.tokenizer(label, add_special_tokens=False)["input_ids"] for label in POINTWISE_LABELS]
+        if any(len(i) != 1 for i in ids):
+            raise ValueError(f"judge {spec.name!r}: the labels {POINTWISE_LABELS} are not single tokens for {spec.model}")
+        self.label_token_ids = [i[0] for i in ids]
+
+    def context(self, instruction: str, answer: str) -> str:
+        from ..formats import format_messages
+
+        messages = pointwise_messages(instruction, answer, self.spec.max_answer_chars)
+        fmt = "chat_template" if getattr(self.tokenizer, "chat_template", None) else "tulu"
+        return format_messages(messages, fmt, self.tokenizer)
+
+    def scores(self, items: Sequence[tuple[str, str]], on_score: Callable[[int, float], None], progress: bool) -> None:
+        """Grade (instruction, answer) items, shortest prompts first, calling on_score(index, score)."""
+        from tqdm.auto import tqdm
+
+        contexts = [self.context(i, a) for i, a in items]
+        order = sorted(range(len(items)), key=lambda k: len(contexts[k]))
+        step = self.spec.batch_size
+        with tqdm(total=len(items), desc=f"judge ({self.spec.name})", unit="answer", disable=not progress) as bar:
+            for start in range(0, len(order), step):
+                chunk = order[start : start + step]
+                margins = label_margins(self.backend.model, self.tokenizer, [contexts[k] for k in chunk], self.label_token_ids)
+                for k, margin in zip(chunk, margins):
+                    on_score(k, margin)
+                bar.update(len(chunk))
+
+    def run(self, comparisons: Sequence[Comparison], on_verdict: OnVerdict, *, cache: VerdictCache | None = None,
+            progress: bool = True) -> JudgeRun:
+        keys = {}
+        for c in comparisons:
+            for answer in (c.first, c.second):
+                keys.setdefault(answer_key(self.judge_hash, c.instruction, answer), (c.instruction, answer))
+        known = cache.get_scores(keys) if cache is not None else {}
+        todo = [key for key in keys if key not in known]
+
+        def store(index: int, score: float) -> None:
+            known[todo[index]] = score
+            if cache is not None:
+                cache.put_score(todo[index], self.judge_hash, score)  # committed now
+
+        self.scores([keys[key] for key in todo], store, progress)
+        for c in comparisons:
+            first = known[answer_key(self.judge_hash, c.instruction, c.first)]
+            second = known[answer_key(self.judge_hash, c.instruction, c.second)]
+            raw = json.dumps({"first": round(first, 4), "second": round(second, 4)}, sort_keys=True)
+            on_verdict(c, Verdict(pointwise_probability(first, second), raw))
+        return JudgeRun()
+
+
+def label_margins(model: Any, tokenizer: Any, contexts: Sequence[str], label_ids: Sequence[int]) -> list[float]:
+    """logit(label 0) - logit(label 1) at the next position after each context, the two output rows
+    in float32 (the body in the model's own precision; left-padded batch, explicit positions)."""
+    import torch
+
+    rows = [tokenizer(context, add_special_tokens=True)["input_ids"] for context in contexts]
+    if not rows:
+        return []
+    width = max(len(row) for row in rows)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    input_ids = torch.tensor([[pad] * (width - len(row)) + row for row in rows], device=model.device)
+    attention_mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in rows], device=model.device)
+    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    with torch.no_grad():
+        hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask,
+                                  position_ids=position_ids).last_hidden_state[:, -1].float()
+        head = model.get_output_embeddings()
+        logits = hidden @ head.weight[list(label_ids)].float().T
+        if getattr(head, "bias", None) is not None:
+            logits = logits + head.bias[list(label_ids)].float()
+        cap = getattr(model.config, "final_logit_softcapping", None)
+        if cap:
+            logits = cap * torch.tanh(logits / cap)
+    return [float(v) for v in (logits[:, 0] - logits[:, 1]).cpu()]
 
 
 def next_token_logprobs(model: Any, tokenizer: Any, contexts: Sequence[str],

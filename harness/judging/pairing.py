@@ -111,4 +111,6 @@ def annotation(pair: Pair, verdicts: Sequence[Verdict], annotator: str, judge_ha
     }
     if verdicts:
         record["raw_completion"] = [v.raw for v in verdicts] if len(verdicts) > 1 else verdicts[0].raw
+    if len(verdicts) == 2:  # both orders: kept so every run can report its judge's position consistency
+        record["preference_by_order"] = {"reference_first": values[0], "model_first": values[1]}
     return record

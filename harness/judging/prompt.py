@@ -82,6 +82,41 @@ def label_probability(top_logprobs: Iterable[Mapping[str, object]]) -> float | N
     return mass[LABELS[1]] / total
 
 
+# -- pointwise: one answer at a time ----------------------------------------------------------------
+# At 0.5-1.5B the A/B labels bind to the position, not the content; a yes/no verdict on one answer
+# at a time does carry the content (see docs/judging.md, the validation table).
+
+POINTWISE_PROMPT_VERSION = "pointwise-v1"
+POINTWISE_LABELS = ("Yes", "No")
+
+POINTWISE_SYSTEM = (
+    "You grade answers to instructions. A good answer does what the instruction asks: it is correct, "
+    "relevant, complete, follows every stated constraint, and contains nothing but the answer."
+)
+
+POINTWISE_USER = """Instruction:
+{instruction}
+
+Answer:
+{answer}
+
+Is this a good answer to the instruction? Reply with Yes or No."""
+
+
+def pointwise_messages(instruction: str, answer: str, max_answer_chars: int | None = None) -> list[dict[str, str]]:
+    """Chat messages asking whether one answer is good."""
+    user = POINTWISE_USER.format(instruction=instruction, answer=clip(answer, max_answer_chars))
+    return [{"role": "system", "content": POINTWISE_SYSTEM}, {"role": "user", "content": user}]
+
+
+def pointwise_probability(score_first: float, score_second: float) -> float:
+    """p(second better) from two answers' yes-minus-no logit margins (a Bradley-Terry comparison)."""
+    gap = score_second - score_first
+    if gap >= 0:
+        return 1.0 / (1.0 + math.exp(-gap))
+    return math.exp(gap) / (1.0 + math.exp(gap))
+
+
 def pair_probability(logprob_first_label: float, logprob_second_label: float) -> float:
     """p(second better) from the two label log-probabilities a local model assigns."""
     high = max(logprob_first_label, logprob_second_label)

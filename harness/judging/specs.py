@@ -20,17 +20,21 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .prompt import PROMPT_VERSION
+from .prompt import POINTWISE_PROMPT_VERSION, PROMPT_VERSION
 
 SPEC_DIR = Path(__file__).parent / "specs"
-JudgeKind = Literal["openai_logprobs", "openai_verdict", "local"]
+JudgeKind = Literal["openai_logprobs", "openai_verdict", "local", "local_pointwise"]
 SHORTHAND_KINDS = {
     "logprobs": {"kind": "openai_logprobs"},
     "verdict": {"kind": "openai_verdict"},
     "local": {"kind": "local", "backend": "hf"},
     "local-vllm": {"kind": "local", "backend": "vllm"},
+    "pointwise": {"kind": "local_pointwise", "backend": "hf"},
 }
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+# The offline judge of the demo, `eval`, `judge` and the lm-eval task: the most accurate shipped
+# judge on the held-out validation pairs that fits the demo's time budget (docs/judging.md).
+DEFAULT_OFFLINE_JUDGE = "qwen2.5-coder-1.5b-pointwise"
 
 
 class JudgeSpec(BaseModel):
@@ -75,6 +79,10 @@ class JudgeSpec(BaseModel):
         return values
 
     @property
+    def is_local(self) -> bool:
+        return self.kind in ("local", "local_pointwise")
+
+    @property
     def effective_max_tokens(self) -> int:
         return self.max_tokens or (1 if self.kind == "openai_logprobs" else 8)
 
@@ -82,7 +90,7 @@ class JudgeSpec(BaseModel):
     def effective_dtype(self) -> str:
         """The precision a local hf judge runs in here (`auto` depends on the hardware, so verdicts record
         what it resolved to); other backends interpret the field themselves."""
-        if self.kind != "local" or self.backend != "hf":
+        if not self.is_local or self.backend != "hf":
             return self.dtype
         from ..backends.hf import pick_device, resolve_dtype_name
 
@@ -90,9 +98,10 @@ class JudgeSpec(BaseModel):
 
     def identity(self) -> dict[str, Any]:
         """The fields that determine a verdict (no address, no secret, no throughput knobs)."""
-        ident: dict[str, Any] = {"kind": self.kind, "model": self.model, "prompt": PROMPT_VERSION,
+        prompt = POINTWISE_PROMPT_VERSION if self.kind == "local_pointwise" else PROMPT_VERSION
+        ident: dict[str, Any] = {"kind": self.kind, "model": self.model, "prompt": prompt,
                                  "max_answer_chars": self.max_answer_chars}
-        if self.kind == "local":
+        if self.is_local:
             ident.update(backend=self.backend, dtype=self.effective_dtype)
         else:
             ident.update(temperature=self.temperature, max_tokens=self.effective_max_tokens)

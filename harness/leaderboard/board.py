@@ -154,6 +154,8 @@ def _board(key: tuple[str, str], entries: list[Entry], settings: BootstrapSettin
             "chat_format": first.chat_format,
             "decoding": first.decoding.model_dump(),
             "judge": first.judge.name if first.judge else None,
+            "judge_validation": judge_validation_accuracy(first.judge.name) if first.judge else None,
+            "judge_bias": pooled_bias([e.judge_bias for e in seeds]),
             "reference": first.reference.generator if first.reference else None,
             "license": sorted({e.metadata.license for e in seeds}),
             "n_empty_outputs": sum(e.n_empty_outputs for e in seeds),
@@ -205,3 +207,21 @@ def _board(key: tuple[str, str], entries: list[Entry], settings: BootstrapSettin
         "ranked_by": rank_by,
         "systems": ranked + sorted(unranked, key=lambda r: r["system"]),
     }
+
+
+def pooled_bias(per_seed: list[dict]) -> dict[str, float | int | None]:
+    """The judge's bias figures over all seeds of a system (count-weighted, as if one run)."""
+    out: dict[str, float | int | None] = {}
+    for value, count in (("position_consistency", "n_both_orders"), ("p_prefers_longer", "n_length_differs")):
+        pairs = [(b[value], b[count]) for b in per_seed if b.get(value) is not None and b.get(count)]
+        total = sum(n for _, n in pairs)
+        out[value] = round(sum(v * n for v, n in pairs) / total, 4) if total else None
+        out[count] = total
+    return out
+
+
+def judge_validation_accuracy(judge: str) -> float | None:
+    """Held-out validation accuracy (percent) of a shipped judge, from the committed table; None for others."""
+    from ..judging.validation_results import held_out_accuracy
+
+    return held_out_accuracy(judge)

@@ -44,6 +44,7 @@ from .evaluation_sets import EvaluationSetError, EvaluationSets
 from .problems import Problem, errors, rows_text
 from .recompute_cache import cached, package_source_digest
 from .schema import SAFE_NAME, SubmissionMetadata, format_validation_error
+from ..winrate.bias import judge_bias
 
 CLAIM_TOLERANCE = 0.05  # percentage points
 LC_GAP_WARNING = 20.0  # percentage points between LC and raw win rate
@@ -65,6 +66,7 @@ class Entry:
     ranking: dict[str, float] | None = None  # instruction_id -> fraction of distractors beaten
     n_empty_outputs: int = 0
     n_dropped_preferences: int = 0
+    judge_bias: dict[str, float | int | None] = field(default_factory=dict)  # see winrate.bias
     outputs_digest: str | None = None
     flags: list[str] = field(default_factory=list)
 
@@ -284,6 +286,7 @@ def _check_annotations(path: Path, where: str, outputs: list[dict], index_of: di
         problems.append(Problem(where, f"{entry.n_dropped_preferences} preferences are NaN or outside [1, 2] and "
                                 "were dropped", "re-run the judge on those items", "warning"))
     entry.lc_win_rate = _cached_lc_win_rate(path.read_bytes(), rows)
+    entry.judge_bias = judge_bias(rows)
     return problems
 
 

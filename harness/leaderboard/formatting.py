@@ -54,3 +54,12 @@ def leakage(system: dict[str, Any]) -> str:
         return DASH
     head, detail = mean_std(system["leakage_any"]), leakage_detail(system)
     return f"{head} ({detail})" if detail else head
+
+
+def judge(system: dict[str, Any]) -> str:
+    """The judge's name, with its held-out validation accuracy when it is a shipped judge."""
+    name = system.get("judge")
+    if not name:
+        return DASH
+    accuracy = system.get("judge_validation")
+    return name if accuracy is None else f"{name} (val. {accuracy:.1f}%)"

@@ -107,7 +107,7 @@ def _row(system: dict[str, Any]) -> str:
               _sort_value(ranking.get("mean")), True, title="" if ranking else "not measured for this entry"),
         _cell(escape(f.mean_std(system["leakage_any"])) + _detail(f.leakage_detail(system)),
               _sort_value(leak.get("mean")), True),
-        _cell(escape(system["judge"] or f.DASH), system["judge"] or "", kind="source"),
+        _cell(escape(f.judge(system)), system["judge"] or "", kind="source"),
         _cell(escape(system["reference"] or f.DASH), system["reference"] or "", kind="source"),
     ]
     return f'<tr data-system="{escape(system["system"])}">' + "".join(cells) + "</tr>"

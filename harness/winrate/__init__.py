@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..statistics import bootstrap_ci, bootstrap_mean_ci
+from .bias import judge_bias
 from .difficulty import difficulty_csv_text, estimate_instruction_difficulty, read_difficulty_csv
 from .glm import DEFAULT_REGULARIZATION, LCResult, lc_bootstrap_statistic, length_controlled_fit
 from .plain import discrete_scores, plain_metrics
@@ -79,12 +80,13 @@ def compute_metrics(
 
     Keys: win_rate, standard_error, discrete_win_rate, n_wins, n_wins_base, n_draws, n_total,
     n_dropped, length_controlled_winrate, lc_standard_error, glm_coefficients, glm_C,
-    lc_regularized, and with `confidence_intervals` `<metric>_ci_low` / `<metric>_ci_high` for
+    lc_regularized, judge_bias (the judge's position consistency and P(prefers the longer) in
+    this run, see `bias`), and with `confidence_intervals` `<metric>_ci_low` / `<metric>_ci_high` for
     win_rate, discrete_win_rate and length_controlled_winrate (percent, seeded bootstrap over
     annotations: BCa for the plain rates, percentile with GLM refits for LC).
     """
     table = preference_table(annotations)
-    metrics: dict[str, Any] = {**plain_metrics(table), "n_dropped": table.n_dropped}
+    metrics: dict[str, Any] = {**plain_metrics(table), "n_dropped": table.n_dropped, "judge_bias": judge_bias(annotations)}
     if table.n == 0:
         metrics.update(length_controlled_winrate=math.nan, lc_standard_error=math.nan)
         return metrics
