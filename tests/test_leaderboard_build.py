@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -160,3 +161,72 @@ def test_strict_check_fails_on_warnings(submissions: Path):
     assert result.exit_code == 0 and "warning: base/annotations.json: 1 preferences are NaN" in result.output
     result = runner.invoke(app, ["leaderboard", "check", "--strict", "--submissions", str(submissions)])
     assert result.exit_code == 1
+
+
+def _regular_files(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+
+
+def _one_line(output: str) -> str:
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in output, output
+    return lines[0]
+
+
+def test_a_folder_where_a_board_file_belongs_stops_the_build_first(submissions: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch):
+    out = tmp_path / "boards"
+    assert build(submissions, out).exit_code == 0
+    (out / PNG).unlink()
+    (out / PNG).mkdir()
+    (out / PNG / "keep.txt").write_text("not a board")
+    before = _regular_files(out)
+    write_submission(submissions, "late", _instructions(submissions), adaptation="instruction", rng_seed=4)
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the submissions were checked before the output folder")
+    monkeypatch.setattr("implicit_if.leaderboard.build.build_boards", must_not_run)
+    result = build(submissions, out)
+    assert result.exit_code == 1
+    line = _one_line(result.output)
+    assert f"{out / PNG} is a folder" in line and "(fix: remove or rename it" in line
+    assert _regular_files(out) == before and sorted(p.name for p in out.iterdir()) == sorted(BOARD_FILES)
+
+
+def test_a_failed_move_puts_every_previous_board_back(submissions: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch):
+    from implicit_if.leaderboard import build as build_module
+
+    out = tmp_path / "boards"
+    assert build(submissions, out).exit_code == 0
+    (out / "leaderboard.csv").unlink()  # a board that did not exist before must not exist after
+    (out / PNG).unlink()
+    (out / PNG).mkdir()  # appears after the pre-flight check (a race): the last move fails
+    before = _regular_files(out)
+    monkeypatch.setattr(build_module, "check_out", lambda *args, **kwargs: None)
+    fresh = {name: f"new {name}".encode() for name in BOARD_FILES}
+    with pytest.raises(build_module.BoardWriteError, match="previous boards were put back unchanged"):
+        build_module.write_boards(out, fresh)
+    assert _regular_files(out) == before  # byte-identical, csv still absent
+    assert sorted(p.name for p in out.iterdir()) == sorted(set(BOARD_FILES) - {"leaderboard.csv"})
+
+
+def test_an_unusable_output_folder_is_one_line(submissions: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    (tmp_path / "a-file").write_text("x")
+    result = build(submissions, tmp_path / "a-file" / "boards")
+    assert result.exit_code == 1
+    assert "a-file is not a folder" in _one_line(result.output)
+    # An unwritable folder (staged by refusing to create anything in it: root may write anywhere).
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_mkdtemp = tempfile.mkdtemp
+
+    def mkdtemp(*args, **kwargs):
+        if Path(kwargs.get("dir", "")) == locked:
+            raise PermissionError(13, "Permission denied")
+        return real_mkdtemp(*args, **kwargs)
+    monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
+    result = build(submissions, locked)
+    assert result.exit_code == 1
+    assert f"cannot write in {locked} (Permission denied)" in _one_line(result.output)
+    assert list(locked.iterdir()) == []

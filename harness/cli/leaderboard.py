@@ -60,13 +60,19 @@ def build(
 ) -> None:
     """Check every submission, then write the boards: Markdown (tabulate), CSV, JSON, a static
     sortable HTML page with CI bars, and a PNG of win rates with 95% CIs. Same inputs give the
-    same bytes. If any check fails nothing is written and the existing boards stay untouched."""
+    same bytes. If any check fails, or any file cannot be written, the existing boards stay
+    byte-identical."""
     from implicit_if.leaderboard.board import BootstrapSettings
-    from implicit_if.leaderboard.build import build_boards, stale_files, write_boards
+    from implicit_if.leaderboard.build import BoardWriteError, build_boards, check_out, stale_files, write_boards
     from implicit_if.leaderboard.problems import SubmissionError
 
     if method.lower() not in {"bca", "percentile"}:
         fail(f"--method {method!r} is not known: use BCa or percentile")
+    if not check_only:
+        try:  # before the checks and the bootstrap, which take minutes on a full board
+            check_out(out)
+        except BoardWriteError as exc:
+            fail(f"cannot write the boards: {exc}", 1)
     settings = BootstrapSettings(n_resamples=resamples, seed=seed, confidence=confidence,
                                  method="BCa" if method.lower() == "bca" else "percentile")
     try:
@@ -86,7 +92,10 @@ def build(
             raise typer.Exit(1)
         typer.echo(f"ok: the boards in {out} are up to date ({len(result.entries)} entries)")
         return
-    write_boards(out, result.files)
+    try:
+        write_boards(out, result.files)
+    except BoardWriteError as exc:
+        fail(f"cannot write the boards: {exc}", 1)
     typer.echo(f"wrote {', '.join(sorted(result.files))} to {out} ({len(result.entries)} entries)")
 
 

@@ -11,13 +11,14 @@
 """
 
 from .board import BootstrapSettings, build_board_data
-from .build import BOARD_FILES, build_boards, stale_files, write_boards
+from .build import BOARD_FILES, BoardWriteError, build_boards, check_out, stale_files, write_boards
 from .check import Entry, check_submissions
 from .problems import Problem, SubmissionError
 from .schema import SCHEMA_VERSION, SubmissionMetadata
 
 __all__ = [
     "BOARD_FILES",
+    "BoardWriteError",
     "BootstrapSettings",
     "Entry",
     "Problem",
@@ -26,6 +27,7 @@ __all__ = [
     "SubmissionMetadata",
     "build_board_data",
     "build_boards",
+    "check_out",
     "check_submissions",
     "stale_files",
     "write_boards",

@@ -1,8 +1,9 @@
 """Check, compute, render, and write the boards all-or-nothing (or compare them with what is there).
 
 Every board file is rendered in memory first; only when all of them exist are they written to a
-temporary folder beside the target and then moved into place, so a failed check or render leaves
-the committed boards exactly as they were.
+temporary folder inside the output folder and then moved into place, the previous files being kept
+until every move succeeded (and put back otherwise). So a failed check, render or write leaves the
+committed boards byte-identical.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import difflib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from .board import BootstrapSettings, build_board_data
 from .check import Entry, check_submissions
@@ -54,17 +57,112 @@ def build_boards(submissions: Path, settings: BootstrapSettings = BootstrapSetti
     return BuildResult(entries, problems, render_all(build_board_data(entries, settings)))
 
 
+class BoardWriteError(Exception):
+    """The board files cannot be written where asked: one line naming the problem and the fix."""
+
+    def __init__(self, problem: str, fix: str, keep: Path | None = None):
+        super().__init__(f"{problem} (fix: {fix})")
+        self.keep = keep  # a staging folder that must survive: it holds the only copy of the old boards
+
+
+def _nearest_existing(path: Path) -> Path:
+    while not (path.exists() or path.is_symlink()) and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_out(out: Path, names: Iterable[str] = BOARD_FILES) -> None:
+    """Raise BoardWriteError unless every board file can be put in `out`; writes nothing that stays.
+
+    Cheap, so the CLI runs it before checking the submissions and bootstrapping (minutes).
+    """
+    here = _nearest_existing(out)
+    if not here.is_dir():
+        raise BoardWriteError(f"{here} is not a folder, so the boards cannot go to {out}",
+                              "point --out at a folder, or move that file away")
+    if here == out:
+        for name in names:
+            target = out / name
+            if (target.exists() or target.is_symlink()) and not (target.is_file() or target.is_symlink()):
+                kind = "a folder" if target.is_dir() else "not a regular file"
+                raise BoardWriteError(f"{target} is {kind}, where a board file belongs",
+                                      "remove or rename it, then build again")
+    try:  # the only reliable test of write permission (os.access says yes to root, no to some ACLs)
+        os.rmdir(tempfile.mkdtemp(prefix=".build-probe-", dir=here))
+    except OSError as exc:
+        raise BoardWriteError(f"cannot write in {here} ({exc.strerror})",
+                              "make the folder writable or pass another --out") from None
+
+
 def write_boards(out: Path, files: dict[str, bytes]) -> None:
-    """Write all files into a temporary folder in `out`, then move each into place."""
-    out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".build-", dir=out))
+    """All or nothing: stage every file in a temporary folder inside `out`, then move them in; if any
+    move fails, put the previous files back. Raises BoardWriteError (one line) on failure."""
+    check_out(out, files)
     try:
-        for name, content in files.items():
-            (staging / name).write_bytes(content)
-        for name in files:
-            os.replace(staging / name, out / name)
+        out.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".build-", dir=out))
+    except OSError as exc:
+        raise BoardWriteError(f"cannot create a folder in {out} ({exc.strerror})",
+                              "make it writable or pass another --out") from None
+    keep = False
+    try:
+        _stage(staging, files)
+        _move_in(staging, out, list(files))
+    except BoardWriteError as exc:
+        keep = exc.keep is not None  # then the staging folder holds the only copy of the previous boards
+        raise
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _stage(staging: Path, files: dict[str, bytes]) -> None:
+    for name, content in files.items():
+        try:
+            (staging / name).write_bytes(content)
+        except OSError as exc:
+            raise BoardWriteError(f"could not write {name} in {staging.parent} ({exc.strerror}); "
+                                  "no board file was changed",
+                                  "free disk space or fix the folder's permissions, then build again") from None
+
+
+def _move_in(staging: Path, out: Path, names: list[str]) -> None:
+    """Replace each board file by its staged one, keeping the old ones until all moved; on failure
+    put the old ones back and raise."""
+    previous = staging / "previous"
+    previous.mkdir()
+    moved: list[str] = []
+    for name in names:
+        target = out / name
+        try:
+            if target.exists() or target.is_symlink():
+                _keep(target, previous / name)
+            os.replace(staging / name, target)
+        except OSError as exc:
+            _roll_back(out, previous, moved, f"could not move {name} into {out} ({exc.strerror})")
+        moved.append(name)
+
+
+def _roll_back(out: Path, previous: Path, moved: list[str], failed: str) -> NoReturn:
+    try:
+        for name in reversed(moved):
+            if (previous / name).exists() or (previous / name).is_symlink():
+                os.replace(previous / name, out / name)
+            else:  # there was no such board before this build
+                (out / name).unlink()
+    except OSError:
+        raise BoardWriteError(f"{failed}, and putting the previous boards back failed too",
+                              f"copy them back from {previous} by hand, then build again", keep=previous) from None
+    raise BoardWriteError(f"{failed}; the previous boards were put back unchanged",
+                          "make every board file there a writable file, then build again")
+
+
+def _keep(target: Path, backup: Path) -> None:
+    """A second name (hard link) for the current file, or a copy where links are not supported."""
+    try:
+        os.link(target, backup, follow_symlinks=False)
+    except OSError:
+        shutil.copy2(target, backup, follow_symlinks=False)
 
 
 def stale_files(out: Path, files: dict[str, bytes]) -> list[str]:

@@ -13,6 +13,9 @@ Rules (each broken rule is one line naming the file and the fix):
   output has exactly one annotation, judging that very output (output_2) against the
   reference named in the metadata (generator_1); preferences that are NaN or outside [1, 2]
   are dropped, as AlpacaEval does, and reported as a warning;
+- leakage: every registered detector is run on outputs.json and only that measurement reaches the
+  board; a leakage.jsonl, when present, must equal it exactly (one record per output, every
+  detector's column and no unknown one, the same true/false values);
 - duplicates: an instruction twice in a file; two entries with the same system and seed; two
   entries with identical outputs;
 - claims: every number in `claimed` equals the one recomputed from the records (within 0.05
@@ -140,7 +143,7 @@ def _check_each(folders: list[Path], evaluation_sets: EvaluationSets):
 
 def check_submission(folder: Path, label: str, evaluation_sets: EvaluationSets) -> tuple[Entry | None, list[Problem]]:
     """One folder: every rule that does not need the other entries. Returns (entry or None, problems)."""
-    if not re.match(SAFE_NAME, label):
+    if not re.fullmatch(SAFE_NAME, label):  # fullmatch: re's `$` would let a trailing newline through
         return None, [Problem(label, "is not a safe submission name",
                               "rename the folder: lower-case letters, digits, '.', '_' and '-' (max 80)")]
     problems = safety.check_folder(folder, label)
@@ -175,8 +178,8 @@ def check_submission(folder: Path, label: str, evaluation_sets: EvaluationSets) 
     if safety.ANNOTATIONS in present and outputs is not None:
         problems += _check_annotations(folder / safety.ANNOTATIONS, f"{label}/{safety.ANNOTATIONS}",
                                        outputs, index_of, entry)
-    if safety.LEAKAGE in present and outputs is not None:
-        problems += _check_leakage(folder / safety.LEAKAGE, f"{label}/{safety.LEAKAGE}", outputs, index_of, entry)
+    if outputs is not None:
+        problems += _measure_leakage(folder, label, outputs, index_of, entry, safety.LEAKAGE in present)
     if safety.RANKING in present:
         problems += _check_ranking(folder / safety.RANKING, f"{label}/{safety.RANKING}", entry)
     if errors(problems):
@@ -208,9 +211,9 @@ def _presence_rules(present: set[str], metadata: SubmissionMetadata, label: str)
         if getattr(claims, claim) is not None and needed not in present:
             problems.append(Problem(where, f"claims {claim} but {needed} is missing",
                                     f"add {needed} or remove the claim"))
-    if claims.leakage and safety.LEAKAGE not in present:
-        problems.append(Problem(where, f"claims leakage but {safety.LEAKAGE} is missing",
-                                f"add {safety.LEAKAGE} or remove the claim"))
+    if claims.leakage and safety.OUTPUTS not in present:  # leakage is measured on the outputs
+        problems.append(Problem(where, f"claims leakage but {safety.OUTPUTS} is missing",
+                                f"add the {safety.OUTPUTS} the detectors should scan, or remove the claim"))
     return problems
 
 
@@ -298,29 +301,36 @@ def _cached_lc_win_rate(content: bytes, rows: list[dict]) -> float | None:
     return cached("lc", [content, package_source_digest(winrate)], lambda: metrics.length_controlled_win_rate(rows))
 
 
-def _rows_the_detectors_disagree_with(content: bytes, outputs_content: bytes, rows: list[dict],
-                                      outputs: list[dict], detectors: list[str]) -> list[int]:
-    """Re-run the harness's own detectors over the outputs; rows whose booleans differ."""
-    try:
-        from implicit_if import leakage
-    except ImportError:
+def detector_verdicts(outputs_content: bytes, outputs: list[dict]) -> list[dict[str, bool]]:
+    """Every registered detector's verdict on every output, in outputs.json's order (cached by the
+    file's bytes and the detectors' source). The board's leakage comes only from here."""
+    from implicit_if import leakage
+
+    names = list(leakage.DETECTORS)
+
+    def compute() -> list[list[bool]]:
+        return [[found[d] for d in names] for found in (leakage.detect(o["output"], names) for o in outputs)]
+
+    table = cached("detect", [outputs_content, json.dumps(names).encode(), package_source_digest(leakage)], compute)
+    return [dict(zip(names, row)) for row in table]
+
+
+def _measure_leakage(folder: Path, label: str, outputs: list[dict], index_of: dict[str, int], entry: Entry,
+                     with_records: bool) -> list[Problem]:
+    """Run the detectors on outputs.json; a submitted leakage.jsonl must equal their verdicts exactly."""
+    from implicit_if.leakage import DETECTORS
+
+    detectors = list(DETECTORS)
+    verdicts = detector_verdicts((folder / safety.OUTPUTS).read_bytes(), outputs)
+    entry.leakage = metrics.leakage_values(verdicts, outputs, index_of, entry.n_instructions, detectors)
+    if not with_records:
         return []
-    known = [d for d in detectors if d in leakage.DETECTORS]
-
-    def compute() -> list[int]:
-        wrong = []
-        for number, row in enumerate(rows):
-            if row["index"] < len(outputs):
-                found = leakage.detect(outputs[row["index"]]["output"], known)
-                if any(found[d] != row[d] for d in known):
-                    wrong.append(number)
-        return wrong
-
-    return cached("leak", [content, outputs_content, json.dumps(known).encode(), package_source_digest(leakage)], compute)
+    return _compare_leakage_records(folder / safety.LEAKAGE, f"{label}/{safety.LEAKAGE}", outputs, verdicts, detectors)
 
 
-def _check_leakage(path: Path, where: str, outputs: list[dict], index_of: dict[str, int], entry: Entry) -> list[Problem]:
-    rows, issues = records.read_leakage(path)
+def _compare_leakage_records(path: Path, where: str, outputs: list[dict], verdicts: list[dict[str, bool]],
+                             detectors: list[str]) -> list[Problem]:
+    rows, issues = records.read_leakage(path, detectors)
     if rows is None:
         return _issues(where, issues)
     problems = []
@@ -328,23 +338,20 @@ def _check_leakage(path: Path, where: str, outputs: list[dict], index_of: dict[s
     repeated = [i for i, r in enumerate(rows) if counts[r["index"]] > 1]
     if repeated:
         problems.append(Problem(where, f"{rows_text(repeated)}: index appears more than once", "one record per output"))
-    detectors = records.leakage_detectors(rows)
-    arrays, bad = metrics.leakage_values(rows, outputs, index_of, entry.n_instructions, detectors)
-    if bad:
-        problems.append(Problem(where, f"{rows_text(bad)}: index is past the end of outputs.json or its instruction "
-                                "differs from that output's", "scan the submitted outputs.json, in its order"))
+    misplaced = metrics.misplaced_leakage_rows(rows, outputs)
+    if misplaced:
+        problems.append(Problem(where, f"{rows_text(misplaced)}: index is past the end of outputs.json or its "
+                                "instruction differs from that output's",
+                                "scan the submitted outputs.json, in its order"))
     unscanned = len(outputs) - len(set(counts) & set(range(len(outputs))))
     if unscanned:
         problems.append(Problem(where, f"{unscanned} outputs have no leakage record",
                                 "scan every output in outputs.json"))
     if not problems:
-        wrong = _rows_the_detectors_disagree_with(path.read_bytes(), (path.parent / safety.OUTPUTS).read_bytes(),
-                                                  rows, outputs, detectors)
+        wrong = [i for i, row in enumerate(rows) if any(row[d] != verdicts[row["index"]][d] for d in detectors)]
         if wrong:
             problems.append(Problem(where, f"{rows_text(wrong)}: the detectors find otherwise in that output",
-                                    "regenerate the records: implicit-if leak outputs.json --records leakage.jsonl"))
-    if not problems:
-        entry.leakage = arrays
+                                    f"regenerate the records: {records.LEAKAGE_COMMAND}"))
     return problems
 
 

@@ -131,31 +131,31 @@ def ranking_values(columns: RankingColumns) -> tuple[dict[str, float], list[tupl
     return values, issues
 
 
-def leakage_values(rows: Sequence[Mapping[str, Any]], outputs: Sequence[Mapping[str, Any]],
-                   index_of: Mapping[str, int], n: int, detectors: Sequence[str]) -> tuple[dict[str, np.ndarray], list[int]]:
+def leakage_values(verdicts: Sequence[Mapping[str, bool]], outputs: Sequence[Mapping[str, Any]],
+                   index_of: Mapping[str, int], n: int, detectors: Sequence[str]) -> dict[str, np.ndarray]:
     """Per-instruction 0/1 for each detector, plus 'any' (some detector fired).
 
-    A record points at its output by `index` (position in outputs.json); when it also carries the
-    instruction text, that text must match. Returns (arrays, rows whose index or text is wrong).
+    `verdicts[i]` is the detectors' verdict on `outputs[i]` (recomputed by the harness, never read
+    from the submission); outputs whose instruction is not in the evaluation set are skipped (the
+    outputs check reports them).
     """
     arrays = {name: np.full(n, np.nan) for name in [*detectors, "any"]}
-    bad_rows: list[int] = []
-    for row_number, row in enumerate(rows):
-        index = row["index"]
-        if index >= len(outputs):
-            bad_rows.append(row_number)
-            continue
-        instruction = outputs[index]["instruction"]
-        if "instruction" in row and instruction_key(str(row["instruction"])) != instruction_key(instruction):
-            bad_rows.append(row_number)
-            continue
-        position = index_of.get(instruction_key(instruction))
+    for output, verdict in zip(outputs, verdicts):
+        position = index_of.get(instruction_key(output["instruction"]))
         if position is None:
-            continue  # the output itself is reported as unaligned
+            continue
         for name in detectors:
-            arrays[name][position] = float(bool(row[name]))
-        arrays["any"][position] = float(any(bool(row[name]) for name in detectors))
-    return arrays, bad_rows
+            arrays[name][position] = float(bool(verdict[name]))
+        arrays["any"][position] = float(any(bool(verdict[name]) for name in detectors))
+    return arrays
+
+
+def misplaced_leakage_rows(rows: Sequence[Mapping[str, Any]], outputs: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Leakage records whose `index` is past the end of outputs.json, or whose `instruction` (when
+    they carry one) differs from that output's."""
+    return [number for number, row in enumerate(rows)
+            if row["index"] >= len(outputs) or ("instruction" in row and instruction_key(str(row["instruction"]))
+                                                != instruction_key(outputs[row["index"]]["instruction"]))]
 
 
 def percent(values: np.ndarray) -> float:

@@ -1,7 +1,8 @@
 """Read the per-item record files of a submission, tolerantly but never silently.
 
 Extra fields are ignored (the records are a contract between stages that may grow), but every
-field the board needs is checked, and a bad row is reported by its row number. Each reader
+field the board needs is checked, and a bad row is reported by its row number. The exception is
+leakage.jsonl: its columns are the detectors' own, so an unknown or missing column is an error. Each reader
 returns `(rows, problems)`; `problems` are `(message, fix)` pairs the caller turns into lines
 naming the file.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,10 @@ OUTPUTS_FIX = "write AlpacaEval model_outputs: a JSON list of {instruction, outp
 ANNOTATIONS_FIX = "write AlpacaEval annotations: a JSON list of {instruction, output_1, output_2, preference}"
 RANKING_FIX = "one JSON object per line: {instruction_id, response_id, logprob, n_tokens}"
 LEAKAGE_FIX = "one JSON object per line: {index, <detector>: true|false, ...}"
-RESERVED_LEAKAGE_KEYS = {"index", "instruction", "id", "instruction_id", "output", "generator", "dataset"}
+LEAKAGE_COMMAND = "implicit-if leak outputs.json --records leakage.jsonl"
+# Columns a leakage record may carry besides the detectors: its pointer into outputs.json and copies
+# of that output's identity (`instruction`, when present, must match the output it points at).
+LEAKAGE_ID_COLUMNS = frozenset({"index", "instruction", "id", "instruction_id", "output", "generator", "dataset"})
 
 
 def read_json_list(path: Path) -> tuple[list[Any] | None, list[Issue]]:
@@ -199,14 +203,10 @@ def read_ranking(path: Path) -> tuple[RankingColumns | None, list[Issue]]:
                           np.array([r["n_tokens"] for r in rows], dtype=np.int64), is_distractor), []
 
 
-def leakage_detectors(rows: list[dict[str, Any]]) -> list[str]:
-    """Detector columns: every boolean field that is not an identifier."""
-    names = {key for row in rows for key, value in row.items()
-             if isinstance(value, bool) and key not in RESERVED_LEAKAGE_KEYS}
-    return sorted(names)
-
-
-def read_leakage(path: Path) -> tuple[list[dict[str, Any]] | None, list[Issue]]:
+def read_leakage(path: Path, detectors: Sequence[str]) -> tuple[list[dict[str, Any]] | None, list[Issue]]:
+    """Leakage records, strictly: `index`, every one of `detectors` as true/false, and nothing else
+    but identifier columns. A column the harness does not compute cannot be checked, so it is refused
+    rather than shown on the board (and a dropped detector column would hide that detector's hits)."""
     rows, issues = read_jsonl(path)
     if rows is None:
         return None, [(m, f"{f}; {LEAKAGE_FIX}") for m, f in issues]
@@ -214,13 +214,20 @@ def read_leakage(path: Path) -> tuple[list[dict[str, Any]] | None, list[Issue]]:
         ("'index' is missing or not a non-negative integer", "index is the record's position in outputs.json",
          lambda r: not (isinstance(r.get("index"), int) and not isinstance(r.get("index"), bool) and r["index"] >= 0)),
     ])
-    if not issues and rows:
-        detectors = leakage_detectors(rows)
-        if not detectors:
-            issues.append(("no detector columns (boolean fields) found", LEAKAGE_FIX))
-        else:
-            bad = [i for i, row in enumerate(rows) if any(not isinstance(row.get(d), bool) for d in detectors)]
-            if bad:
-                issues.append((f"{rows_text(bad)}: a detector value is missing or not true/false",
-                               f"give every record all of: {', '.join(detectors)}"))
+    if issues or not rows:
+        return (rows if not issues else None), issues
+    regenerate = f"regenerate the file: {LEAKAGE_COMMAND}"
+    unknown = sorted({key for row in rows for key in row} - set(detectors) - LEAKAGE_ID_COLUMNS)
+    if unknown:
+        shown = ", ".join(repr(name[:40]) for name in unknown[:5])  # repr: hostile names print inert
+        shown += f" (+{len(unknown) - 5} more)" if len(unknown) > 5 else ""
+        issues.append((f"unknown column(s) {shown}: not a detector this harness runs "
+                       f"(it runs {', '.join(detectors)})", regenerate))
+    missing = [d for d in detectors if any(d not in row for row in rows)]
+    if missing:
+        lacking = [i for i, row in enumerate(rows) if any(d not in row for d in missing)]
+        issues.append((f"{rows_text(lacking)}: detector column(s) {', '.join(missing)} missing", regenerate))
+    bad = [i for i, row in enumerate(rows) if any(d in row and not isinstance(row[d], bool) for d in detectors)]
+    if bad:
+        issues.append((f"{rows_text(bad)}: a detector value is not true/false", regenerate))
     return (rows if not issues else None), issues

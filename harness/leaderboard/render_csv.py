@@ -4,7 +4,23 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from typing import Any
+
+# OWASP's CSV-injection rule: a spreadsheet evaluates a cell that starts with one of these as a
+# formula, so such a cell gets a leading single quote, which makes it text. A negative number is
+# kept as it is, but only when it is a plain one ("-1.2345"), never "-1+cmd|..." or "-inf".
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+PLAIN_NEGATIVE = re.compile(r"-[0-9]+(\.[0-9]+)?")
+
+
+def csv_cell(text: str) -> str:
+    """`text` as a cell no spreadsheet will evaluate, and that stays one cell."""
+    if text.startswith(FORMULA_START) and not PLAIN_NEGATIVE.fullmatch(text):
+        text = "'" + text
+    # Python's csv module quotes a cell holding "\n" (our line terminator) but not a lone "\r", which
+    # other readers take for a line end: a new row. As "\n" the cell is quoted and stays whole.
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _number(value: float | None) -> str:
@@ -68,7 +84,7 @@ def render_csv(data: dict[str, Any]) -> str:
     rows = csv_rows(data)
     buffer = io.StringIO()
     if rows:
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow([csv_cell(name) for name in rows[0]])  # headers too: detector names are text
+        writer.writerows([csv_cell(row[name]) for name in rows[0]] for row in rows)
     return buffer.getvalue()

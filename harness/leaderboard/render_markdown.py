@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from tabulate import tabulate
 
 from . import formatting as f
 
+# Characters that could end a cell, start a row or open HTML in a GitHub table, as entities (which
+# are decoded only after the table is split into cells); one pass, so an entity already in the text
+# stays text, and a backslash cannot escape the entity after it.
+_CELL_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "&#124;", "\\": "&#92;"}
+_LINE_BREAKS = re.compile(r"\r\n|[\x00-\x1f\x7f\x85\u2028\u2029]")  # and other control characters
+
+
+def markdown_cell(text: str) -> str:
+    """`text` as inline Markdown that stays in its cell: no new column, row or HTML markup."""
+    return "".join(_CELL_ESCAPES.get(char, char) for char in _LINE_BREAKS.sub(" ", text))
+
+
 HEADERS = ["Rank", "System", "Adaptation", "Base model", "Seeds", "Win rate %", "Win rate 95% CI", "vs next",
            "LC win rate %", "Ranking %", "Ranking 95% CI", "Leakage %", "Judge", "Reference"]
 
 
 def _row(system: dict[str, Any]) -> list[str]:
+    return [markdown_cell(cell) for cell in _cells(system)]
+
+
+def _cells(system: dict[str, Any]) -> list[str]:
     return [
         f.DASH if system["rank"] is None else str(system["rank"]),
         system["system"] + (" ⚑" if system["flags"] else ""),
@@ -49,14 +66,14 @@ def render_markdown(data: dict[str, Any]) -> str:
     if not data["boards"]:
         lines += ["No submissions yet.", ""]
     for board in data["boards"]:
-        lines += [f"## {f.evaluation_set_title(board)}", "",
+        lines += [f"## {markdown_cell(f.evaluation_set_title(board))}", "",
                   f"Ranked by {board['ranked_by'].replace('_', ' ')}.", ""]
-        table = tabulate([_row(s) for s in board["systems"]], headers=HEADERS, tablefmt="github",
-                         disable_numparse=True)
+        table = tabulate([_row(s) for s in board["systems"]], headers=[markdown_cell(h) for h in HEADERS],
+                         tablefmt="github", disable_numparse=True)
         lines += [table, ""]
         flagged = [s for s in board["systems"] if s["flags"]]
         if flagged:
             lines += ["⚑ flags:", ""]
-            lines += [f"- {s['system']}: {'; '.join(s['flags'])}" for s in flagged]
+            lines += [markdown_cell(f"- {s['system']}: {'; '.join(s['flags'])}") for s in flagged]
             lines += [""]
     return "\n".join(lines)
