@@ -34,10 +34,12 @@ $(VENV)/.dev-installed: $(VENV)/.installed
 
 setup: $(VENV)/.installed
 
+# The conversions are mostly single-threaded Python: two at a time use both cores. Each prepare is
+# locked and atomic, so a failure in one leaves the others intact; any failure fails the target.
 models: setup
-	$(VENV)/bin/implicit-if models prepare gemma-3-270m
-	$(VENV)/bin/implicit-if models prepare smollm2-135m-instruct
-	$(VENV)/bin/implicit-if models prepare qwen2.5-coder-1.5b-instruct
+	$(VENV)/bin/implicit-if models prepare qwen2.5-coder-1.5b-instruct & judge=$$!; \
+	$(VENV)/bin/implicit-if models prepare gemma-3-270m && $(VENV)/bin/implicit-if models prepare smollm2-135m-instruct; \
+	rc=$$?; wait $$judge || rc=1; exit $$rc
 
 demo: models
 	$(VENV)/bin/implicit-if demo

@@ -177,6 +177,24 @@ def results_table(results: list[EntryResult]) -> str:
     return tabulate(rows, headers=headers)
 
 
+def paired_win_difference(first: EntryResult, second: EntryResult, annotations: tuple[list, list]) -> str:
+    """One line: second minus first in win rate, paired over the same instructions (95% BCa bootstrap)."""
+    from .statistics import paired_bootstrap_means
+    from .winrate.preferences import normalise_preference
+
+    def wins(records: list[dict[str, Any]]) -> dict[str, float]:
+        return {r["instruction"]: normalise_preference(r.get("preference"), r.get("output_1"), r.get("output_2")) - 1
+                for r in records}
+
+    a, b = wins(annotations[0]), wins(annotations[1])
+    shared = sorted(set(a) & set(b))
+    boot = paired_bootstrap_means([[a[i] for i in shared], [b[i] for i in shared]], seed=0)
+    interval = boot.combine([[-1.0, 1.0]]).interval(0)
+    verdict = "the interval excludes 0" if interval.low > 0 or interval.high < 0 else "the interval includes 0: not separated"
+    return (f"win rate, {second.entry.name} minus {first.entry.name}: {100 * interval.estimate:+.1f} points "
+            f"[{100 * interval.low:+.1f}, {100 * interval.high:+.1f}] (paired over {len(shared)} instructions; {verdict})")
+
+
 def submit_entry(result: EntryResult, submissions: Path, judge: str, max_new_tokens: int,
                  model: dict[str, str] | None = None) -> Path:
     """Turn one entry's records into a checked leaderboard submission folder (replacing an older one)."""

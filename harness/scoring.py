@@ -378,7 +378,7 @@ def _score_group(model, queue: _HeadQueue, ctx: list[int], conts: list[list[int]
             queue.add(members[i], rows, conts[i])
 
 
-def _sliding_window(model) -> int | None:
+def sliding_window(model) -> int | None:
     config = model.config
     window = getattr(config, "sliding_window", None)
     kinds = getattr(config, "layer_types", None)
@@ -391,7 +391,7 @@ def _takes_stacked_path(model, pairs: Sequence[TokenPair]) -> list[bool]:
     """Which pairs take the stacked-cache path. Stacked caches are left-padded; inside a sliding
     window that padding would crowd out real tokens, so pairs that could reach the window take
     the per-prompt path instead."""
-    window = _sliding_window(model)
+    window = sliding_window(model)
     return [window is None or len(ctx) + len(cont) <= window // 2 for ctx, cont in pairs]
 
 

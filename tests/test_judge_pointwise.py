@@ -61,6 +61,13 @@ def test_pointwise_judge_caches_answers_and_batches_exactly(tmp_path, smollm2_di
     batched = label_margins(judge.backend.model, judge.tokenizer, contexts, judge.label_token_ids)
     alone = [label_margins(judge.backend.model, judge.tokenizer, [c], judge.label_token_ids)[0] for c in contexts]
     assert batched == pytest.approx(alone, abs=1e-4)
+    # the shared-prefix path equals one plain left-padded pass
+    import implicit_if.judging.judges as judges
+
+    monkeypatch.setattr(judges, "MIN_SHARED_PREFIX", 10**9)
+    plain = label_margins(judge.backend.model, judge.tokenizer, contexts, judge.label_token_ids)
+    assert batched == pytest.approx(plain, abs=1e-4)
+    monkeypatch.undo()
     # and equals the margin read off the model's own full output layer
     import torch
 

@@ -40,26 +40,40 @@ def demo(
     os.environ.setdefault("IMPLICIT_IF_OFFLINE", "1")  # the demo never needs the hub
     logging.getLogger("transformers").setLevel(logging.ERROR)
     console = Console(stderr=True)
+
+    def log(message: str) -> None:  # entry names in brackets are text, not rich markup
+        console.print(message, markup=False, highlight=False, soft_wrap=True)
+
     entries = list(job.DEFAULT_ENTRIES)
     if with_rules:
         entries += job.RULES_ENTRIES
     submissions = submissions or out / "submissions"
     boards = boards or out / "leaderboard"
+    if limit is None:  # find out now, not after an hour of work, that the boards cannot be written
+        from ..leaderboard.build import BoardWriteError, check_out
+
+        try:
+            check_out(boards)
+        except BoardWriteError as error:
+            fail(f"cannot write the boards: {error}")
     results = []
     for entry in entries:
         try:
             results.append(job.run_entry(entry, out, limit=limit, max_new_tokens=max_new_tokens,
-                                         batch_size=batch_size, generate_batch_size=generate_batch_size, dtype=dtype, judge=judge, log=console.print))
+                                         batch_size=batch_size, generate_batch_size=generate_batch_size, dtype=dtype, judge=judge, log=log))
         except RuntimeError as error:
             fail(f"{entry.name}: {error}")
     typer.echo("")
     typer.echo(job.results_table(results))
     typer.echo("")
+    base, instruct = results[0], results[1]  # Gemma 3 270M base, SmolLM2-135M-Instruct
+    typer.echo(job.paired_win_difference(base, instruct, (_annotations(base), _annotations(instruct))))
+    typer.echo("")
 
     if limit is not None:
         typer.echo("no leaderboard with --limit: a submission must answer the whole evaluation set")
         return
-    from ..leaderboard.build import build_boards, write_boards
+    from ..leaderboard.build import BoardWriteError, build_boards, write_boards
     from ..leaderboard.problems import SubmissionError
 
     try:
@@ -68,8 +82,17 @@ def demo(
         built = build_boards(submissions)
     except SubmissionError as error:
         fail(f"the demo's submissions did not validate: {error}")
-    write_boards(boards, built.files)
+    try:
+        write_boards(boards, built.files)
+    except BoardWriteError as error:
+        fail(f"cannot write the boards: {error}")
     typer.echo(f"leaderboard: {boards / 'leaderboard.md'} (and .csv, .json, .html, .png)")
+
+
+def _annotations(result) -> list:
+    import json
+
+    return json.loads((result.folder / "annotations.json").read_text(encoding="utf-8"))
 
 
 def register(app: typer.Typer) -> None:

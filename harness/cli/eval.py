@@ -48,7 +48,7 @@ def evaluate(
     entry = job.DemoEntry(name, checkpoint, fmt, adaptation)
     try:
         result = job.run_entry(entry, folder.parent, limit=limit, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                               generate_batch_size=generate_batch_size, dtype=dtype, conditional=True, judge=judge, log=Console(stderr=True).print, folder=folder)
+                               generate_batch_size=generate_batch_size, dtype=dtype, conditional=True, judge=judge, log=lambda m: Console(stderr=True).print(m, markup=False, highlight=False, soft_wrap=True), folder=folder)
     except (RuntimeError, OSError, ValueError) as error:
         fail(f"cannot evaluate {checkpoint}: {error}")
     typer.echo(job.results_table([result]))

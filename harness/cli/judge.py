@@ -149,6 +149,7 @@ def validate(
         except RuntimeError as error:
             fail(str(error))
         rows.append({"judge": spec.name, "kind": spec.kind, "model": spec.model, "dtype": spec.effective_dtype,
+                     "judge_config": spec.identity_hash(),
                      **summarise(results, averages_orders(spec)), **facts})
     for baseline in ("longest", "random"):
         rows.append({"judge": baseline, "kind": "baseline", **summarise(baseline_verdicts(pairs, baseline), True)})

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..transformers_compat import cache_keyword, output_cache
 from .cache import Verdict, VerdictCache, answer_key
 from .client import BadResponse, ChatClient, EndpointError, RequestFailed, Usage
 from .prompt import (
@@ -280,22 +281,46 @@ class PointwiseJudge:
         return JudgeRun()
 
 
+# Below this many shared tokens a batch runs as one left-padded pass: the prefix pass costs more than it saves.
+MIN_SHARED_PREFIX = 16
+
+
 def label_margins(model: Any, tokenizer: Any, contexts: Sequence[str], label_ids: Sequence[int]) -> list[float]:
     """logit(label 0) - logit(label 1) at the next position after each context, the two output rows
-    in float32 (the body in the model's own precision; left-padded batch, explicit positions)."""
+    in float32 (the body in the model's own precision).
+
+    Every grading prompt starts with the same system message and header: that shared token prefix
+    runs once per batch and its KV cache serves every row, whose own tokens follow right-padded
+    (a causal model never attends to the padding after a row's last token).
+    """
     import torch
+
+    from ..scoring import sliding_window
 
     rows = [tokenizer(context, add_special_tokens=True)["input_ids"] for context in contexts]
     if not rows:
         return []
-    width = max(len(row) for row in rows)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    input_ids = torch.tensor([[pad] * (width - len(row)) + row for row in rows], device=model.device)
-    attention_mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in rows], device=model.device)
-    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    shared = min(_common_prefix_length(rows), min(len(row) for row in rows) - 1)
+    body = model.base_model
+    device = model.device
     with torch.no_grad():
-        hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask,
-                                  position_ids=position_ids).last_hidden_state[:, -1].float()
+        if shared >= MIN_SHARED_PREFIX and sliding_window(model) is None:
+            prefix = body(input_ids=torch.tensor([rows[0][:shared]], device=device), use_cache=True)
+            cache = output_cache(prefix)
+            cache.batch_repeat_interleave(len(rows))
+            tails = [row[shared:] for row in rows]
+            width = max(len(tail) for tail in tails)
+            pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+            input_ids = torch.tensor([tail + [pad] * (width - len(tail)) for tail in tails], device=device)
+            attention_mask = torch.tensor([[1] * (shared + len(tail)) + [0] * (width - len(tail)) for tail in tails],
+                                          device=device)
+            position_ids = torch.arange(shared, shared + width, device=device).expand(len(rows), width)
+            hidden = body(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                          use_cache=True, **{cache_keyword(body): cache}).last_hidden_state
+            last = torch.tensor([len(tail) - 1 for tail in tails], device=device)
+            hidden = hidden[torch.arange(len(rows), device=device), last].float()
+        else:
+            hidden = _left_padded_last_hidden(body, tokenizer, rows, device).float()
         head = model.get_output_embeddings()
         logits = hidden @ head.weight[list(label_ids)].float().T
         if getattr(head, "bias", None) is not None:
@@ -304,6 +329,28 @@ def label_margins(model: Any, tokenizer: Any, contexts: Sequence[str], label_ids
         if cap:
             logits = cap * torch.tanh(logits / cap)
     return [float(v) for v in (logits[:, 0] - logits[:, 1]).cpu()]
+
+
+def _common_prefix_length(rows: Sequence[Sequence[int]]) -> int:
+    first = rows[0]
+    length = min(len(row) for row in rows)
+    for i in range(length):
+        token = first[i]
+        if any(row[i] != token for row in rows):
+            return i
+    return length
+
+
+def _left_padded_last_hidden(body: Any, tokenizer: Any, rows: list[list[int]], device: Any) -> Any:
+    """The last position's hidden state of each row, all rows as one left-padded batch."""
+    import torch
+
+    width = max(len(row) for row in rows)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    input_ids = torch.tensor([[pad] * (width - len(row)) + row for row in rows], device=device)
+    attention_mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in rows], device=device)
+    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    return body(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).last_hidden_state[:, -1]
 
 
 def next_token_logprobs(model: Any, tokenizer: Any, contexts: Sequence[str],

@@ -17,12 +17,13 @@ def _table() -> dict:
     return json.loads(RESULTS_FILE.read_text(encoding="utf-8"))
 
 
-def held_out_accuracy(judge: str) -> float | None:
-    """Accuracy in percent on the held-out split, rounded to 0.1; None for a judge not in the table."""
+def held_out_accuracy(judge_config: str) -> float | None:
+    """Accuracy in percent on the held-out split, rounded to 0.1, of the validated judge with this
+    identity hash (the `judge_config` its annotations carry; a name proves nothing); else None."""
     table = _table()
     if table.get("split") != "heldout":
         return None
     for row in table.get("judges", []):
-        if row.get("judge") == judge and row.get("kind") != "baseline":
+        if row.get("judge_config") == judge_config and row.get("kind") != "baseline":
             return round(100 * row["accuracy"]["estimate"], 1)
     return None

@@ -154,7 +154,7 @@ def _board(key: tuple[str, str], entries: list[Entry], settings: BootstrapSettin
             "chat_format": first.chat_format,
             "decoding": first.decoding.model_dump(),
             "judge": first.judge.name if first.judge else None,
-            "judge_validation": judge_validation_accuracy(first.judge.name) if first.judge else None,
+            "judge_validation": judge_validation_accuracy(seeds),
             "judge_bias": pooled_bias([e.judge_bias for e in seeds]),
             "reference": first.reference.generator if first.reference else None,
             "license": sorted({e.metadata.license for e in seeds}),
@@ -220,8 +220,10 @@ def pooled_bias(per_seed: list[dict]) -> dict[str, float | int | None]:
     return out
 
 
-def judge_validation_accuracy(judge: str) -> float | None:
-    """Held-out validation accuracy (percent) of a shipped judge, from the committed table; None for others."""
+def judge_validation_accuracy(seeds: list) -> float | None:
+    """Held-out validation accuracy (percent) of the judge whose identity every seed's annotations
+    name (`judge_config`), when it is a validated judge; None otherwise."""
     from ..judging.validation_results import held_out_accuracy
 
-    return held_out_accuracy(judge)
+    configs = {config for e in seeds for config in e.judge_configs}
+    return held_out_accuracy(configs.pop()) if len(configs) == 1 else None

@@ -70,6 +70,7 @@ class Entry:
     n_empty_outputs: int = 0
     n_dropped_preferences: int = 0
     judge_bias: dict[str, float | int | None] = field(default_factory=dict)  # see winrate.bias
+    judge_configs: list[str] = field(default_factory=list)  # judge identities the annotations name
     outputs_digest: str | None = None
     flags: list[str] = field(default_factory=list)
 
@@ -290,6 +291,7 @@ def _check_annotations(path: Path, where: str, outputs: list[dict], index_of: di
                                 "were dropped", "re-run the judge on those items", "warning"))
     entry.lc_win_rate = _cached_lc_win_rate(path.read_bytes(), rows)
     entry.judge_bias = judge_bias(rows)
+    entry.judge_configs = sorted({str(r["judge_config"]) for r in rows if r.get("judge_config")})
     return problems
 
 
