@@ -88,6 +88,7 @@ def run_entry(entry: DemoEntry, out: Path, *, limit: int | None, max_new_tokens:
     from .leakage import leakage_records, leakage_summary
     from .ranking import rank_with_model, summarize
     from .winrate import compute_metrics
+    from .winrate.bias import bias_line
 
     folder = folder or out / entry.name
     pairs = load_pairs(DATASET, offline=True, limit=limit)
@@ -126,6 +127,7 @@ def run_entry(entry: DemoEntry, out: Path, *, limit: int | None, max_new_tokens:
     annotations = cached_stage(folder / "annotations.json",
                                {"outputs": fingerprint(outputs), "judge": spec.identity_hash(), "stage": "annotations"}, judged)
     winrate = compute_metrics(annotations, seed=0)
+    log(f"[{entry.name}] {bias_line(winrate['judge_bias'])}")
 
     leak_records = leakage_records([o["output"] for o in outputs])
     atomic_write_jsonl(folder / "leakage.jsonl", leak_records)

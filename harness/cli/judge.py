@@ -36,6 +36,7 @@ def judge(
     """
     from ..judging import EndpointError, judge_outputs, load_judge_spec
 
+    check_output_path(output)  # before any work: a bad path must not cost a judging run
     model_outputs = read_model_outputs(outputs)
     references = _load_reference(reference, offline, {o["instruction"] for o in model_outputs})
     try:
@@ -51,6 +52,9 @@ def judge(
     except ValueError as error:
         fail(str(error))
     typer.echo(summary.line(), err=True)
+    from ..winrate.bias import bias_line, judge_bias
+
+    typer.echo(bias_line(judge_bias([a for a in annotations if a.get("preference") is not None])), err=True)
     if not summary.complete and not partial:
         reasons = list(summary.failed.values())
         hint = ""

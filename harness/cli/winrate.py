@@ -107,13 +107,9 @@ def _print_table(metrics: dict[str, Any]) -> None:
     typer.echo(f"n = {metrics['n_total']} ({metrics['n_wins']} wins, {metrics['n_wins_base']} losses, "
                f"{metrics['n_draws']} draws, {metrics['n_dropped']} dropped); standard error {metrics['standard_error']:.2f}; "
                f"difficulty: {metrics['difficulty_source']}")
-    bias = metrics.get("judge_bias") or {}
-    consistency = bias.get("position_consistency")
-    longer = bias.get("p_prefers_longer")
-    typer.echo("judge bias in this run: position consistency "
-               + (f"{100 * consistency:.1f}% over {bias['n_both_orders']} pairs" if consistency is not None else "n/a (one order)")
-               + "; prefers the longer output "
-               + (f"{100 * longer:.1f}% of {bias['n_length_differs']} pairs" if longer is not None else "n/a"))
+    from ..winrate.bias import bias_line
+
+    typer.echo(bias_line(metrics.get("judge_bias") or {}))
 
 
 def register(app: typer.Typer) -> None:
