@@ -14,6 +14,7 @@ callback the moment it exists (the caller commits it to the cache right then).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -62,12 +63,20 @@ def run_judge(spec: JudgeSpec, comparisons: Sequence[Comparison], on_verdict: On
     """Judge every comparison with the judge `spec` describes (`cache` keeps a pointwise judge's
     per-answer scores)."""
     if spec.kind == "local_pointwise":
-        return PointwiseJudge(spec).run(comparisons, on_verdict, cache=cache, progress=progress)
+        return loaded_judge(spec).run(comparisons, on_verdict, cache=cache, progress=progress)
     if spec.kind == "local":
-        return LocalJudge(spec).run(comparisons, on_verdict, progress=progress)
+        return loaded_judge(spec).run(comparisons, on_verdict, progress=progress)
     from ..backends.openai_compat import run_coroutine  # also works inside a running loop (notebooks)
 
     return run_coroutine(_run_endpoint(spec, comparisons, on_verdict, seed=seed, progress=progress))
+
+
+@functools.lru_cache(maxsize=1)
+def loaded_judge(spec: JudgeSpec) -> "LocalJudge | PointwiseJudge":
+    """A local judge with its model loaded, kept for the next run of the same spec in this process
+    (the demo judges several entries in a row; loading a 1.5B model each time costs tens of seconds).
+    One at a time, so a second judge does not double the memory."""
+    return PointwiseJudge(spec) if spec.kind == "local_pointwise" else LocalJudge(spec)
 
 
 # -- OpenAI-compatible endpoints ------------------------------------------------------------------
