@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..transformers_compat import cache_keyword, output_cache
+from ..transformers_compat import accepts_logits_to_keep, cache_keyword, output_cache
 from .cache import Verdict, VerdictCache, answer_key
 from .client import BadResponse, ChatClient, EndpointError, RequestFailed, Usage
 from .prompt import (
@@ -350,8 +350,8 @@ def _common_prefix_length(rows: Sequence[Sequence[int]]) -> int:
     return length
 
 
-def _left_padded_last_hidden(body: Any, tokenizer: Any, rows: list[list[int]], device: Any) -> Any:
-    """The last position's hidden state of each row, all rows as one left-padded batch."""
+def _left_padded_batch(tokenizer: Any, rows: list[list[int]], device: Any) -> dict[str, Any]:
+    """Rows as one left-padded batch with explicit positions: every row's last token in the last column."""
     import torch
 
     width = max(len(row) for row in rows)
@@ -359,7 +359,12 @@ def _left_padded_last_hidden(body: Any, tokenizer: Any, rows: list[list[int]], d
     input_ids = torch.tensor([[pad] * (width - len(row)) + row for row in rows], device=device)
     attention_mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in rows], device=device)
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-    return body(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).last_hidden_state[:, -1]
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "position_ids": position_ids}
+
+
+def _left_padded_last_hidden(body: Any, tokenizer: Any, rows: list[list[int]], device: Any) -> Any:
+    """The last position's hidden state of each row, all rows as one left-padded batch."""
+    return body(**_left_padded_batch(tokenizer, rows, device)).last_hidden_state[:, -1]
 
 
 def next_token_logprobs(model: Any, tokenizer: Any, contexts: Sequence[str],
@@ -371,17 +376,10 @@ def next_token_logprobs(model: Any, tokenizer: Any, contexts: Sequence[str],
     """
     import torch
 
-    from ..transformers_compat import accepts_logits_to_keep
-
     rows = [tokenizer(context, add_special_tokens=True)["input_ids"] for context in contexts]
     if not rows:
         return []
-    width = max(len(row) for row in rows)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    input_ids = torch.tensor([[pad] * (width - len(row)) + row for row in rows], device=model.device)
-    attention_mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in rows], device=model.device)
-    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-    inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "position_ids": position_ids}
+    inputs = _left_padded_batch(tokenizer, rows, model.device)
     # Only the last column's logits: the output layer over the whole prompt is wasted work.
     keep = {"logits_to_keep": 1} if accepts_logits_to_keep(model) else {}
     with torch.no_grad():
