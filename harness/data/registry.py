@@ -100,6 +100,23 @@ DATASETS: dict[str, DatasetSpec] = {
             hub=HubSource("patrickfrank1/chess-pgn-games", streaming=True),
             group=converters.group_pgn_lines, hub_max_records=1000,
         ),
+        # Training sets written or generated for this project (no hub source; see data/DATA_CARD.md).
+        DatasetSpec(
+            "lima_style", "Our LIMA-style conversations: varied instructions with careful answers (some multi-turn)",
+            converters.lima, "lima_style.jsonl",
+        ),
+        DatasetSpec(
+            "gsm_generated", "Our GSM-style word problems, generated with computed answers ending in '#### N'",
+            converters.gsm8k, "gsm_generated.jsonl",
+        ),
+        DatasetSpec(
+            "chess_generated", "Our chess games from Elo ratings, legal by construction (python-chess)",
+            converters.chess, "chess_generated.jsonl", group=converters.group_pgn_lines,
+        ),
+        DatasetSpec(
+            "poems_written", "Our poems from titles ('Write a poem called ...')",
+            converters.poetry, "poems_written.jsonl",
+        ),
         DatasetSpec(
             "offline_instructions", "The project's own general instruction set (no hub source)",
             converters.alpaca, "general.jsonl",
