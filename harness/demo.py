@@ -76,7 +76,11 @@ def cached_stage(path: Path, inputs: Any, compute: Callable[[], Any], *, jsonl: 
 def run_entry(entry: DemoEntry, out: Path, *, limit: int | None, max_new_tokens: int, batch_size: int,
               judge: str, log: Callable[[str], None], folder: Path | None = None,
               generate_batch_size: int = GENERATE_BATCH_SIZE, conditional: bool = False,
-              dtype: str = "auto") -> EntryResult:
+              dtype: str = "auto", references: list[dict[str, Any]] | None = None, judged: bool = True) -> EntryResult:
+    """Generate, judge (against `references`, by default the set's own reference answers), leakage, ranking.
+
+    `judged=False` skips the judge (the study's reference entry, which would be judged against itself).
+    """
     from .backends import GenerationConfig
     from .backends.hf import HFBackend, pick_device, resolve_dtype_name
     from .cli._common import atomic_write_jsonl
@@ -114,20 +118,29 @@ def run_entry(entry: DemoEntry, out: Path, *, limit: int | None, max_new_tokens:
         folder / "outputs.json", {**base_inputs, "stage": "outputs", "config": config.as_record()},
         lambda: generate_outputs(get_backend(), pairs, fmt=entry.fmt, config=config, generator=entry.name, dataset=DATASET),
     )
-    log(f"[{entry.name}] judging against the reference answers with {judge}")
     spec = load_judge_spec(judge)
-    references = dataset_references(DATASET, offline=True, instructions=[o["instruction"] for o in outputs])
+    annotation_inputs = {"outputs": fingerprint(outputs), "judge": spec.identity_hash(), "stage": "annotations"}
+    if references is None:
+        references = dataset_references(DATASET, offline=True, instructions=[o["instruction"] for o in outputs])
+        reference_name = "the reference answers"
+    else:
+        annotation_inputs["references"] = fingerprint(references)
+        reference_name = f"{references[0]['generator']}'s outputs"
 
-    def judged() -> list[dict[str, Any]]:
+    def judge_all() -> list[dict[str, Any]]:
         annotations, summary = judge_outputs(outputs, references, spec, seed=0)
         if summary.failed:
             raise RuntimeError(f"{len(summary.failed)} judge requests failed; rerun to retry them")
         return annotations
 
-    annotations = cached_stage(folder / "annotations.json",
-                               {"outputs": fingerprint(outputs), "judge": spec.identity_hash(), "stage": "annotations"}, judged)
-    winrate = compute_metrics(annotations, seed=0)
-    log(f"[{entry.name}] {bias_line(winrate['judge_bias'])}")
+    winrate: dict[str, Any] = {}
+    if judged:
+        log(f"[{entry.name}] judging against {reference_name} with {judge}")
+        annotations = cached_stage(folder / "annotations.json", annotation_inputs, judge_all)
+        winrate = compute_metrics(annotations, seed=0)
+        log(f"[{entry.name}] {bias_line(winrate['judge_bias'])}")
+    else:
+        (folder / "annotations.json").unlink(missing_ok=True)
 
     leak_records = leakage_records([o["output"] for o in outputs])
     atomic_write_jsonl(folder / "leakage.jsonl", leak_records)
@@ -198,12 +211,12 @@ def paired_win_difference(first: EntryResult, second: EntryResult, annotations: 
 
 
 def submit_entry(result: EntryResult, submissions: Path, judge: str, max_new_tokens: int,
-                 model: dict[str, str] | None = None) -> Path:
+                 model: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> Path:
     """Turn one entry's records into a checked leaderboard submission folder (replacing an older one)."""
     from .leaderboard.submit import build_submission, collect_files
 
     folder, entry = result.folder, result.entry
-    collected = collect_files(outputs=folder / "outputs.json", annotations=folder / "annotations.json",
+    collected = collect_files(outputs=folder / "outputs.json", annotations=folder / "annotations.json" if result.winrate else None,
                               ranking=folder / "ranking.jsonl" if result.ranking else None,
                               leakage=folder / "leakage.jsonl")
     metadata = {
@@ -221,5 +234,6 @@ def submit_entry(result: EntryResult, submissions: Path, judge: str, max_new_tok
     if entry.rules != "none":
         metadata["notes"] += (f" Rule-based adapter: {entry.rules}. Response ranking not measured here "
                               "(rules change decoding; see docs/rules.md for ranking under the rules).")
+    metadata.update(extra or {})
     target, _ = build_submission(collected, metadata, submissions, force=True)
     return target

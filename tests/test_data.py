@@ -59,7 +59,8 @@ def test_every_dataset_loads_offline_with_fields(name: str) -> None:
 
 def test_names_cover_the_study() -> None:
     assert set(dataset_names()) == {"alpaca_eval", "alpaca", "lima", "gsm8k", "mbpp", "poetry",
-                                    "recipes", "chess", "offline_instructions"}
+                                    "recipes", "chess", "offline_instructions",
+                                    "lima_style", "gsm_generated", "chess_generated", "poems_written"}
 
 
 def test_ids_are_stable_across_cache_directories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -104,3 +104,28 @@ def test_boards_are_split_by_evaluation_set(tmp_path: Path):
     keys = [(b["evaluation_set"]["dataset"], b["evaluation_set"]["source"]) for b in data["boards"]]
     assert keys == [("alpaca_eval", "hub"), ("offline_instructions", "fixture")]
     assert [len(b["systems"]) for b in data["boards"]] == [1, 1]
+
+
+def test_a_named_board_is_its_own_board_and_says_its_name(tmp_path: Path):
+    from implicit_if.leaderboard.formatting import evaluation_set_title
+    from implicit_if.leaderboard.render_csv import render_csv
+
+    write_submission(tmp_path, "main-entry", INSTRUCTIONS, rng_seed=1)
+    write_submission(tmp_path, "study-entry", INSTRUCTIONS, rng_seed=2, board="study-small")
+    entries, _ = check_submissions(tmp_path, EvaluationSets(lambda d, s: INSTRUCTIONS))
+    data = build_board_data(entries, FAST)
+    assert [b.get("board") for b in data["boards"]] == [None, "study-small"]
+    assert [s["system"] for b in data["boards"] for s in b["systems"]] == ["main-entry", "study-entry"]
+    assert evaluation_set_title(data["boards"][1]).startswith("study-small: offline_instructions")
+    assert "board" not in data["boards"][0]  # the main board's data is as before
+    assert "study-small,offline_instructions" in render_csv(data)
+
+
+def test_an_entry_not_fully_fine_tuned_is_flagged(tmp_path: Path):
+    training = {"recipe": "r", "recipe_digest": "a" * 64, "dataset": "lima_style", "data_fingerprint": "b" * 64,
+                "trained_parameters": "all but the embeddings", "steps": 40, "epochs": 1.0}
+    write_submission(tmp_path, "frozen", INSTRUCTIONS, rng_seed=1, training=training)
+    write_submission(tmp_path, "full", INSTRUCTIONS, rng_seed=2, training={**training, "trained_parameters": "all"})
+    systems = by_system(board_for(tmp_path))
+    assert any("not full fine-tuning" in flag for flag in systems["frozen"]["flags"])
+    assert not any("fine-tuning" in flag for flag in systems["full"]["flags"])

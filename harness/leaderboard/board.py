@@ -69,7 +69,7 @@ def _difference(interval: Interval, offset: float = 0.0) -> dict[str, Any]:
 
 def build_board_data(entries: list[Entry], settings: BootstrapSettings = BootstrapSettings()) -> dict[str, Any]:
     """The whole leaderboard as JSON-ready data: one board per evaluation set."""
-    by_set: dict[tuple[str, str], list[Entry]] = defaultdict(list)
+    by_set: dict[tuple[str, str, str], list[Entry]] = defaultdict(list)
     for entry in entries:
         by_set[entry.board_key].append(entry)
     return {
@@ -87,8 +87,8 @@ def build_board_data(entries: list[Entry], settings: BootstrapSettings = Bootstr
     }
 
 
-def _board(key: tuple[str, str], entries: list[Entry], settings: BootstrapSettings) -> dict[str, Any]:
-    dataset, source = key
+def _board(key: tuple[str, str, str], entries: list[Entry], settings: BootstrapSettings) -> dict[str, Any]:
+    name, dataset, source = key
     systems: dict[str, list[Entry]] = defaultdict(list)
     for entry in entries:
         systems[entry.metadata.system_name].append(entry)
@@ -201,7 +201,9 @@ def _board(key: tuple[str, str], entries: list[Entry], settings: BootstrapSettin
                                 **_difference(differences.interval(position))}
     for record in unranked:
         record["rank"], record["vs_next"] = None, None
+    named = {"board": name} if name else {}  # the main board of an evaluation set has no name
     return {
+        **named,
         "evaluation_set": {"dataset": dataset, "source": source},
         "n_instructions": n,
         "ranked_by": rank_by,

@@ -75,8 +75,8 @@ class Entry:
     flags: list[str] = field(default_factory=list)
 
     @property
-    def board_key(self) -> tuple[str, str]:
-        return (self.metadata.evaluation_set.dataset, self.metadata.evaluation_set.source)
+    def board_key(self) -> tuple[str, str, str]:
+        return (self.metadata.board or "", self.metadata.evaluation_set.dataset, self.metadata.evaluation_set.source)
 
     def recomputed(self) -> dict[str, float | None | dict[str, float]]:
         return {
@@ -395,6 +395,9 @@ def _check_claims(entry: Entry, where: str) -> list[Problem]:
         elif abs(claimed - actual) > CLAIM_TOLERANCE + 1e-9:
             problems.append(Problem(where, f"claimed leakage.{detector} {claimed} but the records give {actual:.2f}",
                                     f"set claimed.leakage.{detector} to {actual:.2f} (or fix the records)"))
+    training = entry.metadata.training
+    if training is not None and training.trained_parameters != "all":
+        entry.flags.append(f"not full fine-tuning ({training.trained_parameters} trained; the study trained every parameter)")
     wr, lc = recomputed["win_rate"], recomputed["lc_win_rate"]
     if isinstance(wr, float) and isinstance(lc, float) and math.isfinite(wr) and abs(lc - wr) > LC_GAP_WARNING:
         entry.flags.append(f"LC and raw win rate differ by {abs(lc - wr):.1f} points")
@@ -405,7 +408,7 @@ def _check_claims(entry: Entry, where: str) -> list[Problem]:
 
 
 # Fields that must agree between seeds of one system (the weights themselves may differ).
-SYSTEM_FIELDS = ("adaptation", "chat_format", "decoding", "judge", "reference", "evaluation_set")
+SYSTEM_FIELDS = ("board", "adaptation", "chat_format", "decoding", "judge", "reference", "evaluation_set")
 
 
 def check_across(entries: list[Entry], only: list[str] | None = None) -> list[Problem]:

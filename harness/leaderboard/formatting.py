@@ -36,7 +36,8 @@ def difference(diff: dict[str, Any] | None) -> str:
 def evaluation_set_title(board: dict[str, Any]) -> str:
     evaluation_set = board["evaluation_set"]
     source = " (bundled offline fixture)" if evaluation_set["source"] == "fixture" else ""
-    return f"{evaluation_set['dataset']}{source}, {board['n_instructions']} instructions"
+    title = f"{evaluation_set['dataset']}{source}, {board['n_instructions']} instructions"
+    return f"{board['board']}: {title}" if board.get("board") else title
 
 
 def seeds(system: dict[str, Any]) -> str:

@@ -52,6 +52,7 @@ def csv_rows(data: dict[str, Any]) -> list[dict[str, str]]:
     for board in data["boards"]:
         for system in board["systems"]:
             row = {
+                "board": board.get("board", ""),
                 "evaluation_set": board["evaluation_set"]["dataset"],
                 "source": board["evaluation_set"]["source"],
                 "rank": "" if system["rank"] is None else str(system["rank"]),

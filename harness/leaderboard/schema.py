@@ -98,6 +98,19 @@ class Claimed(_Strict):
         default_factory=dict, description="detector -> percent of outputs flagged")
 
 
+class Training(_Strict):
+    """How a checkpoint made by implicit-if's trainer was trained (from its training_provenance.json)."""
+
+    recipe: str = _line("the bundled recipe name", min_length=1)
+    recipe_digest: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of the resolved recipe")
+    dataset: str = _line("the training set's name", min_length=1)
+    data_fingerprint: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of the conversations as trained")
+    trained_parameters: Literal["all", "all but the embeddings"] = Field(
+        "all", description="'all' is full fine-tuning, as the study did; anything else is marked on the board")
+    steps: int = Field(ge=1, strict=True)
+    epochs: float = Field(gt=0, **NUMBER)
+
+
 class SubmissionMetadata(_Strict):
     schema_version: Literal[1] = Field(description="bump when this schema changes incompatibly")
     name: str = Field(pattern=SAFE_NAME, description="equals the submission folder's name")
@@ -105,7 +118,12 @@ class SubmissionMetadata(_Strict):
         None, pattern=SAFE_NAME,
         description="board row; entries sharing it differ only by seed and are aggregated (default: name)",
     )
+    board: str | None = Field(
+        None, pattern=SAFE_NAME,
+        description="a board of its own (e.g. one study whose entries are judged against their own reference); default: the evaluation set's main board",
+    )
     model: ModelInfo
+    training: Training | None = Field(None, description="for checkpoints made by implicit-if's trainer")
     adaptation: str = Field(pattern=ADAPTATION, description="base | instruction | response | rules | single-task:<task>")
     seed: int = Field(ge=0, strict=True)
     chat_format: str = Field(description=f"one of {', '.join(CHAT_FORMATS)}")

@@ -19,9 +19,10 @@ import torch
 
 from ..transformers_compat import accepts_logits_to_keep
 from . import checkpoint as ckpt
+from .cpu_memory import keep_freed_memory
 from .examples import load_training_data
 from .model_card import code_version, render_model_card
-from .modeling import build_model, check_packing_isolation, choose_attention, load_tokenizer, packed_loss_sum
+from .modeling import build_model, check_packing_isolation, choose_attention, fused_loss_plan, load_tokenizer, packed_loss_sum
 from .packing import collate_packed, plan_training
 from .recipes import Recipe
 from .schedules import lr_at, warmup_steps_for
@@ -89,6 +90,8 @@ def train(recipe: Recipe, output_dir: str | Path, *, resume: str | None = None, 
     state.wait_for_everyone()
 
     set_seed(t.seed)
+    if not torch.cuda.is_available():
+        keep_freed_memory()
     tokenizer = load_tokenizer(recipe.model)
     data = load_training_data(recipe.data, tokenizer)
     lengths = [len(e.input_ids) for e in data.examples]
@@ -104,6 +107,13 @@ def train(recipe: Recipe, output_dir: str | Path, *, resume: str | None = None, 
     attn = choose_attention(recipe.model.attn_implementation, accelerator.device.type)
     model = build_model(recipe.model, tokenizer, attn, t.seed)
     keep_only_targets = accepts_logits_to_keep(model)
+    if t.freeze_embeddings:  # tied output layers (Gemma) freeze with them
+        model.get_input_embeddings().weight.requires_grad_(False)
+    if accelerator.distributed_type in (DistributedType.NO, DistributedType.MULTI_CPU, DistributedType.MULTI_GPU):
+        # checked before `prepare`, which wraps the forward in autocast: the check compares in float32
+        fused, loss_note = fused_loss_plan(model, t.loss_chunk_tokens, next(model.parameters()).device, keep_only_targets)
+    else:  # FSDP / ZeRO-3 shard the output layer: its weight is not whole on any device
+        fused, loss_note = None, f"full logits ({accelerator.distributed_type} shards the output layer)"
     optimizer = torch.optim.AdamW(param_groups(model, t.weight_decay), lr=t.learning_rate, betas=t.adam_betas, eps=t.adam_eps)
     model, optimizer = accelerator.prepare(model, optimizer)
     isolation = check_packing_isolation(model, len(tokenizer), accelerator.device)
@@ -131,13 +141,14 @@ def train(recipe: Recipe, output_dir: str | Path, *, resume: str | None = None, 
         loss_sum, grad_norm = torch.zeros((), device=accelerator.device), None
         for micro_batch in this.micro_batches[rank]:
             batch = {k: v.to(accelerator.device) for k, v in collate_packed(data.examples, micro_batch, tokenizer.eos_token_id).items()}
-            with accelerator.accumulate(model):
-                summed = packed_loss_sum(model, batch, keep_only_targets)
+            with accelerator.accumulate(model), accelerator.autocast():
+                summed = packed_loss_sum(model, batch, keep_only_targets, fused)
                 accelerator.backward(summed * scale)
                 if accelerator.sync_gradients:
                     grad_norm = accelerator.clip_grad_norm_(model.parameters(), t.max_grad_norm or float("inf"))
                 optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
+                # CPU: keep the gradient buffers (fresh ones fault in page by page); GPU: free them for the activations
+                optimizer.zero_grad(set_to_none=accelerator.device.type != "cpu")
             loss_sum += summed.detach()
         loss_value = accelerator.reduce(loss_sum, "sum").item() / this.n_targets
         tokens_seen, targets_seen = tokens_seen + this.n_tokens, targets_seen + this.n_targets
@@ -170,7 +181,10 @@ def train(recipe: Recipe, output_dir: str | Path, *, resume: str | None = None, 
             "target_tokens_seen": targets_seen, "seconds": round(seconds, 2), "resumed_from_step": start_step or None,
             "world_size": world, "device": accelerator.device.type, "precision": "fp32" if accelerator.mixed_precision == "no" else accelerator.mixed_precision,
             "distributed": str(accelerator.distributed_type), "attn_implementation": attn,
-            "micro_batch_tokens": t.micro_batch_tokens, "accumulation": plan.accumulation, "packing_isolation_max_change": isolation,
+            "micro_batch_tokens": t.micro_batch_tokens, "loss": loss_note,
+            "trained_parameters": "all but the embeddings" if t.freeze_embeddings else "all",
+            "trainable_parameter_count": sum(p.numel() for p in accelerator.unwrap_model(model).parameters() if p.requires_grad),
+            "accumulation": plan.accumulation, "packing_isolation_max_change": isolation,
         },
     }
     ckpt.save_final_model(accelerator, model, tokenizer, output, provenance, render_model_card(provenance))

@@ -87,7 +87,11 @@ def render_model_card(provenance: dict[str, Any]) -> str:
         f"| code | implicit-if {provenance['code']['implicit_if']}"
         + (f", commit `{provenance['code']['git_commit']}`{' (modified)' if provenance['code'].get('git_dirty') else ''}" if provenance["code"].get("git_commit") else "")
         + " |",
+        f"| trained parameters | {run.get('trained_parameters', 'all')}"
+        + (" (full fine-tuning, as the study did)" if run.get("trained_parameters", "all") == "all" else " (not full fine-tuning: the study trained every parameter)")
+        + " |",
         f"| hardware | {run['world_size']} x {run['device']}, {run['precision']}, attention {run['attn_implementation']} |",
+        f"| loss | {run.get('loss', 'full logits')} |",
         "",
         "Loss falls on response tokens and EOS only; examples are packed without padding, with "
         "attention kept inside each example. The per-step log is `metrics.jsonl`; the same provenance "

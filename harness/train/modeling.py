@@ -10,12 +10,14 @@ here passes `use_cache=False` (with the default cache, attention silently crosse
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from ..models import resolve_model
+from .loss import fused_linear_cross_entropy, fused_loss_unsupported, output_layer_skipped
 from .masking import IGNORE
 from .recipes import ModelSpec
 
@@ -74,16 +76,66 @@ def build_model(spec: ModelSpec, tokenizer: Any, attn_implementation: str, seed:
     return model
 
 
-def packed_loss_sum(model: Any, batch: dict[str, torch.Tensor], logits_to_keep: bool = True) -> torch.Tensor:
-    """Summed next-token cross-entropy over the target positions of one packed row (not yet normalised)."""
+@dataclass(frozen=True)
+class FusedHead:
+    """The fused output-layer loss of `loss.py`: the unwrapped model (whose output layer it skips) and its settings."""
+
+    model: Any
+    chunk_tokens: int
+    softcap: float | None
+
+
+def packed_loss_sum(model: Any, batch: dict[str, torch.Tensor], logits_to_keep: bool = True, fused: FusedHead | None = None) -> torch.Tensor:
+    """Summed next-token cross-entropy over the target positions of one packed row (not yet normalised).
+
+    With `fused`, the model returns final hidden states and the loss never holds the full
+    logits; otherwise the logits of the target positions are computed and kept.
+    """
     targets = batch["targets"][0]
     keep = torch.nonzero(targets != IGNORE).squeeze(-1)
     extra = {"logits_to_keep": keep} if logits_to_keep else {}
-    logits = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False, **extra).logits
+    inputs = {"input_ids": batch["input_ids"], "position_ids": batch["position_ids"], "use_cache": False, **extra}
+    if fused is not None:
+        with output_layer_skipped(fused.model) as head:
+            hidden = model(**inputs).logits
+        hidden = hidden.reshape(-1, hidden.shape[-1])
+        if not logits_to_keep:
+            hidden = hidden[keep]
+        return fused_linear_cross_entropy(hidden, head.weight, targets[keep], chunk_tokens=fused.chunk_tokens, softcap=fused.softcap)
+    logits = model(**inputs).logits
     logits = logits.reshape(-1, logits.shape[-1])
     if not logits_to_keep:
         logits = logits[keep]
     return F.cross_entropy(logits.float(), targets[keep], reduction="sum")
+
+
+@torch.no_grad()
+def fused_loss_plan(model: Any, chunk_tokens: int, device: torch.device, logits_to_keep: bool) -> tuple[FusedHead | None, str]:
+    """The fused loss for this model when it is exact here, else None; and a note for the provenance.
+
+    Exactness is checked on the model itself (a few random tokens, float32): a model whose
+    logits are more than `hidden @ W.T` (a scale, a bias) keeps the full-logits loss.
+    """
+    if chunk_tokens == 0:
+        return None, "full logits (training.loss_chunk_tokens is 0)"
+    reason = fused_loss_unsupported(model)
+    if reason is not None:
+        return None, f"full logits ({reason})"
+    fused = FusedHead(model, chunk_tokens, getattr(model.config, "final_logit_softcapping", None))
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(model.get_input_embeddings().num_embeddings, (1, 12), generator=generator).to(device)
+    batch = {"input_ids": ids, "position_ids": torch.arange(12, device=device)[None],
+             "targets": torch.cat([torch.full((4,), IGNORE, device=device), ids[0, 5:], torch.full((1,), IGNORE, device=device)])[None]}
+    was_training = model.training
+    model.eval()
+    try:
+        plain = packed_loss_sum(model, batch, logits_to_keep).item()
+        ours = packed_loss_sum(model, batch, logits_to_keep, fused).item()
+    finally:
+        model.train(was_training)
+    if abs(plain - ours) > 1e-4 * max(1.0, abs(plain)):
+        return None, f"full logits (the fused loss gave {ours:.6g}, the model's logits {plain:.6g})"
+    return fused, f"fused, {chunk_tokens} tokens a chunk"
 
 
 @torch.no_grad()

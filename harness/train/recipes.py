@@ -87,6 +87,10 @@ class TrainingSpec(_Strict):
     adam_betas: tuple[float, float] = (0.9, 0.999)
     adam_eps: float = 1e-8
     max_grad_norm: float | None = Field(None, gt=0, description="None: no clipping (the study's setting)")
+    loss_chunk_tokens: int = Field(
+        512, ge=0, description="fused output-layer loss over chunks of this many target tokens (never the full logits); 0: plain loss on full logits"
+    )
+    freeze_embeddings: bool = Field(False, description="keep the input embeddings (and a tied output layer) fixed; the study trained everything")
     precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto: bf16 on GPU, fp32 on CPU")
     seed: int = 0
     logging_every: int = Field(1, ge=1)

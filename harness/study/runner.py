@@ -1,0 +1,155 @@
+"""Train the study's missing checkpoints (each in its own process), evaluate every checkpoint, submit them.
+
+Evaluation is the demo's runner (`demo.run_entry`: greedy outputs, judge, leakage, ranking,
+each stage cached by its inputs), with one change the study makes: the reference is the
+instruction-tuned checkpoint of the same seed, not the evaluation set's reference answers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..train.checkpoint import PROVENANCE_FILE
+from .plan import BASE_MODEL, StudyRun, checkpoint_dir, is_trained
+
+
+def train_command(run: StudyRun, folder: Path, *, quiet: bool) -> list[str]:
+    return [sys.executable, "-m", "implicit_if.train", "--recipe", run.recipe, "--output", str(folder),
+            "--resume", "auto", f"training.seed={run.seed}", *(["--quiet"] if quiet else [])]
+
+
+def train_missing(runs: list[StudyRun], root: Path, log: Callable[[str], None], *, quiet: bool = False,
+                  train: bool = True) -> dict[str, Path]:
+    """Each run's checkpoint folder, training those not finished (resuming from their last checkpoint).
+
+    A separate process per run: training keeps its freed memory (see train/cpu_memory.py), and a
+    crash or a kill loses at most the steps since the last checkpoint. `train=False` only finds
+    the finished ones (the others are left out of the result).
+    """
+    folders = {}
+    for run in runs:
+        folder = checkpoint_dir(run, root)
+        if is_trained(folder):
+            log(f"[{run.entry_name}] trained already: {folder}")
+            folders[run.entry_name] = folder
+            continue
+        if not train:
+            log(f"[{run.entry_name}] not trained yet: left out (--no-train)")
+            continue
+        folders[run.entry_name] = folder
+        log(f"[{run.entry_name}] training with recipe {run.recipe} (seed {run.seed}) into {folder}")
+        completed = subprocess.run(train_command(run, folder, quiet=quiet), check=False)
+        if completed.returncode != 0 or not is_trained(folder):
+            raise RuntimeError(f"training {run.entry_name} failed (exit {completed.returncode}); rerun to resume from its last checkpoint")
+    return folders
+
+
+BOARD = "study-gemma-3-270m"
+REFERENCE_GENERATOR = "study-gemma-3-270m-instruction-same-seed"
+
+
+@dataclass(frozen=True)
+class StudyEntry:
+    """One row's entry: what the demo's runner evaluates, plus what the submission records."""
+
+    demo: Any  # demo.DemoEntry
+    system: str
+    seed: int
+    adaptation: str  # the submission's adaptation field
+    run: StudyRun | None = None  # None for the untrained base and the rules
+
+
+def study_entries(runs: list[StudyRun], folders: dict[str, Path]) -> list[StudyEntry]:
+    from ..demo import DemoEntry
+
+    entries = [
+        StudyEntry(DemoEntry(f"study-{BASE_MODEL}-base", BASE_MODEL, "tulu", "base"), f"study-{BASE_MODEL}-base", 0, "base"),
+        StudyEntry(DemoEntry(f"study-{BASE_MODEL}-rules-all", BASE_MODEL, "tulu", "rules", "eos,uniform,diversity"),
+                   f"study-{BASE_MODEL}-rules-all", 0, "rules"),
+    ]
+    for run in [r for r in runs if r.entry_name in folders]:
+        adaptation = run.adaptation if run.adaptation in ("instruction", "response") else f"single-task:{run.adaptation}"
+        name = f"study-{run.entry_name}"
+        entries.append(StudyEntry(DemoEntry(name, str(folders[run.entry_name]), "tulu", adaptation), f"study-{run.entry}",
+                                  run.seed, adaptation, run))
+    return entries
+
+
+def reference_outputs(outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """An instruction-tuned checkpoint's outputs as the reference of its seed (one generator name for every seed)."""
+    return [{**o, "generator": REFERENCE_GENERATOR} for o in outputs]
+
+
+def training_metadata(folder: Path) -> dict[str, Any]:
+    provenance = json.loads((folder / PROVENANCE_FILE).read_text(encoding="utf-8"))
+    recipe, data, run = provenance["recipe"], provenance["data"], provenance["training"]
+    return {
+        "recipe": recipe["name"], "recipe_digest": recipe["digest"], "dataset": data["dataset"],
+        "data_fingerprint": data["fingerprint"], "trained_parameters": run.get("trained_parameters", "all"),
+        "steps": run["steps"], "epochs": round(float(run["epochs"]), 4),
+    }
+
+
+def weights_digest(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(folder.glob("*.safetensors")):
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 24), b""):
+                digest.update(block)
+    return f"sha256:{digest.hexdigest()}"
+
+
+def evaluate(entries: list[StudyEntry], out: Path, *, judge: str, max_new_tokens: int, log: Callable[[str], None],
+             limit: int | None = None) -> list[tuple[StudyEntry, Any]]:
+    """Every entry through the harness; the instruction-tuned entry of each seed is the others' reference.
+
+    The references are generated first; an entry whose seed has no reference checkpoint is
+    judged against seed 0's.
+    """
+    from ..demo import run_entry
+
+    common = {"limit": limit, "max_new_tokens": max_new_tokens, "batch_size": 8, "judge": judge, "log": log}
+    results: list[tuple[StudyEntry, Any]] = []
+    references: dict[int, list[dict[str, Any]]] = {}
+    for entry in [e for e in entries if e.adaptation == "instruction"]:
+        result = run_entry(entry.demo, out, judged=False, **common)
+        references[entry.seed] = reference_outputs(json.loads((result.folder / "outputs.json").read_text(encoding="utf-8")))
+        results.append((entry, result))
+    if not references:
+        raise RuntimeError("no instruction-tuned checkpoint to judge against: train the instruction recipe first")
+    for entry in [e for e in entries if e.adaptation != "instruction"]:
+        reference = references.get(entry.seed, references[min(references)])
+        results.append((entry, run_entry(entry.demo, out, references=reference, **common)))
+    return results
+
+
+def submit(results: list[tuple[StudyEntry, Any]], submissions: Path, *, judge: str, max_new_tokens: int) -> list[Path]:
+    from ..demo import submit_entry
+    from ..models.registry import EMBEDDED_MODELS
+
+    written = []
+    base_revision = EMBEDDED_MODELS[BASE_MODEL].revision
+    for entry, result in results:
+        extra: dict[str, Any] = {
+            "system": entry.system, "seed": entry.seed, "board": BOARD, "adaptation": entry.adaptation,
+            "notes": (f"The study in miniature (`implicit-if study`, docs/study.md): Gemma 3 270M base and checkpoints "
+                      f"of implicit-if's trainer, judged by {judge} against the instruction-tuned checkpoint of the same "
+                      "seed, as the study did; on CPU, greedy."),
+        }
+        if entry.adaptation != "instruction":
+            extra["reference"] = {"generator": REFERENCE_GENERATOR, "model": f"{BASE_MODEL} instruction-tuned",
+                                  "description": "the instruction-tuned checkpoint of the same seed (the study's protocol)"}
+        model = {"id": entry.demo.name, "base_model": BASE_MODEL, "revision": base_revision}
+        if entry.run is not None:
+            folder = Path(entry.demo.model)
+            extra["training"] = training_metadata(folder)
+            model["revision"] = weights_digest(folder)
+        written.append(submit_entry(result, submissions, judge, max_new_tokens, model=model, extra=extra))
+    return written
