@@ -267,3 +267,23 @@ def test_cli_rejects_bad_annotation_files(tmp_path, content, message):
     result = CliRunner().invoke(app, ["winrate", str(path)])
     assert result.exit_code == 2
     assert message in result.stderr
+
+
+def test_boolean_preferences_are_dropped_not_read_as_numbers() -> None:
+    from implicit_if.winrate.preferences import normalise_preference
+
+    assert math.isnan(normalise_preference(False)) and math.isnan(normalise_preference(True))
+    assert normalise_preference(0) == 1.5 and normalise_preference(2) == 2.0
+
+
+@pytest.mark.parametrize("payload", ["[]", '[{"instruction": "a", "output_1": "x", "output_2": "y", "preference": false}]'])
+def test_winrate_with_nothing_to_rate_is_one_line_and_fails(payload: str, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from implicit_if.cli import app
+
+    path = tmp_path / "annotations.json"
+    path.write_text(payload)
+    result = CliRunner().invoke(app, ["winrate", str(path)])
+    assert result.exit_code != 0 and result.output.startswith("error:")
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output

@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import typer
 
-from ._common import atomic_write_json, fail
+from ._common import atomic_write_json, check_output_path, fail
 
 DATASET_CHOICES = ("alpaca_eval", "offline_instructions")
 
@@ -40,6 +40,7 @@ def generate(
     """
     from ..formats import check_format
 
+    check_output_path(output)  # before loading and generating: outputs must not be lost to a bad path
     try:
         check_format(fmt)
     except ValueError as error:

@@ -9,7 +9,7 @@ from typing import Any, Optional
 import typer
 
 from ..judging.specs import DEFAULT_OFFLINE_JUDGE
-from ._common import atomic_write_json, fail, print_json
+from ._common import atomic_write_json, check_output_path, fail, print_json
 
 def judge(
     outputs: Path = typer.Option(..., "--outputs", help="Model outputs (AlpacaEval model_outputs JSON list)."),
@@ -164,14 +164,6 @@ def validate(
         print_json(table)
     else:
         typer.echo(render_table(table))
-
-
-def check_output_path(path: Path) -> None:
-    """Refuse a path we could not write to, before any work is done."""
-    if path.is_dir():
-        fail(f"--output {path} is a directory: give a file path")
-    if not path.parent.exists():
-        fail(f"--output {path}: folder {path.parent} does not exist")
 
 
 def register(app: typer.Typer) -> None:

@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import typer
 
-from ._common import atomic_write_jsonl, fail, print_json
+from ._common import atomic_write_jsonl, check_output_path, fail, print_json
 
 
 def read_model_outputs(path: Path) -> list[dict[str, Any]]:
@@ -40,6 +40,8 @@ def leak(
     """
     from ..leakage import DETECTORS, leakage_records, leakage_summary
 
+    if records is not None:
+        check_output_path(records, "--records")
     names = list(DETECTORS)
     if detectors:
         names = [name.strip() for name in detectors.split(",") if name.strip()]

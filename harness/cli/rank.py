@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import typer
 
-from ._common import atomic_write_jsonl, fail, print_json
+from ._common import atomic_write_jsonl, check_output_path, fail, print_json
 
 
 def rank(
@@ -41,6 +41,8 @@ def rank(
     from ..formats import check_format
     from ..ranking import plan_comparisons, summarize
 
+    if output is not None:
+        check_output_path(output)
     try:
         check_format(fmt)
     except ValueError as error:

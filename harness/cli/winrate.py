@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 import typer
 
-from ._common import atomic_write_json, atomic_write_text, fail, print_json
+from ._common import atomic_write_json, atomic_write_text, check_output_path, fail, print_json
 
 HEADLINE = ("length_controlled_winrate", "win_rate", "discrete_win_rate")
 
@@ -42,7 +42,12 @@ def winrate(
         read_difficulty_csv,
     )
 
+    for path, option in ((output, "--output"), (save_difficulty, "--save-difficulty")):
+        if path is not None:
+            check_output_path(path, option)
     records = read_annotations(annotations)
+    if not records:
+        fail(f"{annotations} holds no annotations: judge some outputs first (implicit-if judge)")
     if difficulty and joint_with:
         fail("give either --difficulty or --joint-with, not both")
     table = None
@@ -60,6 +65,8 @@ def winrate(
                                   regularization=regularization, confidence_intervals=not no_ci, seed=seed)
     except ValueError as error:
         fail(str(error))
+    if metrics.get("n_total", 0) == 0:
+        fail(f"{annotations}: every preference was dropped (NaN, not a number, or outside [1, 2]): nothing to rate")
     metrics["difficulty_source"] = source
     if save_difficulty and table is not None:
         atomic_write_text(save_difficulty, difficulty_csv_text(table))

@@ -23,6 +23,8 @@ def normalise_preference(value: Any, output_1: Any = None, output_2: Any = None)
     """One preference in [1, 2], or NaN when it must be dropped."""
     if output_1 is not None and output_2 is not None and output_1 == output_2:
         return DRAW
+    if isinstance(value, bool):  # JSON true/false is not a preference (float(False) would be a draw)
+        return math.nan
     try:
         number = float(value)
     except (TypeError, ValueError):
