@@ -263,3 +263,64 @@ def test_retry_after_header_forms():
     assert retry_after_seconds(None) is None and retry_after_seconds("soon") is None
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == pytest.approx(10.0)
     assert retry_after_seconds("100000") == 300.0  # capped
+
+
+# -- hostile replies: malformed numbers are unusable bodies, echoed keys never stored ------------------
+
+
+@pytest.mark.parametrize("logprob", [1e308, float("nan"), float("inf"), 3.5, "lots", True, None, {"x": 1}])
+def test_an_absurd_top_logprob_is_an_unusable_body_not_a_crash(logprob) -> None:
+    from implicit_if.judging.client import BadResponse
+    from implicit_if.judging.judges import read_logprob_verdict
+
+    body = {"choices": [{"logprobs": {"content": [{"top_logprobs": [
+        {"token": "A", "logprob": -0.5}, {"token": "B", "logprob": logprob}]}]}}]}
+    with pytest.raises(BadResponse):
+        read_logprob_verdict(body)
+
+
+@pytest.mark.parametrize("usage", [{"prompt_tokens": "lots"}, {"completion_tokens": -3}, {"prompt_tokens": 1.5}, "many",
+                                   {"prompt_tokens": True}])
+def test_malformed_usage_counts_are_refused(usage) -> None:
+    from implicit_if.judging.client import usage_counts
+
+    with pytest.raises(ValueError):
+        usage_counts({"choices": [{}], "usage": usage})
+
+
+def test_usage_counts_read_plain_integers_and_missing_as_zero() -> None:
+    from implicit_if.judging.client import usage_counts
+
+    assert usage_counts({"usage": {"prompt_tokens": 12, "completion_tokens": 1}}) == (12, 1)
+    assert usage_counts({}) == (0, 0)
+
+
+def test_a_key_echoed_anywhere_in_a_reply_is_scrubbed() -> None:
+    from implicit_if.judging.client import scrub
+
+    key = "sk-test-SECRET-1234"
+    body = {"choices": [{"message": {"content": f"Output (b) is better. Your key {key} works."}}], key: [key, 3]}
+    cleaned = scrub(body, key)
+    assert key not in json.dumps(cleaned) and "***" in cleaned["choices"][0]["message"]["content"]
+    assert scrub(body, None) is body
+
+
+def test_a_real_server_s_malformed_numbers_are_retried_and_an_echoed_key_is_never_kept():
+    key = "sk-echo-SECRET-42"
+    absurd = _logprob_body(0.6)
+    absurd["choices"][0]["logprobs"]["content"][0]["top_logprobs"][0]["logprob"] = 1e308
+    lots = {**_logprob_body(0.6), "usage": {"prompt_tokens": "lots", "completion_tokens": 1}}
+    script = [(200, {}, absurd), (200, {}, lots), (200, {}, _logprob_body(0.7))]
+    with scripted_server(script) as (url, seen):
+        verdict, usage = _complete(url, key)
+    assert verdict.p_second == pytest.approx(0.7) and len(seen) == 3 and usage.retries == 2
+
+    def echo_text(request_key):
+        async def go():
+            async with ChatClient(url, request_key, backoff_base_s=0.01) as client:
+                return await client.complete({"model": "m", "messages": []}, read_text_verdict)
+        return asyncio.run(go())
+
+    with scripted_server([(200, {}, {"choices": [{"message": {"content": f"Output (b). Key: {key}"}}]})]) as (url, _):
+        verdict = echo_text(key)
+    assert key not in verdict.raw and "***" in verdict.raw

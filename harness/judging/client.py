@@ -62,6 +62,34 @@ def redact(text: str, secret: str | None) -> str:
     return text
 
 
+def scrub(value: Any, secret: str | None) -> Any:
+    """`value` with the secret removed from every string in it: a server may echo the key, and a
+    verdict's text goes to the cache and into the annotations."""
+    if not secret:
+        return value
+    if isinstance(value, str):
+        return redact(value, secret)
+    if isinstance(value, dict):
+        return {scrub(k, secret): scrub(v, secret) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub(v, secret) for v in value]
+    return value
+
+
+def usage_counts(body: dict[str, Any]) -> tuple[int, int]:
+    """(prompt, completion) tokens of a reply's `usage`; ValueError when they are not counts."""
+    usage = body.get("usage") or {}
+    if not isinstance(usage, dict):
+        raise ValueError("response usage is not an object")
+    counts = []
+    for field in ("prompt_tokens", "completion_tokens"):
+        value = usage.get(field) or 0
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"response usage.{field} is not a count: {str(value)[:40]!r}")
+        counts.append(value)
+    return counts[0], counts[1]
+
+
 def retry_after_seconds(header: str | None, now: float | None = None) -> float | None:
     """Seconds asked for by a Retry-After header (delta-seconds or an HTTP date), capped."""
     if not header:
@@ -184,11 +212,14 @@ class ChatClient:
             return _Retry("response body is not JSON", None)
         if not isinstance(body, dict) or not body.get("choices"):
             return _Retry("response has no choices", None)
+        try:
+            prompt_tokens, completion_tokens = usage_counts(body)
+        except ValueError as error:
+            return _Retry(str(error), None)
         self.usage.responses += 1
-        usage = body.get("usage") or {}
-        self.usage.prompt_tokens += int(usage.get("prompt_tokens") or 0)
-        self.usage.completion_tokens += int(usage.get("completion_tokens") or 0)
-        return body
+        self.usage.prompt_tokens += prompt_tokens
+        self.usage.completion_tokens += completion_tokens
+        return scrub(body, self._key)
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,11 @@ from typing import Any
 
 from ..transformers_compat import accepts_logits_to_keep, cache_keyword, output_cache
 from .cache import Verdict, VerdictCache, answer_key
-from .client import BadResponse, ChatClient, EndpointError, RequestFailed, Usage
+from .client import BadResponse, ChatClient, EndpointError, RequestFailed, Usage, usage_counts
 from .prompt import (
     LABELS,
     POINTWISE_LABELS,
+    checked_logprob,
     judge_messages,
     label_probability,
     pair_probability,
@@ -105,11 +106,11 @@ def read_logprob_verdict(body: dict[str, Any]) -> Verdict:
         raise BadResponse("response carries no top log-probabilities")
     try:
         p_second = label_probability(candidates)
-    except (KeyError, TypeError, ValueError):
+        labels = {str(c.get("token", "")).strip(): round(checked_logprob(c["logprob"]), 4) for c in candidates
+                  if str(c.get("token", "")).strip() in LABELS}
+    except (AttributeError, KeyError, TypeError, ValueError, OverflowError):
         raise BadResponse("malformed top log-probabilities") from None
-    labels = {c.get("token", "").strip(): round(float(c["logprob"]), 4) for c in candidates
-              if str(c.get("token", "")).strip() in LABELS}
-    return Verdict(p_second, json.dumps(labels, sort_keys=True), *_tokens(body))
+    return Verdict(p_second, json.dumps(labels, sort_keys=True), *usage_counts(body))
 
 
 def read_text_verdict(body: dict[str, Any]) -> Verdict:
@@ -120,12 +121,7 @@ def read_text_verdict(body: dict[str, Any]) -> Verdict:
         raise BadResponse("response carries no message content") from None
     if not isinstance(text, str):
         raise BadResponse("response message content is not text")
-    return Verdict(parse_verdict(text), text[:200], *_tokens(body))
-
-
-def _tokens(body: dict[str, Any]) -> tuple[int, int]:
-    usage = body.get("usage") or {}
-    return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+    return Verdict(parse_verdict(text), text[:200], *usage_counts(body))
 
 
 async def _run_endpoint(spec: JudgeSpec, comparisons: Sequence[Comparison], on_verdict: OnVerdict, *, seed: int,

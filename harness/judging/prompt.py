@@ -65,6 +65,16 @@ def parse_verdict(text: str) -> float | None:
     return 1.0 if label == LABELS[1] else 0.0
 
 
+def checked_logprob(value: object) -> float:
+    """A log-probability as a float; ValueError unless it is a finite number at most 0 (a reply can say anything)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"log-probability {value!r} is not a number")
+    number = float(value)
+    if not math.isfinite(number) or number > 1e-6:
+        raise ValueError(f"log-probability {number!r} is not finite and at most 0")
+    return number
+
+
 def label_probability(top_logprobs: Iterable[Mapping[str, object]]) -> float | None:
     """p(second better) from the first generated token's top log-probabilities.
 
@@ -75,7 +85,7 @@ def label_probability(top_logprobs: Iterable[Mapping[str, object]]) -> float | N
     for entry in top_logprobs:
         token = str(entry.get("token", "")).strip()
         if token in mass:
-            mass[token] += math.exp(float(entry["logprob"]))  # type: ignore[arg-type]
+            mass[token] += math.exp(checked_logprob(entry["logprob"]))
     total = mass[LABELS[0]] + mass[LABELS[1]]
     if total <= 0:
         return None
