@@ -78,18 +78,23 @@ def write_submission(root: Path, name: str, instructions: list[str], *, win_prob
     leakage = leakage_records([o["output"] for o in outputs])
     leak = np.array([[row[d] for d in DETECTORS] for row in leakage], dtype=bool).reshape(len(outputs), len(DETECTORS))
     n_ranking = n_ranking or len(instructions)
+    if n_ranking != len(instructions) or distractors != 5:
+        meta.setdefault("ranking_plan", {"n_pairs": n_ranking, "distractors": distractors, "seed": 0})
+    from implicit_if.ranking import plan_comparisons
+
+    plan = plan_comparisons(n_ranking, distractors, 0)  # the comparisons the checker regenerates
     ranking, beaten = [], []
     for i in range(n_ranking):
         true = float(-1.0 - rng.random())
-        ranking.append({"instruction_id": f"alpaca-{i}", "response_id": f"alpaca-{i}", "logprob": true * 10, "n_tokens": 10})
+        ranking.append({"instruction_id": i, "response_id": i, "logprob": true * 10, "n_tokens": 10,
+                        "instruction_key": f"alpaca-{i}", "response_key": f"alpaca-{i}"})
         wins = 0
-        for k in range(distractors):
-            j = (i + 1 + k) % n_ranking
+        for j in plan.distractors[i]:
             better = rng.random() < rank_probability
             score = true - 0.5 if better else true + 0.5
             wins += better
-            ranking.append({"instruction_id": f"alpaca-{i}", "response_id": f"alpaca-{j}", "logprob": score * 20,
-                            "n_tokens": 20})
+            ranking.append({"instruction_id": i, "response_id": j, "logprob": score * 20, "n_tokens": 20,
+                            "instruction_key": f"alpaca-{i}", "response_key": f"alpaca-{j}"})
         beaten.append(wins / distractors)
     claims = {}
     if with_claims:

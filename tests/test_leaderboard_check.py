@@ -156,7 +156,7 @@ def test_leakage_claims_and_records(root: Path):
 def test_ranking_rules(root: Path):
     path = root / "alpha" / "ranking.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines()]
-    without_true = [r for r in rows if not (r["instruction_id"] == "alpaca-0" and r["response_id"] == "alpaca-0")]
+    without_true = [r for r in rows if not (r["instruction_id"] == 0 and r["response_id"] == 0)]
     write_jsonl(path, without_true)
     assert any("lack their true pair" in line for line in error_lines(root))
     rows[0]["logprob"] = math.nan
@@ -311,6 +311,7 @@ def test_ranking_matches_the_ranking_module_on_its_own_records(root: Path):
     assert issues == [] and sorted(values) == sorted(f"alpaca-{i}" for i in range(40))
     assert float(np.mean(list(values.values())) * 100) == pytest.approx(expected)
     edit_json(root / "alpha" / "metadata.json", lambda m: m["claimed"].update(ranking_accuracy=round(expected, 2)))
+    edit_json(root / "alpha" / "metadata.json", lambda m: m.update(ranking_plan={"n_pairs": 40, "distractors": 5, "seed": 3}))
     entries, problems = check(root)
     assert errors(problems) == [] and entries[0].recomputed()["ranking_accuracy"] == pytest.approx(expected)
 
@@ -324,3 +325,35 @@ def test_leakage_records_must_agree_with_the_detectors(root: Path):
     edit_json(root / "alpha" / "metadata.json", lambda m: m["claimed"].pop("leakage"))
     lines = error_lines(root)
     assert any(f"alpha/leakage.jsonl: row {leaky + 1}: the detectors find otherwise" in line for line in lines), lines
+
+
+def _ranking_rows(root: Path) -> list[dict]:
+    return [json.loads(line) for line in (root / "alpha" / "ranking.jsonl").read_text().splitlines()]
+
+
+def test_cherry_picked_ranking_is_refused(root: Path):
+    """Keeping only the instructions whose true response won would raise the accuracy: refused."""
+    rows = _ranking_rows(root)
+    true_score = {r["instruction_id"]: r["logprob"] / r["n_tokens"] for r in rows if r["instruction_id"] == r["response_id"]}
+    lost = {r["instruction_id"] for r in rows if r["instruction_id"] != r["response_id"]
+            and r["logprob"] / r["n_tokens"] >= true_score[r["instruction_id"]]}
+    write_jsonl(root / "alpha" / "ranking.jsonl", [r for r in rows if r["instruction_id"] not in lost])
+    edit_json(root / "alpha" / "metadata.json", lambda m: m["claimed"].pop("ranking_accuracy"))
+    lines = error_lines(root)
+    assert any("alpha/ranking.jsonl" in line and "planned comparisons are missing" in line for line in lines), lines
+
+
+def test_comparisons_outside_the_plan_or_another_seed_are_refused(root: Path):
+    rows = _ranking_rows(root)
+    extra = {**rows[1], "response_id": (rows[1]["response_id"] + 7) % 60, "response_key": "alpaca-x"}
+    write_jsonl(root / "alpha" / "ranking.jsonl", rows + [extra])
+    assert any("not in the plan" in line for line in error_lines(root))
+    write_jsonl(root / "alpha" / "ranking.jsonl", rows)
+    edit_json(root / "alpha" / "metadata.json", lambda m: m.update(ranking_plan={"seed": 1}))
+    assert any("not in the plan" in line and "seed 1" in line for line in error_lines(root))
+
+
+def test_string_ids_cannot_be_checked_against_the_plan_and_are_refused(root: Path):
+    rows = [{**r, "instruction_id": f"x{r['instruction_id']}", "response_id": f"x{r['response_id']}"} for r in _ranking_rows(root)]
+    write_jsonl(root / "alpha" / "ranking.jsonl", rows)
+    assert any("integer positions" in line for line in error_lines(root))

@@ -44,6 +44,7 @@ from tqdm import tqdm
 
 from . import metrics, records, safety
 from .evaluation_sets import EvaluationSetError, EvaluationSets
+from .ranking_plan import plan_issues
 from .problems import Problem, errors, rows_text
 from .recompute_cache import cached, package_source_digest
 from .schema import SAFE_NAME, SubmissionMetadata, format_validation_error
@@ -362,6 +363,10 @@ def _check_ranking(path: Path, where: str, entry: Entry) -> list[Problem]:
     if rows is None:
         return _issues(where, issues)
     values, issues = metrics.ranking_values(rows)
+    if issues:
+        return _issues(where, issues)
+    plan = entry.metadata.ranking_plan
+    issues = plan_issues(rows, plan.n_pairs or entry.n_instructions, plan.distractors, plan.seed)
     if issues:
         return _issues(where, issues)
     if not values:

@@ -122,6 +122,8 @@ class RankingColumns:
     logprob: np.ndarray  # float, finite
     n_tokens: np.ndarray  # int, > 0
     is_distractor: np.ndarray  # bool: the pair compares a distractor response with the instruction
+    # (instruction_id, response_id) as integers, the positions in the ranked set, when every row has them
+    positions: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def _ranking_columns_fast(path: Path) -> RankingColumns | None:
@@ -168,7 +170,10 @@ def _ranking_columns_fast(path: Path) -> RankingColumns | None:
         is_distractor[pc.list_parent_indices(roles).to_numpy()[hits]] = True
     else:
         is_distractor = instruction != response
-    return RankingColumns(encoded.dictionary.to_pylist(), instruction, response, logprob, n_tokens, is_distractor)
+    positions = None
+    if all(pa.types.is_integer(table.column(n).type) and not table.column(n).null_count for n in ("instruction_id", "response_id")):
+        positions = (table.column("instruction_id").to_numpy().astype(np.int64), table.column("response_id").to_numpy().astype(np.int64))
+    return RankingColumns(encoded.dictionary.to_pylist(), instruction, response, logprob, n_tokens, is_distractor, positions)
 
 
 def read_ranking(path: Path) -> tuple[RankingColumns | None, list[Issue]]:
@@ -198,9 +203,14 @@ def read_ranking(path: Path) -> tuple[RankingColumns | None, list[Issue]]:
     response = np.array([code.setdefault(str(r[second]), len(code)) for r in rows], dtype=np.int64)
     is_distractor = np.array([("distractor" in r["roles"]) if "roles" in r else (i != j)
                               for r, i, j in zip(rows, instruction, response)], dtype=bool)
+    is_position = lambda value: isinstance(value, int) and not isinstance(value, bool)  # noqa: E731
+    positions = None
+    if all(is_position(r["instruction_id"]) and is_position(r["response_id"]) for r in rows):
+        positions = (np.array([r["instruction_id"] for r in rows], dtype=np.int64),
+                     np.array([r["response_id"] for r in rows], dtype=np.int64))
     return RankingColumns(list(code), instruction, response,
                           np.array([r["logprob"] for r in rows], dtype=float),
-                          np.array([r["n_tokens"] for r in rows], dtype=np.int64), is_distractor), []
+                          np.array([r["n_tokens"] for r in rows], dtype=np.int64), is_distractor, positions), []
 
 
 def read_leakage(path: Path, detectors: Sequence[str]) -> tuple[list[dict[str, Any]] | None, list[Issue]]:

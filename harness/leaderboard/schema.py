@@ -111,6 +111,14 @@ class Training(_Strict):
     epochs: float = Field(gt=0, **NUMBER)
 
 
+class RankingPlan(_Strict):
+    """Which comparisons `ranking.jsonl` holds (implicit_if.ranking.plan_comparisons regenerates them)."""
+
+    n_pairs: int | None = Field(None, ge=2, strict=True, description="pairs ranked (default: the evaluation set's size)")
+    distractors: int = Field(5, ge=1, strict=True, description="distractor responses per instruction (the study: 5)")
+    seed: int = Field(0, ge=0, strict=True, description="the plan's seed (the study: 0)")
+
+
 class SubmissionMetadata(_Strict):
     schema_version: Literal[1] = Field(description="bump when this schema changes incompatibly")
     name: str = Field(pattern=SAFE_NAME, description="equals the submission folder's name")
@@ -134,6 +142,7 @@ class SubmissionMetadata(_Strict):
     license: str = _line(min_length=1)
     contact: str = _line(min_length=1)
     trust_remote_code: Literal[False] = Field(False, description="models needing remote code are not accepted")
+    ranking_plan: RankingPlan = Field(default_factory=RankingPlan, description="the comparisons in ranking.jsonl")
     claimed: Claimed = Field(default_factory=Claimed)
     harness_version: str | None = _line(default=None)
     notes: str | None = None
