@@ -158,6 +158,8 @@ def check_submission(folder: Path, label: str, evaluation_sets: EvaluationSets) 
         metadata = SubmissionMetadata.model_validate(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return None, problems + [Problem(where, f"is not valid JSON ({exc})", "fix the JSON syntax")]
+    except RecursionError:
+        return None, problems + [Problem(where, "nests JSON too deeply", "write the metadata as the schema shows")]
     except ValidationError as exc:
         return None, problems + [Problem(where, line, "see the metadata schema (docs/leaderboard.md)")
                                  for line in format_validation_error(exc)]

@@ -32,6 +32,9 @@ LEAKAGE_COMMAND = "implicit-if leak outputs.json --records leakage.jsonl"
 LEAKAGE_ID_COLUMNS = frozenset({"index", "instruction", "id", "instruction_id", "output", "generator", "dataset"})
 
 
+TOO_DEEP = ("nests JSON too deeply to be a record", "write flat records as `implicit-if` does")
+
+
 def read_json_list(path: Path) -> tuple[list[Any] | None, list[Issue]]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -39,6 +42,8 @@ def read_json_list(path: Path) -> tuple[list[Any] | None, list[Issue]]:
         return None, [("is not UTF-8 text", "save the file as UTF-8")]
     except json.JSONDecodeError as exc:
         return None, [(f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", "fix the JSON syntax")]
+    except RecursionError:
+        return None, [TOO_DEEP]
     if not isinstance(data, list):
         return None, [(f"holds a JSON {type(data).__name__}, not a list", "make the top level a JSON list of records")]
     return data, []
@@ -53,7 +58,7 @@ def read_jsonl(path: Path) -> tuple[list[Any] | None, list[Issue]]:
     lines = text.splitlines()
     try:  # fast path: one parser call for the whole file (boards read hundreds of thousands of lines)
         return json.loads("[" + ",".join(line for line in lines if line.strip()) + "]"), []
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         pass  # parse line by line to say which line is broken
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -62,6 +67,8 @@ def read_jsonl(path: Path) -> tuple[list[Any] | None, list[Issue]]:
             rows.append(json.loads(line))
         except json.JSONDecodeError as exc:
             return None, [(f"line {number} is not valid JSON ({exc.msg})", "write one JSON object per line")]
+        except RecursionError:
+            return None, [(f"line {number}: {TOO_DEEP[0]}", TOO_DEEP[1])]
     return rows, []
 
 
@@ -126,14 +133,36 @@ class RankingColumns:
     positions: tuple[np.ndarray, np.ndarray] | None = None
 
 
+# A ranking record opens two containers (the object and its roles list); the fast reader takes a
+# few more and leaves anything else to the careful path, whose parser has a depth limit.
+MAX_FAST_OPENERS = 8
+
+
+def max_openers_per_line(raw: bytes) -> int:
+    """The most `[` and `{` on one line: a bound on nesting depth that strings can only raise."""
+    if not raw:
+        return 0
+    data = np.frombuffer(raw, dtype=np.uint8)
+    line = np.cumsum(data == ord("\n"))
+    opener = (data == ord("[")) | (data == ord("{"))
+    return int(np.bincount(line, weights=opener).max())
+
+
 def _ranking_columns_fast(path: Path) -> RankingColumns | None:
     """Columnar read with pyarrow for the common, valid case; None means 'use the careful path'."""
+    try:
+        raw = path.read_bytes()
+        raw.decode("utf-8")  # strict: pyarrow would take invalid UTF-8
+    except (OSError, UnicodeDecodeError):
+        return None
+    if max_openers_per_line(raw) > MAX_FAST_OPENERS:  # pyarrow has no depth limit (deep nesting crashes it)
+        return None
     try:
         import pyarrow as pa
         import pyarrow.compute as pc
         import pyarrow.json as pa_json
 
-        table = pa_json.read_json(path)
+        table = pa_json.read_json(pa.BufferReader(raw))
     except Exception:  # missing pyarrow, or anything it cannot read: the careful path explains
         return None
     names = set(table.column_names)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 from pathlib import Path
 
 from .problems import Problem
@@ -55,6 +56,15 @@ def check_folder(folder: Path, label: str) -> list[Problem]:
                 problems.append(Problem(where, "has an unsafe name",
                                         "use letters, digits, '.', '_' and '-' only, not starting with '.'"))
                 continue
+            status = path.lstat()
+            if not (stat.S_ISDIR(status.st_mode) or stat.S_ISREG(status.st_mode)):
+                problems.append(Problem(where, "is not a regular file (a FIFO, socket or device)",
+                                        "commit regular files only"))
+                continue
+            if stat.S_ISREG(status.st_mode) and status.st_nlink > 1:
+                problems.append(Problem(where, "has other hard links (it could be a file outside the folder)",
+                                        "commit a copy of the file, not a link"))
+                continue
             if path.is_dir():
                 if relative.as_posix() != WEIGHTS_DIR:
                     problems.append(Problem(where, "is an unexpected folder",
@@ -99,6 +109,10 @@ def _check_file(path: Path, relative: Path, where: str) -> list[Problem]:
     if size > MAX_WEIGHTS_FILE_BYTES:
         return [Problem(where, f"is {size / MiB:.0f} MiB, over the {MAX_WEIGHTS_FILE_BYTES // MiB} MiB per-file limit",
                         "shard the weights or reference them by hub id and pinned revision")]
+    if suffix == ".safetensors":
+        problem = safetensors_problem(path, size)
+        if problem:
+            return [Problem(where, problem, "save the weights with safetensors (save_pretrained(..., safe_serialization=True))")]
     if suffix == ".json":
         try:
             config = json.loads(path.read_text(encoding="utf-8"))
@@ -108,3 +122,38 @@ def _check_file(path: Path, relative: Path, where: str) -> list[Problem]:
             return [Problem(where, "asks for remote code (auto_map / trust_remote_code)",
                             "submit a model that loads with a stock transformers architecture")]
     return []
+
+
+MAX_SAFETENSORS_HEADER = 100 * MiB  # the format's own limit
+
+
+def safetensors_problem(path: Path, size: int) -> str | None:
+    """Why a file named .safetensors is not one (judged by its header, not its name), or None.
+
+    The format: 8 bytes little-endian header length N, then N bytes of JSON mapping tensor names to
+    dtype, shape and data offsets that lie inside the rest of the file.
+    """
+    with path.open("rb") as handle:
+        head = handle.read(8)
+        if len(head) < 8:
+            return "is not safetensors (shorter than its 8-byte header length)"
+        length = int.from_bytes(head, "little")
+        if length < 2 or length > min(MAX_SAFETENSORS_HEADER, size - 8):
+            return "is not safetensors (its header length does not fit the file)"
+        header = handle.read(length)
+    try:
+        parsed = json.loads(header.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return "is not safetensors (its header is not JSON)"
+    if not isinstance(parsed, dict):
+        return "is not safetensors (its header is not a JSON object)"
+    data_size = size - 8 - length
+    for name, tensor in parsed.items():
+        if name == "__metadata__":
+            continue
+        offsets = tensor.get("data_offsets") if isinstance(tensor, dict) else None
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)
+                and 0 <= offsets[0] <= offsets[1] <= data_size and isinstance(tensor.get("dtype"), str)
+                and isinstance(tensor.get("shape"), list)):
+            return f"is not safetensors (tensor {str(name)[:40]!r} has no valid dtype, shape and offsets)"
+    return None
