@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """Control characters (newlines above all) shown escaped: a name from a submission cannot forge a line."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1] if m.group() not in "\u2028\u2029" else f"\\u{ord(m.group()):04x}", text)
 
 
 @dataclass(frozen=True, order=True)
@@ -12,6 +21,10 @@ class Problem:
     message: str
     fix: str
     severity: Literal["error", "warning"] = "error"
+
+    def __post_init__(self) -> None:
+        for name in ("file", "message", "fix"):
+            object.__setattr__(self, name, one_line(str(getattr(self, name))))
 
     def line(self) -> str:
         return f"{self.severity}: {self.file}: {self.message} (fix: {self.fix})"
