@@ -9,6 +9,7 @@ interrupted run resumes where it stopped. See docs/judging.md.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,11 +85,48 @@ def judge_comparisons(unique: Mapping[str, Comparison], spec: JudgeSpec, summary
             verdicts[comparison.key] = verdict
             summary.n_new += 1
 
-        if todo:
+        if todo and spec.kind in ENDPOINT_KINDS:
+            _judge_claimed(todo, spec, summary, cache, store, verdicts, seed=seed, progress=progress)
+        elif todo:
             run = run_judge(spec, todo, store, seed=seed, progress=progress, cache=cache)
             summary.failed, summary.usage = run.failed, run.usage
             summary.cost_usd = run.usage.cost(spec.price_per_million_input, spec.price_per_million_output)
     return verdicts
+
+
+# Paid endpoints: processes sharing a cache claim comparisons before asking, so none is paid twice.
+ENDPOINT_KINDS = frozenset({"openai_logprobs", "openai_verdict"})
+CLAIM_TTL_S = 600.0  # a claim outlives a chunk's requests; a killed process's claims free up after this
+CLAIM_POLL_S = 1.0
+
+
+def _judge_claimed(todo: list[Comparison], spec: JudgeSpec, summary: JudgeSummary, cache: VerdictCache,
+                   store: Any, verdicts: dict[str, Verdict], *, seed: int, progress: bool) -> None:
+    """Ask for `todo` in chunks this process has claimed; wait for what other processes hold."""
+    import os
+    import socket
+    import uuid
+
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    chunk_size = max(32, 4 * spec.concurrency)
+    usage, pending = Usage(), list(todo)
+    try:
+        while pending:
+            held = cache.claim([c.key for c in pending], owner, CLAIM_TTL_S)
+            mine = [c for c in pending if c.key in held][:chunk_size]
+            if mine:
+                run = run_judge(spec, mine, store, seed=seed, progress=progress, cache=cache)
+                summary.failed.update(run.failed)
+                usage.add(run.usage)
+                cache.release(owner, [c.key for c in mine])
+            else:  # everything left is being asked by another process: wait for its verdicts
+                time.sleep(CLAIM_POLL_S)
+            verdicts.update(cache.get_many(c.key for c in pending if c.key not in verdicts))
+            pending = [c for c in pending if c.key not in verdicts and c.key not in summary.failed]
+    finally:
+        cache.release(owner)
+    summary.usage = usage
+    summary.cost_usd = usage.cost(spec.price_per_million_input, spec.price_per_million_output)
 
 
 def judge_outputs(

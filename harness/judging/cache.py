@@ -36,6 +36,11 @@ CREATE TABLE IF NOT EXISTS judges (
     judge TEXT PRIMARY KEY,
     identity TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS claims (
+    key TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
 """
 
 
@@ -103,6 +108,43 @@ class VerdictCache:
             "INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?, ?, ?, ?, ?)",
             (key, judge_hash, verdict.p_second, verdict.raw, verdict.prompt_tokens, verdict.completion_tokens, time.time()),
         )
+
+    def claim(self, keys: Iterable[str], owner: str, ttl_s: float) -> set[str]:
+        """Claim the keys no verdict and no live claim of another process covers; returns those `owner` now holds.
+
+        One write transaction, so two processes never hold the same key; a claim older than its
+        time to live (a killed process) is taken over. Claims of `owner` itself are renewed.
+        """
+        keys = list(keys)
+        now = time.time()
+        held: set[str] = set()
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("DELETE FROM claims WHERE expires_at < ?", (now,))
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                done = {row[0] for row in self._db.execute(f"SELECT key FROM verdicts WHERE key IN ({marks})", chunk)}
+                fresh = [(k, owner, now + ttl_s) for k in chunk if k not in done]
+                self._db.executemany("INSERT OR IGNORE INTO claims VALUES (?, ?, ?)", fresh)
+                self._db.execute(f"UPDATE claims SET expires_at = ? WHERE owner = ? AND key IN ({marks})", (now + ttl_s, owner, *chunk))
+                held.update(row[0] for row in self._db.execute(
+                    f"SELECT key FROM claims WHERE owner = ? AND key IN ({marks})", (owner, *chunk)))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return held
+
+    def release(self, owner: str, keys: Iterable[str] | None = None) -> None:
+        """Drop `owner`'s claims (all, or those on `keys`): failed comparisons become free to ask again."""
+        if keys is None:
+            self._db.execute("DELETE FROM claims WHERE owner = ?", (owner,))
+            return
+        keys = list(keys)
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            self._db.execute(f"DELETE FROM claims WHERE owner = ? AND key IN ({','.join('?' * len(chunk))})", (owner, *chunk))
 
     def count(self, judge_hash: str | None = None) -> int:
         if judge_hash is None:

@@ -50,6 +50,15 @@ class Usage:
     completion_tokens: int = 0
     failures: list[str] = field(default_factory=list)
 
+    def add(self, other: "Usage") -> None:
+        """Fold another run's totals into these."""
+        self.requests += other.requests
+        self.responses += other.responses
+        self.retries += other.retries
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.failures.extend(other.failures)
+
     def cost(self, price_in: float | None, price_out: float | None) -> float | None:
         if price_in is None or price_out is None:
             return None

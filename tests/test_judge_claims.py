@@ -1,0 +1,85 @@
+"""Two processes judging on one cache ask for each comparison once (claims in SQLite), and a
+claim left by a killed process is taken over after it expires."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from implicit_if.judging.cache import VerdictCache
+
+
+def test_claims_are_exclusive_renewable_and_expire(tmp_path: Path) -> None:
+    with VerdictCache(tmp_path / "c.sqlite") as first, VerdictCache(tmp_path / "c.sqlite") as second:
+        assert first.claim(["a", "b"], "p1", 60) == {"a", "b"}
+        assert second.claim(["a", "b", "c"], "p2", 60) == {"c"}
+        assert first.claim(["a"], "p1", 60) == {"a"}  # renewal by the holder
+        first.release("p1", ["a"])
+        assert second.claim(["a"], "p2", 60) == {"a"}
+        assert first.claim(["b"], "p3", 60) == set()  # p1 still holds b
+        first.release("p1")
+        second.claim(["d"], "p2", -1)  # already expired: anyone may take it over
+        assert first.claim(["d"], "p1", 60) == {"d"}
+
+
+@pytest.fixture()
+def counting_server():
+    """A real OpenAI-compatible chat endpoint on loopback that answers slowly and counts requests."""
+    seen: list[str] = []
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+            with lock:
+                seen.append(json.dumps(body["messages"], sort_keys=True))
+            time.sleep(0.05)
+            data = json.dumps({"choices": [{"message": {"content": "B"}}],
+                               "usage": {"prompt_tokens": 10, "completion_tokens": 2}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_two_processes_on_one_cache_ask_for_each_comparison_once(tmp_path: Path, counting_server) -> None:
+    url, seen = counting_server
+    outputs = [{"instruction": f"Question {i}?", "output": f"answer {i}", "generator": "m", "dataset": "d"} for i in range(40)]
+    reference = [{"instruction": f"Question {i}?", "output": f"reference {i}", "generator": "ref", "dataset": "d"} for i in range(40)]
+    (tmp_path / "outputs.json").write_text(json.dumps(outputs))
+    (tmp_path / "reference.json").write_text(json.dumps(reference))
+    spec = {"name": "counting", "kind": "openai_verdict", "model": "m", "base_url": url, "api_key_env": "NO_KEY_HERE",
+            "concurrency": 2, "both_orders": False, "max_retries": 2, "backoff_base_s": 0.01}
+    (tmp_path / "spec.yaml").write_text(json.dumps(spec))
+    env = {**os.environ, "IMPLICIT_IF_CACHE": str(tmp_path / "cache")}
+    command = [sys.executable, "-c", "from implicit_if.cli import app; app()", "judge", "--outputs", str(tmp_path / "outputs.json"),
+               "--reference", str(tmp_path / "reference.json"), "--judge", str(tmp_path / "spec.yaml"),
+               "--cache", str(tmp_path / "verdicts.sqlite")]
+    runs = [subprocess.Popen([*command, "--output", str(tmp_path / f"annotations-{n}.json")], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in (1, 2)]
+    for run in runs:
+        _, err = run.communicate(timeout=240)
+        assert run.returncode == 0, err[-2000:]
+    assert len(seen) == 40 and len(set(seen)) == 40  # each comparison asked once, by one of the two
+    for n in (1, 2):
+        annotations = json.loads((tmp_path / f"annotations-{n}.json").read_text())
+        assert len(annotations) == 40 and all(a["preference"] in (1.0, 2.0) for a in annotations), [a["preference"] for a in annotations]
