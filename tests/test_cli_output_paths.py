@@ -41,3 +41,21 @@ def test_a_bad_output_path_is_refused_first_in_one_line(command: str, kind: str,
     assert result.exit_code != 0, result.output
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
     assert str(bad) in result.output and ("directory" in result.output or "does not exist" in result.output)
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path: Path, inputs: dict[str, Path]) -> None:
+    (tmp_path / "latin.json").write_bytes(b"\xff\xfe not utf-8")
+    (tmp_path / "object.json").write_text('{"a": 1}')
+    (tmp_path / "spec.yaml").write_text(": : [")
+    cases = [
+        ["judge", "--outputs", str(tmp_path / "latin.json"), "--reference", str(inputs["outputs"]), "--output", str(tmp_path / "o.json")],
+        ["judge", "--outputs", str(inputs["outputs"]), "--reference", str(inputs["outputs"]), "--judge", str(tmp_path / "spec.yaml"),
+         "--output", str(tmp_path / "o.json")],
+        ["winrate", str(inputs["annotations"]), "--difficulty", str(tmp_path / "missing.csv")],
+        ["submit", "--outputs", str(tmp_path / "object.json"), "--name", "x", "--submissions", str(tmp_path / "subs")],
+    ]
+    for case in cases:
+        result = CliRunner().invoke(app, case)
+        assert result.exit_code != 0, case
+        assert "Traceback" not in result.output and result.output.startswith("error:"), (case, result.output)
+        assert not (tmp_path / "o.json").exists()

@@ -73,8 +73,12 @@ def read_model_outputs(path: Path) -> list[dict[str, Any]]:
         fail(f"{path} does not exist")
     try:
         records = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        fail(f"{path} is not UTF-8 text: save it as UTF-8 (AlpacaEval's model_outputs JSON)")
     except json.JSONDecodeError as error:
         fail(f"{path} is not valid JSON ({error.msg} at line {error.lineno})")
+    except RecursionError:
+        fail(f"{path} nests JSON too deeply to be model outputs")
     if not isinstance(records, list) or not records:
         fail(f"{path} must be a non-empty JSON list of model outputs (AlpacaEval's model_outputs format)")
     for index, record in enumerate(records):

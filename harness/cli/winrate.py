@@ -45,6 +45,8 @@ def winrate(
     for path, option in ((output, "--output"), (save_difficulty, "--save-difficulty")):
         if path is not None:
             check_output_path(path, option)
+    if difficulty is not None and not difficulty.is_file():
+        fail(f"--difficulty {difficulty} does not exist: give a CSV with columns instruction, instruction_difficulty")
     records = read_annotations(annotations)
     if not records:
         fail(f"{annotations} holds no annotations: judge some outputs first (implicit-if judge)")
@@ -54,7 +56,10 @@ def winrate(
     source = "none (0)"
     try:
         if difficulty:
-            table, source = read_difficulty_csv(difficulty), f"file {difficulty}"
+            try:
+                table, source = read_difficulty_csv(difficulty), f"file {difficulty}"
+            except UnicodeDecodeError:
+                fail(f"--difficulty {difficulty} is not UTF-8 text: save the CSV as UTF-8")
         elif joint_with:
             others = {str(p): read_annotations(p) for p in joint_with}
             table = estimate_instruction_difficulty({str(annotations): records, **others})

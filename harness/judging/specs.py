@@ -137,7 +137,11 @@ def _spec_fields(spec: str) -> dict[str, Any]:
         if not path.is_file():
             raise ValueError(f"judge spec file {spec} does not exist")
     if path.is_file():
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as error:
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise ValueError(f"judge spec {path} is not valid YAML ({reason}): fix its syntax") from None
         if not isinstance(loaded, dict):
             raise ValueError(f"judge spec {path} must be a mapping of JudgeSpec fields")
         loaded.setdefault("name", path.stem)

@@ -216,6 +216,14 @@ def build_submission(collected: Collected, metadata: dict[str, Any], submissions
                                        "--outputs/--annotations and/or --ranking files")])
     if collected.annotations is not None and collected.outputs is None:
         raise SubmissionError([Problem(name, "annotations without outputs", "pass --outputs too")])
+    for records, what in ((collected.outputs, "outputs"), (collected.annotations, "annotations")):
+        if records is not None and not (isinstance(records, list) and all(isinstance(r, dict) for r in records)):
+            raise SubmissionError([Problem(name, f"the {what} file is not a JSON list of records",
+                                           f"pass the {what} JSON list the harness writes (implicit-if generate / judge)")])
+    if collected.outputs is not None and not all(isinstance(o.get("output"), str) and isinstance(o.get("instruction"), str)
+                                                 for o in collected.outputs):
+        raise SubmissionError([Problem(name, "an output record lacks string 'instruction' and 'output' fields",
+                                       "pass AlpacaEval model_outputs as `implicit-if generate` writes them")])
     meta = complete_metadata({**metadata, "name": name}, collected)
     if collected.outputs is not None and "evaluation_set" not in meta:
         meta["evaluation_set"] = infer_evaluation_set(collected.outputs, collected.hints.get("dataset"), evaluation_sets,
