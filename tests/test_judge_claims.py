@@ -83,3 +83,15 @@ def test_two_processes_on_one_cache_ask_for_each_comparison_once(tmp_path: Path,
     for n in (1, 2):
         annotations = json.loads((tmp_path / f"annotations-{n}.json").read_text())
         assert len(annotations) == 40 and all(a["preference"] in (1.0, 2.0) for a in annotations), [a["preference"] for a in annotations]
+
+
+def test_claims_of_a_dead_process_on_this_machine_are_taken_over_at_once() -> None:
+    import socket
+
+    from implicit_if.judging import _dead_here
+
+    host = socket.gethostname()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    assert _dead_here(f"{host}:{dead.stdout.strip()}:abc", host)
+    assert not _dead_here(f"{host}:{os.getpid()}:abc", host)
+    assert not _dead_here(f"elsewhere:{dead.stdout.strip()}:abc", host)

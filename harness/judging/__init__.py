@@ -107,11 +107,14 @@ def _judge_claimed(todo: list[Comparison], spec: JudgeSpec, summary: JudgeSummar
     import socket
     import uuid
 
-    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    host = socket.gethostname()
+    owner = f"{host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     chunk_size = max(32, 4 * spec.concurrency)
     usage, pending = Usage(), list(todo)
     try:
         while pending:
+            for dead in [o for o in cache.claim_owners() if _dead_here(o, host)]:
+                cache.release(dead)  # a killed run on this machine: no need to wait for its claims to expire
             held = cache.claim([c.key for c in pending], owner, CLAIM_TTL_S)
             mine = [c for c in pending if c.key in held][:chunk_size]
             if mine:
@@ -164,3 +167,20 @@ def judge_outputs(
             record = annotation(pair, found, spec.name, judge_hash)  # type: ignore[arg-type]
         annotations.append(record)
     return annotations, summary
+
+
+def _dead_here(owner: str, host: str) -> bool:
+    """Whether a claim's owner ("host:pid:nonce") was a process on this machine that no longer runs."""
+    import os
+
+    owner_host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if owner_host != host or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

@@ -109,6 +109,9 @@ class VerdictCache:
             (key, judge_hash, verdict.p_second, verdict.raw, verdict.prompt_tokens, verdict.completion_tokens, time.time()),
         )
 
+    def claim_owners(self) -> set[str]:
+        return {row[0] for row in self._db.execute("SELECT DISTINCT owner FROM claims")}
+
     def claim(self, keys: Iterable[str], owner: str, ttl_s: float) -> set[str]:
         """Claim the keys no verdict and no live claim of another process covers; returns those `owner` now holds.
 
