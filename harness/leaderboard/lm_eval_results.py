@@ -109,6 +109,10 @@ def collect_lm_eval(path: Path) -> Collected:
     ranking = read_samples(results_file, RANKING)
     if ranking:
         collected.ranking = [_ranking_record(sample) for sample in ranking]
+        plan = task_metadata(RANKING)  # the task's own plan: its pairs, distractors and seed
+        ranked = sum(1 for r in collected.ranking if r.get("instruction_id") == r.get("response_id"))
+        collected.hints["ranking_plan"] = {"n_pairs": ranked, "distractors": int(plan.get("distractors", 5)),
+                                           "seed": int(plan.get("seed", 0))}
         value = _number(results, RANKING, "response_ranking")
         if value is not None:
             collected.claimed["ranking_accuracy"] = value * 100

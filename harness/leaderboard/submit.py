@@ -153,6 +153,8 @@ def complete_metadata(given: dict[str, Any], collected: Collected) -> dict[str, 
     if meta.get("adaptation") == "base" and model.get("id"):
         model.setdefault("base_model", model["id"])
     meta.setdefault("seed", 0)
+    if "ranking_plan" in hints:
+        meta.setdefault("ranking_plan", hints["ranking_plan"])
     meta.setdefault("chat_format", hints.get("chat_format", "tulu"))
     decoding = meta.setdefault("decoding", {})
     for key, value in hints.get("decoding", {}).items():
