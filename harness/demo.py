@@ -76,7 +76,8 @@ def cached_stage(path: Path, inputs: Any, compute: Callable[[], Any], *, jsonl: 
 def run_entry(entry: DemoEntry, out: Path, *, limit: int | None, max_new_tokens: int, batch_size: int,
               judge: str, log: Callable[[str], None], folder: Path | None = None,
               generate_batch_size: int = GENERATE_BATCH_SIZE, conditional: bool = False,
-              dtype: str = "auto", references: list[dict[str, Any]] | None = None, judged: bool = True) -> EntryResult:
+              dtype: str = "auto", references: list[dict[str, Any]] | None = None, judged: bool = True,
+              ranked: bool = True) -> EntryResult:
     """Generate, judge (against `references`, by default the set's own reference answers), leakage, ranking.
 
     `judged=False` skips the judge (the study's reference entry, which would be judged against itself).
@@ -145,6 +146,10 @@ def run_entry(entry: DemoEntry, out: Path, *, limit: int | None, max_new_tokens:
     leak_records = leakage_records([o["output"] for o in outputs])
     atomic_write_jsonl(folder / "leakage.jsonl", leak_records)
     leakage = leakage_summary(leak_records)
+    if not ranked:
+        (folder / "ranking.jsonl").unlink(missing_ok=True)
+        log(f"[{entry.name}] response ranking: not asked for")
+        return EntryResult(entry, folder, winrate, {}, leakage, dtype)
     if entry.rules != "none":
         # The fast scorer scores the base model; under base x rules use lm-eval's implicit_if_ranking
         # with `--model implicit_if_hf --model_args rules=...`. Not measured beats measured wrongly.

@@ -32,6 +32,7 @@ def study(
     limit: Optional[int] = typer.Option(None, "--limit", min=2, help="Only the first N instructions (a smoke run: no submissions, no board)."),
     train_only: bool = typer.Option(False, "--train-only", help="Train (or find) the checkpoints and stop."),
     no_train: bool = typer.Option(False, "--no-train", help="Train nothing: evaluate the checkpoints already trained, leave the others out."),
+    rank_all: bool = typer.Option(True, "--rank-all/--rank-base-only", help="Response ranking for every entry, or only for the base model and the instruction-tuned checkpoints (the study's comparison; faster on a CPU)."),
 ) -> None:
     """Train Gemma 3 270M by instruction, response and single-task tuning (cached by recipe, data and
     seed; resumable), evaluate every checkpoint, the base model and the rules against the
@@ -75,7 +76,8 @@ def study(
         return
     entries = runner.study_entries(runs, folders)
     try:
-        results = runner.evaluate(entries, out, judge=judge, max_new_tokens=max_new_tokens, log=log, limit=limit)
+        results = runner.evaluate(entries, out, judge=judge, max_new_tokens=max_new_tokens, log=log, limit=limit,
+                                  rank_all=rank_all)
     except RuntimeError as error:
         fail(str(error))
     from .. import demo as job

@@ -107,11 +107,12 @@ def weights_digest(folder: Path) -> str:
 
 
 def evaluate(entries: list[StudyEntry], out: Path, *, judge: str, max_new_tokens: int, log: Callable[[str], None],
-             limit: int | None = None) -> list[tuple[StudyEntry, Any]]:
+             limit: int | None = None, rank_all: bool = True) -> list[tuple[StudyEntry, Any]]:
     """Every entry through the harness; the instruction-tuned entry of each seed is the others' reference.
 
     The references are generated first; an entry whose seed has no reference checkpoint is
-    judged against seed 0's.
+    judged against seed 0's. `rank_all=False` ranks only the base model and the instruction-tuned
+    checkpoints (the study's own ranking comparison), which saves minutes per entry on a CPU.
     """
     from ..demo import run_entry
 
@@ -126,7 +127,8 @@ def evaluate(entries: list[StudyEntry], out: Path, *, judge: str, max_new_tokens
         raise RuntimeError("no instruction-tuned checkpoint to judge against: train the instruction recipe first")
     for entry in [e for e in entries if e.adaptation != "instruction"]:
         reference = references.get(entry.seed, references[min(references)])
-        results.append((entry, run_entry(entry.demo, out, references=reference, **common)))
+        ranked = rank_all or entry.adaptation == "base"
+        results.append((entry, run_entry(entry.demo, out, references=reference, ranked=ranked, **common)))
     return results
 
 
