@@ -73,19 +73,16 @@ def demo(
     if limit is not None:
         typer.echo("no leaderboard with --limit: a submission must answer the whole evaluation set")
         return
-    from ..leaderboard.build import BoardWriteError, build_boards, write_boards
-    from ..leaderboard.problems import SubmissionError
+    from ..leaderboard.build import publish
 
-    try:
+    def submit_all() -> None:
         for result in results:
             job.submit_entry(result, submissions, judge, max_new_tokens)
-        built = build_boards(submissions)
-    except SubmissionError as error:
-        fail(f"the demo's submissions did not validate: {error}")
+
     try:
-        write_boards(boards, built.files)
-    except BoardWriteError as error:
-        fail(f"cannot write the boards: {error}")
+        publish(submit_all, submissions, boards, "the demo's submissions")
+    except ValueError as error:
+        fail(str(error))
     typer.echo(f"leaderboard: {boards / 'leaderboard.md'} (and .csv, .json, .html, .png)")
 
 

@@ -88,18 +88,13 @@ def study(
     if limit is not None:
         typer.echo("no submissions or board with --limit: a submission must answer the whole evaluation set")
         return
-    from ..leaderboard.build import BoardWriteError, build_boards, write_boards
-    from ..leaderboard.problems import SubmissionError
+    from ..leaderboard.build import publish
 
     try:
-        runner.submit(results, submissions, judge=judge, max_new_tokens=max_new_tokens)
-        built = build_boards(submissions)
-    except SubmissionError as error:
-        fail(f"the study's submissions did not validate: {error}")
-    try:
-        write_boards(boards, built.files)
-    except BoardWriteError as error:
-        fail(f"cannot write the boards: {error}")
+        publish(lambda: runner.submit(results, submissions, judge=judge, max_new_tokens=max_new_tokens),
+                submissions, boards, "the study's submissions")
+    except ValueError as error:
+        fail(str(error))
     typer.echo(f"leaderboard: {boards / 'leaderboard.md'} (and .csv, .json, .html, .png); board {runner.BOARD}")
 
 

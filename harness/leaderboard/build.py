@@ -12,7 +12,7 @@ import difflib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -55,6 +55,23 @@ def build_boards(submissions: Path, settings: BootstrapSettings = BootstrapSetti
     if errors(problems):
         raise SubmissionError(problems)
     return BuildResult(entries, problems, render_all(build_board_data(entries, settings)))
+
+
+def publish(submit: Callable[[], object], submissions: Path, out: Path, what: str) -> None:
+    """Write the submissions (`submit`), check them all, build the boards and write them all-or-nothing.
+
+    Raises ValueError with one line naming `what` when a submission does not validate or the
+    boards cannot be written (the CLI prints it and exits).
+    """
+    try:
+        submit()
+        built = build_boards(submissions)
+    except SubmissionError as error:
+        raise ValueError(f"{what} did not validate: {error}") from None
+    try:
+        write_boards(out, built.files)
+    except BoardWriteError as error:
+        raise ValueError(f"cannot write the boards: {error}") from None
 
 
 class BoardWriteError(Exception):
