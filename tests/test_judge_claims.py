@@ -7,12 +7,10 @@ import json
 import os
 import subprocess
 import sys
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from loopback_server import scripted_server
 
 from implicit_if.judging.cache import VerdictCache
 
@@ -32,37 +30,14 @@ def test_claims_are_exclusive_renewable_and_expire(tmp_path: Path) -> None:
 
 @pytest.fixture()
 def counting_server():
-    """A real OpenAI-compatible chat endpoint on loopback that answers slowly and counts requests."""
-    seen: list[str] = []
-    lock = threading.Lock()
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def do_POST(self):
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-            with lock:
-                seen.append(json.dumps(body["messages"], sort_keys=True))
-            time.sleep(0.05)
-            data = json.dumps({"choices": [{"message": {"content": "B"}}],
-                               "usage": {"prompt_tokens": 10, "completion_tokens": 2}}).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1", seen
-    finally:
-        server.shutdown()
-        server.server_close()
+    """A real OpenAI-compatible chat endpoint on loopback that answers slowly and records each request."""
+    reply = {"choices": [{"message": {"content": "B"}}], "usage": {"prompt_tokens": 10, "completion_tokens": 2}}
+    with scripted_server([(200, {}, reply)], delay_s=0.05) as (url, requests):
+        yield url, requests
 
 
 def test_two_processes_on_one_cache_ask_for_each_comparison_once(tmp_path: Path, counting_server) -> None:
-    url, seen = counting_server
+    url, requests = counting_server
     outputs = [{"instruction": f"Question {i}?", "output": f"answer {i}", "generator": "m", "dataset": "d"} for i in range(40)]
     reference = [{"instruction": f"Question {i}?", "output": f"reference {i}", "generator": "ref", "dataset": "d"} for i in range(40)]
     (tmp_path / "outputs.json").write_text(json.dumps(outputs))
@@ -79,6 +54,7 @@ def test_two_processes_on_one_cache_ask_for_each_comparison_once(tmp_path: Path,
     for run in runs:
         _, err = run.communicate(timeout=240)
         assert run.returncode == 0, err[-2000:]
+    seen = [json.dumps(json.loads(body)["messages"], sort_keys=True) for _, _, body in requests]
     assert len(seen) == 40 and len(set(seen)) == 40  # each comparison asked once, by one of the two
     for n in (1, 2):
         annotations = json.loads((tmp_path / f"annotations-{n}.json").read_text())

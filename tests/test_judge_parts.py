@@ -7,12 +7,10 @@ import json
 import math
 import subprocess
 import sys
-import threading
-import time
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+
+from loopback_server import scripted_server
 
 from implicit_if.judging import load_judge_spec
 from implicit_if.judging.cache import Verdict, VerdictCache, comparison_key
@@ -175,38 +173,6 @@ def test_reading_verdicts_from_bodies():
 
 
 # -- HTTP client against a scripted loopback server -----------------------------------------------
-
-@contextmanager
-def scripted_server(script):
-    """A real HTTP server on 127.0.0.1 answering POSTs from `script`: (status, headers, body) in turn."""
-    seen = []
-    lock = threading.Lock()
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def do_POST(self):
-            self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            with lock:
-                seen.append((time.monotonic(), self.headers.get("Authorization")))
-                status, headers, body = script[min(len(seen), len(script)) - 1]
-            self.send_response(status)
-            for k, v in headers.items():
-                self.send_header(k, v)
-            data = body if isinstance(body, bytes) else json.dumps(body).encode()
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1", seen
-    finally:
-        server.shutdown()
-        server.server_close()
-
 
 def _complete(url, key=None, **options):
     async def go():

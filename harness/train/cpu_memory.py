@@ -16,7 +16,7 @@ import platform
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_MAX = -4
-KEEP_BYTES = 1 << 40  # never give freed heap memory back
+KEEP_BYTES = 2**31 - 1  # the largest trim threshold mallopt takes (an int): freed heap memory stays
 
 
 def keep_freed_memory() -> bool:
@@ -32,4 +32,4 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):  # musl and others have no mallopt
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, min(KEEP_BYTES, 2**31 - 1)))
+    return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, KEEP_BYTES))
