@@ -7,7 +7,6 @@ instruction-tuned checkpoint of the same seed, not the evaluation set's referenc
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import sys
@@ -97,15 +96,6 @@ def training_metadata(folder: Path) -> dict[str, Any]:
     }
 
 
-def weights_digest(folder: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(folder.glob("*.safetensors")):
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 24), b""):
-                digest.update(block)
-    return f"sha256:{digest.hexdigest()}"
-
-
 def evaluate(entries: list[StudyEntry], out: Path, *, judge: str, max_new_tokens: int, log: Callable[[str], None],
              limit: int | None = None, rank_all: bool = True) -> list[tuple[StudyEntry, Any]]:
     """Every entry through the harness; the instruction-tuned entry of each seed is the others' reference.
@@ -134,6 +124,7 @@ def evaluate(entries: list[StudyEntry], out: Path, *, judge: str, max_new_tokens
 
 def submit(results: list[tuple[StudyEntry, Any]], submissions: Path, *, judge: str, max_new_tokens: int) -> list[Path]:
     from ..demo import submit_entry
+    from ..leaderboard.submit import weights_digest
     from ..models.registry import EMBEDDED_MODELS
 
     written = []
