@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from implicit_if.cli import app
 from implicit_if.study import plan
 from implicit_if.study.plan import checkpoint_dir, is_trained, study_runs
-from implicit_if.study.runner import REFERENCE_GENERATOR, reference_outputs, study_entries
+from implicit_if.study.runner import REFERENCE_GENERATOR, reference_outputs, study_entries, train_missing
 
 
 def test_the_first_seed_reference_and_response_train_first_and_single_tasks_use_one_seed() -> None:
@@ -36,6 +36,20 @@ def test_a_checkpoint_counts_as_trained_only_with_its_model_card(tmp_path: Path)
     assert not is_trained(tmp_path)
     (tmp_path / "README.md").write_text("card")
     assert is_trained(tmp_path)
+
+
+def test_finished_checkpoints_keep_their_model_and_drop_their_resume_state(tmp_path: Path) -> None:
+    finished, unfinished = study_runs((0,), ())
+    for run, card in ((finished, True), (unfinished, False)):
+        folder = checkpoint_dir(run, tmp_path)
+        (folder / "checkpoints" / "step-0000010").mkdir(parents=True)
+        (folder / "config.json").write_text("{}")
+        if card:
+            (folder / "README.md").write_text("card")
+    found = train_missing([finished, unfinished], tmp_path, lambda line: None, train=False)
+    assert list(found) == [finished.entry_name]
+    assert not (found[finished.entry_name] / "checkpoints").exists() and (found[finished.entry_name] / "config.json").exists()
+    assert (checkpoint_dir(unfinished, tmp_path) / "checkpoints" / "step-0000010").is_dir()  # still resumable
 
 
 def test_entries_say_their_adaptation_system_and_seed() -> None:

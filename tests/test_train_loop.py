@@ -126,3 +126,20 @@ def test_two_processes_train_like_one(tmp_path: Path, tiny: list[str]) -> None:
     for a, b in zip(read_metrics(single), read_metrics(double), strict=True):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-5) and a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-4)
     assert max_difference(safetensors_weights(single), safetensors_weights(double)) < 1e-6
+
+
+def test_a_second_run_in_the_same_process_may_use_another_precision(tmp_path: Path, tiny: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """accelerate's state is process-wide: a bf16 run, even one that failed, must not bind the next run to bf16."""
+    from implicit_if.train import checkpoint
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    options = [*tiny, *SMALL, "training.max_steps=1"]
+    with monkeypatch.context() as patch:  # the failure that once bound the rest of a test run to bf16
+        patch.setattr(checkpoint, "save_final_model", disk_full)
+        with pytest.raises(OSError, match="No space"):
+            train(load_recipe("tiny-cpu", [*options, "training.precision=bf16"]), tmp_path / "bf16", progress=False)
+    result = train(load_recipe("tiny-cpu", [*options, "training.precision=fp32"]), tmp_path / "fp32", progress=False)
+    provenance = json.loads((result.output_dir / "training_provenance.json").read_text())
+    assert provenance["training"]["precision"] == "fp32"

@@ -8,6 +8,7 @@ instruction-tuned checkpoint of the same seed, not the evaluation set's referenc
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..train.checkpoint import PROVENANCE_FILE
+from ..train.checkpoint import CHECKPOINTS, PROVENANCE_FILE
 from .plan import BASE_MODEL, StudyRun, checkpoint_dir, is_trained
 
 
@@ -37,6 +38,7 @@ def train_missing(runs: list[StudyRun], root: Path, log: Callable[[str], None], 
         folder = checkpoint_dir(run, root)
         if is_trained(folder):
             log(f"[{run.entry_name}] trained already: {folder}")
+            drop_resume_state(folder)
             folders[run.entry_name] = folder
             continue
         if not train:
@@ -47,7 +49,13 @@ def train_missing(runs: list[StudyRun], root: Path, log: Callable[[str], None], 
         completed = subprocess.run(train_command(run, folder, quiet=quiet), check=False)
         if completed.returncode != 0 or not is_trained(folder):
             raise RuntimeError(f"training {run.entry_name} failed (exit {completed.returncode}); rerun to resume from its last checkpoint")
+        drop_resume_state(folder)
     return folders
+
+
+def drop_resume_state(folder: Path) -> None:
+    """A finished run needs only its model: the optimizer state (3 GB a Gemma 270M run) is for resuming."""
+    shutil.rmtree(folder / CHECKPOINTS, ignore_errors=True)
 
 
 BOARD = "study-gemma-3-270m"

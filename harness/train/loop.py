@@ -72,12 +72,22 @@ def param_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
     ]
 
 
+def forget_previous_run() -> None:
+    """accelerate keeps one state per process: without this, a second `train` in the same process
+    (a notebook, the test suite) with another precision is refused, or inherits a failed run's state."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state()  # accelerate's own tests reset it this way; the process group (PartialState) is kept
+    GradientState._reset_state()
+
+
 def train(recipe: Recipe, output_dir: str | Path, *, resume: str | None = None, overwrite: bool = False, progress: bool = True) -> TrainResult:
     from accelerate import Accelerator, PartialState
     from accelerate.utils import DistributedType, set_seed
     from tqdm.auto import tqdm
 
     t = recipe.training
+    forget_previous_run()
     output = Path(output_dir)
     state = PartialState(cpu=multi_process_cpu())
     resume_from = ckpt.resolve_resume(output, resume)
