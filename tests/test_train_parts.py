@@ -48,6 +48,8 @@ def test_a_used_output_directory_needs_resume_or_overwrite(tmp_path: Path) -> No
         check_output_dir(run, resuming=False, overwrite=False, auto_resume=True)
     assert check_output_dir(run, resuming=True, overwrite=False) is False
     assert check_output_dir(run, resuming=False, overwrite=True) is True
+    # --resume auto --overwrite: continue when a checkpoint exists, else start over (a run killed before its first)
+    assert check_output_dir(run, resuming=False, overwrite=True, auto_resume=True) is True
     clear_output_dir(run)
     assert list(run.iterdir()) == []
     other = tmp_path / "other"

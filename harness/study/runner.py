@@ -21,8 +21,10 @@ from .plan import BASE_MODEL, StudyRun, checkpoint_dir, is_trained
 
 
 def train_command(run: StudyRun, folder: Path, *, quiet: bool) -> list[str]:
+    # Resume from the last checkpoint; with none (killed before the first), start over: the folder is
+    # the study's own cache and holds no finished model (those are never retrained).
     return [sys.executable, "-m", "implicit_if.train", "--recipe", run.recipe, "--output", str(folder),
-            "--resume", "auto", f"training.seed={run.seed}", *(["--quiet"] if quiet else [])]
+            "--resume", "auto", "--overwrite", f"training.seed={run.seed}", *(["--quiet"] if quiet else [])]
 
 
 def train_missing(runs: list[StudyRun], root: Path, log: Callable[[str], None], *, quiet: bool = False,
