@@ -28,15 +28,22 @@ def check(
                                       "request changed); rules across entries still see all of them."),
     submissions: Path = typer.Option(SUBMISSIONS, "--submissions", help="Folder holding one folder per entry."),
     strict: bool = typer.Option(False, "--strict", help="Treat warnings (e.g. a suspicious LC gap) as failures."),
+    rejudge: bool = typer.Option(False, "--rejudge", help="Also re-judge the entries (the named ones, else all) "
+                                 "whose judge runs here (the offline local judges), through the verdict cache, "
+                                 "and refuse preferences that differ (the pull-request job does this)."),
+    cache: Path = typer.Option(None, "--cache", help="SQLite verdict cache for --rejudge (default: the user cache's)."),
 ) -> None:
     """Validate submissions: schema, alignment with the evaluation set by text, completeness,
     duplicates, recomputed vs claimed metrics, LC-vs-raw gap, file sizes, safe names and links,
-    safetensors-only weights, no remote code. Prints one line per problem (file and fix); writes nothing.
-    Exit status 1 when any check fails."""
+    safetensors-only weights, no remote code. Prints one line per problem (file and fix); writes
+    nothing but verdicts to the judge cache (--rejudge). Exit status 1 when any check fails."""
     from implicit_if.leaderboard.check import check_submissions
     from implicit_if.leaderboard.problems import errors
+    from implicit_if.leaderboard.rejudge import rejudge_submissions
 
     entries, problems = check_submissions(submissions, only=names or None)
+    if rejudge and not errors(problems):
+        problems += rejudge_submissions(submissions, names or [e.name for e in entries], cache_path=cache)
     _report(problems)
     failing = errors(problems) or (strict and problems)
     checked = len(names) if names else len(entries) + len({p.file.split("/")[0] for p in errors(problems)})

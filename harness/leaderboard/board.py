@@ -161,6 +161,7 @@ def _board(key: tuple[str, str, str], entries: list[Entry], settings: BootstrapS
             "n_empty_outputs": sum(e.n_empty_outputs for e in seeds),
             "n_dropped_preferences": sum(e.n_dropped_preferences for e in seeds),
             "flags": sorted({f for e in seeds for f in e.flags}),
+            "self_reported": sorted({what for e in seeds for what in e.self_reported}),
         }
         if system in win:
             interval = win[system][1]

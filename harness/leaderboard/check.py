@@ -47,6 +47,7 @@ from .evaluation_sets import EvaluationSetError, EvaluationSets
 from .ranking_plan import plan_issues
 from .problems import Problem, errors, rows_text
 from .recompute_cache import cached, package_source_digest
+from .rejudge import SELF_REPORTED, judge_provenance
 from .schema import SAFE_NAME, SubmissionMetadata, format_validation_error
 from ..winrate.bias import judge_bias
 
@@ -55,6 +56,10 @@ LC_GAP_WARNING = 20.0  # percentage points between LC and raw win rate
 # From this many folders on, folders are checked in parallel processes (a first check of each
 # entry fits its LC GLM with cross-validation and re-runs the detectors: ~0.1 s of CPU each).
 PARALLEL_FROM = 16
+
+
+SELF_REPORTED_PREFERENCES = "preferences"  # an API judge: CI cannot re-judge
+SELF_REPORTED_LOGPROBS = "log-probabilities"  # the model is not in CI
 
 
 @dataclass
@@ -74,6 +79,7 @@ class Entry:
     judge_configs: list[str] = field(default_factory=list)  # judge identities the annotations name
     outputs_digest: str | None = None
     flags: list[str] = field(default_factory=list)
+    self_reported: list[str] = field(default_factory=list)  # what CI could not reproduce (see rejudge.py)
 
     @property
     def board_key(self) -> tuple[str, str, str]:
@@ -295,6 +301,8 @@ def _check_annotations(path: Path, where: str, outputs: list[dict], index_of: di
     entry.lc_win_rate = _cached_lc_win_rate(path.read_bytes(), rows)
     entry.judge_bias = judge_bias(rows)
     entry.judge_configs = sorted({str(r["judge_config"]) for r in rows if r.get("judge_config")})
+    if judge_provenance(rows) == SELF_REPORTED:
+        entry.self_reported.append(SELF_REPORTED_PREFERENCES)
     return problems
 
 
@@ -374,6 +382,7 @@ def _check_ranking(path: Path, where: str, entry: Entry) -> list[Problem]:
     if not values:
         return [Problem(where, "holds no scored instruction", "score the ranking set or remove the file")]
     entry.ranking = values
+    entry.self_reported.append(SELF_REPORTED_LOGPROBS)  # the pairs are regenerated; their scores are not
     return []
 
 

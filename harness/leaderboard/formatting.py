@@ -64,3 +64,8 @@ def judge(system: dict[str, Any]) -> str:
         return DASH
     accuracy = system.get("judge_validation")
     return name if accuracy is None else f"{name} (val. {accuracy:.1f}%)"
+
+
+def self_reported(system: dict[str, Any]) -> str:
+    """What CI could not reproduce for this row ('log-probabilities'), or a dash when it reproduced everything."""
+    return ", ".join(system["self_reported"]) or DASH

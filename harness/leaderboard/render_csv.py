@@ -76,6 +76,7 @@ def csv_rows(data: dict[str, Any]) -> list[dict[str, str]]:
                 "n_empty_outputs": str(system["n_empty_outputs"]),
                 "n_dropped_preferences": str(system["n_dropped_preferences"]),
                 "flags": "; ".join(system["flags"]),
+                "self_reported": "; ".join(system["self_reported"]),
             }
             rows.append(row)
     return rows

@@ -59,6 +59,7 @@ COLUMNS: list[tuple[str, str]] = [  # (header, type)
     ("Rank", "number"), ("System", "text"), ("Adaptation", "text"), ("Base model", "text"), ("Seeds", "text"),
     ("Win rate %", "number"), ("95% CI", "number"), ("vs next", "number"), ("LC win rate %", "number"),
     ("Ranking %", "number"), ("Leakage %", "number"), ("Judge", "text"), ("Reference", "text"),
+    ("Self-reported", "text"),
 ]
 
 
@@ -109,6 +110,8 @@ def _row(system: dict[str, Any]) -> str:
               _sort_value(leak.get("mean")), True),
         _cell(escape(f.judge(system)), system["judge"] or "", kind="source"),
         _cell(escape(system["reference"] or f.DASH), system["reference"] or "", kind="source"),
+        _cell(escape(f.self_reported(system)), f.self_reported(system), kind="source",
+              title="what CI could not reproduce (docs/leaderboard.md)"),
     ]
     return f'<tr data-system="{escape(system["system"])}">' + "".join(cells) + "</tr>"
 
@@ -126,7 +129,9 @@ def render_html(data: dict[str, Any]) -> str:
         f"{stats['confidence']:.0%} {escape(stats['method'])} bootstrap interval over instructions "
         f"({stats['n_resamples']:,} resamples, seed {stats['seed']}) on a 0–100 scale, the tick at 50 "
         "is parity with the reference. Several seeds: mean ± std, interval of the seed mean. Ranks tie "
-        "when intervals overlap. Click a column header to sort.</p>",
+        "when intervals overlap. CI recomputes leakage and regenerates the ranking pairs of every entry, and "
+        "re-judges the entries of offline judges; <em>Self-reported</em>: what it could not reproduce. "
+        "Click a column header to sort.</p>",
     ]
     if not data["boards"]:
         parts.append("<p>No submissions yet.</p>")

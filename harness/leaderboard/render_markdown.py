@@ -22,7 +22,8 @@ def markdown_cell(text: str) -> str:
 
 
 HEADERS = ["Rank", "System", "Adaptation", "Base model", "Seeds", "Win rate %", "Win rate 95% CI", "vs next",
-           "LC win rate %", "Ranking %", "Ranking 95% CI", "Leakage %", "Judge", "Reference"]
+           "LC win rate %", "Ranking %", "Ranking 95% CI", "Leakage %", "Judge", "Reference",
+           "Self-reported"]
 
 
 def _row(system: dict[str, Any]) -> list[str]:
@@ -45,6 +46,7 @@ def _cells(system: dict[str, Any]) -> list[str]:
         f.leakage(system),
         f.judge(system),
         system["reference"] or f.DASH,
+        f.self_reported(system),
     ]
 
 
@@ -60,7 +62,9 @@ def render_markdown(data: dict[str, Any]) -> str:
         "interval of the seed mean. Rank: 1 + the number of systems whose interval lies wholly above "
         "(overlapping intervals share a rank). *vs next*: paired difference to the next row, * when its "
         "interval excludes 0. Win rates are against each row's reference, judged by the named judge "
-        "(val.: its accuracy on the held-out judge-validation pairs, docs/judging.md).",
+        "(val.: its accuracy on the held-out judge-validation pairs, docs/judging.md). CI recomputes leakage "
+        "from the outputs and regenerates the ranking pairs of every entry, and re-judges the entries of "
+        "offline judges; *Self-reported*: what it could not reproduce (docs/leaderboard.md).",
         "",
     ]
     if not data["boards"]:

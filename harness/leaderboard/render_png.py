@@ -16,7 +16,7 @@ import numpy as np
 
 from .formatting import evaluation_set_title, mean_std
 
-PLOT_VERSION = "1"  # bump when the drawing code changes, so --check sees committed plots as stale
+PLOT_VERSION = "2"  # bump when the drawing code changes, so --check sees committed plots as stale
 DIGEST_KEY = "Source"
 
 
@@ -25,11 +25,20 @@ def plotted(data: dict[str, Any]) -> list[dict[str, Any]]:
     panels = []
     for board in data["boards"]:
         metric = "win_rate" if any(s["win_rate"] for s in board["systems"]) else board["ranked_by"]
-        points = [(s["system"], s[metric]["mean"], s[metric]["ci_low"], s[metric]["ci_high"],
+        points = [(_label(s, metric), s[metric]["mean"], s[metric]["ci_low"], s[metric]["ci_high"],
                    s[metric]["per_seed"] if len(s[metric]["per_seed"]) > 1 else [], mean_std(s[metric]))
                   for s in board["systems"] if s.get(metric)]
         panels.append({"title": evaluation_set_title(board), "metric": metric, "points": points})
     return panels
+
+
+# The plotted number rests on what CI could not reproduce: the row's name carries a dagger.
+SELF_REPORTED_BY_METRIC = {"win_rate": "preferences", "ranking_accuracy": "log-probabilities"}
+DAGGER = " †"
+
+
+def _label(system: dict[str, Any], metric: str) -> str:
+    return system["system"] + (DAGGER if SELF_REPORTED_BY_METRIC.get(metric) in system["self_reported"] else "")
 
 
 def plot_digest(data: dict[str, Any]) -> str:
@@ -80,6 +89,8 @@ def render_png(data: dict[str, Any]) -> bytes:
                                 "ticks: seeds; dashed: parity)")
             else:
                 axis.set_xlabel(f"{panel['metric'].replace('_', ' ')}, % (bar: 95% bootstrap CI)")
+            if any(point[0].endswith(DAGGER) for point in points):
+                axis.set_title("† self-reported: not reproduced by CI", fontsize=8, loc="right")
             axis.set_title(panel["title"], fontsize=10, loc="left")
             axis.grid(axis="x", color="#eef1f4")
             axis.set_axisbelow(True)
