@@ -55,7 +55,7 @@ def test_finished_checkpoints_keep_their_model_and_drop_their_resume_state(tmp_p
 def test_entries_say_their_adaptation_system_and_seed() -> None:
     runs = study_runs((0, 1), (0,))
     entries = study_entries(runs, {r.entry_name: Path(f"/c/{r.entry_name}") for r in runs})
-    table = {e.demo.name: (e.adaptation, e.system, e.seed) for e in entries}
+    table = {e.spec.name: (e.adaptation, e.system, e.seed) for e in entries}
     assert table["study-gemma-3-270m-base"] == ("base", "study-gemma-3-270m-base", 0)
     assert table["study-gemma-3-270m-rules-all"] == ("rules", "study-gemma-3-270m-rules-all", 0)
     assert table["study-gemma-3-270m-response-seed1"] == ("response", "study-gemma-3-270m-response", 1)

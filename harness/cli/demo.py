@@ -30,8 +30,11 @@ def demo(
 
     from rich.console import Console
 
+    from dataclasses import replace
+
     from .. import demo as job
     from ..backends.hf import pick_device, resolve_dtype_name
+    from ..pipeline import results_table, run, submit_run
 
     try:
         resolve_dtype_name(dtype, pick_device(None))
@@ -58,13 +61,14 @@ def demo(
             fail(f"cannot write the boards: {error}")
     results = []
     for entry in entries:
+        spec = replace(entry, limit=limit, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                       generate_batch_size=generate_batch_size, dtype=dtype, judge=judge)
         try:
-            results.append(job.run_entry(entry, out, limit=limit, max_new_tokens=max_new_tokens,
-                                         batch_size=batch_size, generate_batch_size=generate_batch_size, dtype=dtype, judge=judge, log=log))
+            results.append(run(spec, out / spec.name, log))
         except RuntimeError as error:
             fail(f"{entry.name}: {error}")
     typer.echo("")
-    typer.echo(job.results_table(results))
+    typer.echo(results_table(results))
     typer.echo("")
     base, instruct = results[0], results[1]  # Gemma 3 270M base, SmolLM2-135M-Instruct
     typer.echo(job.paired_win_difference(base, instruct, (_annotations(base), _annotations(instruct))))
@@ -77,7 +81,7 @@ def demo(
 
     def submit_all() -> None:
         for result in results:
-            job.submit_entry(result, submissions, judge, max_new_tokens)
+            submit_run(result, submissions, extra=job.submission_metadata(judge))
 
     try:
         publish(submit_all, submissions, boards, "the demo's submissions")

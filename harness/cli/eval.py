@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from ..judging.specs import DEFAULT_OFFLINE_JUDGE
+from ..pipeline import BACKENDS, EVALUATION_SETS, OFFLINE_DATASET
 from ._common import atomic_write_json, fail
 
 
@@ -16,7 +17,13 @@ def evaluate(
     checkpoint: str = typer.Argument(..., help="A trained model directory (e.g. `implicit-if train --output DIR`), embedded name or hub id."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for the records (default: CHECKPOINT/eval, or ./eval-<name>)."),
     fmt: str = typer.Option("tulu", "--format", help="Chat format the model was trained with: tulu, ab or chat_template."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=2, help="Only the first N offline instructions (no submission then)."),
+    dataset: str = typer.Option(OFFLINE_DATASET, "--dataset", help=f"Evaluation set: {' or '.join(EVALUATION_SETS)} "
+                                "(alpaca_eval: AlpacaEval's 805 instructions from the hub, the bundled fixture when the hub is unreachable)."),
+    offline: bool = typer.Option(False, "--offline", help="Never use the hub for the evaluation set (the bundled fixture)."),
+    backend: str = typer.Option("hf", "--backend", help=f"Engine for the evaluated model: {' or '.join(BACKENDS)}."),
+    reference: Optional[str] = typer.Option(None, "--reference", help="Judge against this model_outputs JSON file "
+                                            "(default: the evaluation set's own reference answers)."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=2, help="Only the first N instructions (no submission then)."),
     max_new_tokens: int = typer.Option(128, "--max-new-tokens", min=1, help="Longest generated response, in tokens."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Sequences per scoring batch (response ranking)."),
     generate_batch_size: int = typer.Option(128, "--generate-batch-size", min=1, help="Sequences decoded together (greedy, left-padded)."),
@@ -28,33 +35,42 @@ def evaluate(
     adaptation: str = typer.Option("response", "--adaptation", help="base | instruction | response | rules | single-task:<task>."),
     submissions: Path = typer.Option(Path("leaderboards/submissions"), "--submissions", help="Where submission folders live."),
 ) -> None:
-    """Evaluate a checkpoint on the offline instruction set: judged win rates, response ranking, style leakage."""
-    import os
+    """Evaluate a checkpoint: judged win rates (with length control), response ranking, style leakage.
 
+    Example (a 7B checkpoint on AlpacaEval with vLLM and an API judge):
+    implicit-if eval ./my-7b --dataset alpaca_eval --backend vllm --judge gpt-4o-mini-logprobs
+    """
     from rich.console import Console
 
-    from .. import demo as job
     from ..backends.hf import pick_device, resolve_dtype_name
-    from ..formats import check_format
+    from ..pipeline import RunSpec, results_table, run, submit_run
 
+    name = submit_as or Path(checkpoint.rstrip("/")).name.lower()
+    spec = RunSpec(name, checkpoint, fmt, adaptation, backend=backend, dataset=dataset, offline=True if offline else None,
+                   judge=judge, limit=limit, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                   generate_batch_size=generate_batch_size, dtype=dtype, conditional=True)
     try:
-        check_format(fmt)
-        resolve_dtype_name(dtype, pick_device(None))
+        spec.check()
+        if backend == "hf":
+            resolve_dtype_name(dtype, pick_device(None))
     except ValueError as error:
         fail(str(error))
-    os.environ.setdefault("IMPLICIT_IF_OFFLINE", "1")
-    name = submit_as or Path(checkpoint.rstrip("/")).name.lower()
+    references = None
+    if reference is not None:
+        from .judge import read_model_outputs
+
+        references = read_model_outputs(Path(reference))
     folder = out or (Path(checkpoint) / "eval" if Path(checkpoint).is_dir() else Path(f"eval-{name}"))
-    entry = job.DemoEntry(name, checkpoint, fmt, adaptation)
+    console = Console(stderr=True)
     try:
-        result = job.run_entry(entry, folder.parent, limit=limit, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                               generate_batch_size=generate_batch_size, dtype=dtype, conditional=True, judge=judge, log=lambda m: Console(stderr=True).print(m, markup=False, highlight=False, soft_wrap=True), folder=folder)
-    except (RuntimeError, OSError, ValueError) as error:
+        result = run(spec, folder, lambda m: console.print(m, markup=False, highlight=False, soft_wrap=True),
+                     references=references)
+    except (RuntimeError, OSError, ValueError, ImportError) as error:
         fail(f"cannot evaluate {checkpoint}: {error}")
-    typer.echo(job.results_table([result]))
+    typer.echo(results_table([result]))
     atomic_write_json(folder / "summary.json", {"winrate": {k: v for k, v in result.winrate.items() if k != "glm_coefficients"},
                                                  "ranking": result.ranking, "leakage": result.leakage,
-                                                 "dtype": result.dtype})
+                                                 "dtype": result.dtype, "evaluation_set": {"dataset": dataset, "source": result.source}})
     if submit_as is None:
         return
     if limit is not None:
@@ -66,10 +82,11 @@ def evaluate(
     if provenance.exists():
         resolved = json.loads(provenance.read_text()).get("recipe", {}).get("resolved", {})
         base_model = (resolved.get("model") or {}).get("name_or_path")
+    extra = {"reference": {"generator": references[0]["generator"], "model": references[0]["generator"]}} if references else {}
     try:
-        target = job.submit_entry(result, submissions, judge, max_new_tokens,
-                                  model={"id": model_id or checkpoint, **({"revision": revision} if revision else {}),
-                                         "base_model": base_model or model_id or checkpoint})
+        target = submit_run(result, submissions, extra=extra,
+                            model={"id": model_id or checkpoint, **({"revision": revision} if revision else {}),
+                                   "base_model": base_model or model_id or checkpoint})
     except SubmissionError as error:
         fail(f"submission refused: {error}")
     typer.echo(f"wrote {target}; next: implicit-if leaderboard build")

@@ -80,10 +80,10 @@ def study(
                                   rank_all=rank_all)
     except RuntimeError as error:
         fail(str(error))
-    from .. import demo as job
+    from ..pipeline import results_table
 
     typer.echo("")
-    typer.echo(job.results_table([result for _, result in results]))
+    typer.echo(results_table([result for _, result in results]))
     typer.echo("")
     if limit is not None:
         typer.echo("no submissions or board with --limit: a submission must answer the whole evaluation set")
@@ -91,7 +91,7 @@ def study(
     from ..leaderboard.build import publish
 
     try:
-        publish(lambda: runner.submit(results, submissions, judge=judge, max_new_tokens=max_new_tokens),
+        publish(lambda: runner.submit(results, submissions, judge=judge),
                 submissions, boards, "the study's submissions")
     except ValueError as error:
         fail(str(error))

@@ -1,6 +1,6 @@
 """Train the study's missing checkpoints (each in its own process), evaluate every checkpoint, submit them.
 
-Evaluation is the demo's runner (`demo.run_entry`: greedy outputs, judge, leakage, ranking,
+Evaluation is the pipeline's run (`pipeline.run`: greedy outputs, judge, leakage, ranking,
 each stage cached by its inputs), with one change the study makes: the reference is the
 instruction-tuned checkpoint of the same seed, not the evaluation set's reference answers.
 """
@@ -12,10 +12,12 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ..demo import LICENSE
+from ..pipeline import RunResult, RunSpec, run, submit_run
 from ..train.checkpoint import CHECKPOINTS, PROVENANCE_FILE
 from .plan import BASE_MODEL, StudyRun, checkpoint_dir, is_trained
 
@@ -68,7 +70,7 @@ REFERENCE_GENERATOR = "study-gemma-3-270m-instruction-same-seed"
 class StudyEntry:
     """One row's entry: what the demo's runner evaluates, plus what the submission records."""
 
-    demo: Any  # demo.DemoEntry
+    spec: RunSpec
     system: str
     seed: int
     adaptation: str  # the submission's adaptation field
@@ -76,17 +78,15 @@ class StudyEntry:
 
 
 def study_entries(runs: list[StudyRun], folders: dict[str, Path]) -> list[StudyEntry]:
-    from ..demo import DemoEntry
-
     entries = [
-        StudyEntry(DemoEntry(f"study-{BASE_MODEL}-base", BASE_MODEL, "tulu", "base"), f"study-{BASE_MODEL}-base", 0, "base"),
-        StudyEntry(DemoEntry(f"study-{BASE_MODEL}-rules-all", BASE_MODEL, "tulu", "rules", "eos,uniform,diversity"),
+        StudyEntry(RunSpec(f"study-{BASE_MODEL}-base", BASE_MODEL, "tulu", "base"), f"study-{BASE_MODEL}-base", 0, "base"),
+        StudyEntry(RunSpec(f"study-{BASE_MODEL}-rules-all", BASE_MODEL, "tulu", "rules", "eos,uniform,diversity"),
                    f"study-{BASE_MODEL}-rules-all", 0, "rules"),
     ]
     for run in [r for r in runs if r.entry_name in folders]:
         adaptation = run.adaptation if run.adaptation in ("instruction", "response") else f"single-task:{run.adaptation}"
         name = f"study-{run.entry_name}"
-        entries.append(StudyEntry(DemoEntry(name, str(folders[run.entry_name]), "tulu", adaptation), f"study-{run.entry}",
+        entries.append(StudyEntry(RunSpec(name, str(folders[run.entry_name]), "tulu", adaptation), f"study-{run.entry}",
                                   run.seed, adaptation, run))
     return entries
 
@@ -114,13 +114,13 @@ def evaluate(entries: list[StudyEntry], out: Path, *, judge: str, max_new_tokens
     judged against seed 0's. `rank_all=False` ranks only the base model and the instruction-tuned
     checkpoints (the study's own ranking comparison), which saves minutes per entry on a CPU.
     """
-    from ..demo import run_entry
+    def spec(entry: StudyEntry, **changes: Any) -> RunSpec:
+        return replace(entry.spec, limit=limit, max_new_tokens=max_new_tokens, judge=judge, **changes)
 
-    common = {"limit": limit, "max_new_tokens": max_new_tokens, "batch_size": 8, "judge": judge, "log": log}
-    results: list[tuple[StudyEntry, Any]] = []
+    results: list[tuple[StudyEntry, RunResult]] = []
     references: dict[int, list[dict[str, Any]]] = {}
     for entry in [e for e in entries if e.adaptation == "instruction"]:
-        result = run_entry(entry.demo, out, judged=False, **common)
+        result = run(spec(entry, judged=False), out / entry.spec.name, log)
         references[entry.seed] = reference_outputs(json.loads((result.folder / "outputs.json").read_text(encoding="utf-8")))
         results.append((entry, result))
     if not references:
@@ -128,12 +128,11 @@ def evaluate(entries: list[StudyEntry], out: Path, *, judge: str, max_new_tokens
     for entry in [e for e in entries if e.adaptation != "instruction"]:
         reference = references.get(entry.seed, references[min(references)])
         ranked = rank_all or entry.adaptation == "base"
-        results.append((entry, run_entry(entry.demo, out, references=reference, ranked=ranked, **common)))
+        results.append((entry, run(spec(entry, ranked=ranked), out / entry.spec.name, log, references=reference)))
     return results
 
 
-def submit(results: list[tuple[StudyEntry, Any]], submissions: Path, *, judge: str, max_new_tokens: int) -> list[Path]:
-    from ..demo import submit_entry
+def submit(results: list[tuple[StudyEntry, RunResult]], submissions: Path, *, judge: str) -> list[Path]:
     from ..leaderboard.submit import weights_digest
     from ..models.registry import EMBEDDED_MODELS
 
@@ -141,7 +140,7 @@ def submit(results: list[tuple[StudyEntry, Any]], submissions: Path, *, judge: s
     base_revision = EMBEDDED_MODELS[BASE_MODEL].revision
     for entry, result in results:
         extra: dict[str, Any] = {
-            "system": entry.system, "seed": entry.seed, "board": BOARD, "adaptation": entry.adaptation,
+            "system": entry.system, "seed": entry.seed, "board": BOARD, "adaptation": entry.adaptation, "license": LICENSE,
             "notes": (f"The study in miniature (`implicit-if study`, docs/study.md): Gemma 3 270M base and checkpoints "
                       f"of implicit-if's trainer, judged by {judge} against the instruction-tuned checkpoint of the same "
                       "seed, as the study did; on CPU, greedy."),
@@ -149,10 +148,10 @@ def submit(results: list[tuple[StudyEntry, Any]], submissions: Path, *, judge: s
         if entry.adaptation != "instruction":
             extra["reference"] = {"generator": REFERENCE_GENERATOR, "model": f"{BASE_MODEL} instruction-tuned",
                                   "description": "the instruction-tuned checkpoint of the same seed (the study's protocol)"}
-        model = {"id": entry.demo.name, "base_model": BASE_MODEL, "revision": base_revision}
+        model = {"id": entry.spec.name, "base_model": BASE_MODEL, "revision": base_revision}
         if entry.run is not None:
-            folder = Path(entry.demo.model)
+            folder = Path(entry.spec.model)
             extra["training"] = training_metadata(folder)
             model["revision"] = weights_digest(folder)
-        written.append(submit_entry(result, submissions, judge, max_new_tokens, model=model, extra=extra))
+        written.append(submit_run(result, submissions, model=model, extra=extra))
     return written
