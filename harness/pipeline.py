@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .io import atomic_write_json, atomic_write_jsonl, atomic_write_text, read_jsonl
 from .judging.specs import DEFAULT_OFFLINE_JUDGE
 
 OFFLINE_DATASET = "offline_instructions"
@@ -83,13 +84,10 @@ def fingerprint(payload: Any) -> str:
 
 def cached_stage(path: Path, inputs: Any, compute: Callable[[], Any], *, jsonl: bool = False) -> Any:
     """Return the stage's records from `path` when its inputs match, else compute and write them."""
-    from .cli._common import atomic_write_json, atomic_write_jsonl, atomic_write_text
-
     stamp = path.with_name(path.name + ".inputs")
     digest = fingerprint(inputs)
     if path.exists() and stamp.exists() and stamp.read_text().strip() == digest:
-        text = path.read_text()
-        return [json.loads(line) for line in text.splitlines() if line.strip()] if jsonl else json.loads(text)
+        return read_jsonl(path) if jsonl else json.loads(path.read_text(encoding="utf-8"))
     records = compute()
     (atomic_write_jsonl if jsonl else atomic_write_json)(path, records)
     atomic_write_text(stamp, digest + "\n")
@@ -117,7 +115,6 @@ def run(spec: RunSpec, folder: Path, log: Callable[[str], None], *,
     """Generate, judge (against `references`, by default the set's own reference answers), leakage, ranking."""
     from .backends import GenerationConfig, get_backend
     from .backends.hf import pick_device, resolve_dtype_name
-    from .cli._common import atomic_write_jsonl
     from .generation import generate_outputs
     from .judging import judge_outputs
     from .judging.references import reference_record

@@ -1,4 +1,6 @@
-"""Helpers shared by CLI commands: clear errors, JSON printing, atomic writes."""
+"""Helpers shared by CLI commands: clear errors, JSON printing, output paths checked before work.
+
+The atomic writers live in `implicit_if.io`; they are re-exported here for the commands."""
 
 from __future__ import annotations
 
@@ -10,33 +12,13 @@ from typing import Any
 
 import typer
 
+from ..io import atomic_write_json, atomic_write_jsonl, atomic_write_text  # noqa: F401 (re-exported)
+
 
 def fail(message: str, code: int = 2) -> "typer.Exit":
     """Print one clear error line (problem and fix) to stderr and exit non-zero."""
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
     raise typer.Exit(code)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temp file in the same folder + rename, so readers never see a partial file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: Path, payload: Any) -> None:
-    atomic_write_text(path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
-
-
-def atomic_write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
-    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 
 def print_json(payload: Any) -> None:

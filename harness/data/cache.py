@@ -10,26 +10,12 @@ fixture or converter version invalidates old files instead of serving them.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-CACHE_ENV = "IMPLICIT_IF_CACHE"
-
-
-def cache_root() -> Path:
-    """The project's cache root: ``$IMPLICIT_IF_CACHE`` or the platform's user cache dir."""
-    override = os.environ.get(CACHE_ENV)
-    if override:
-        return Path(override).expanduser()
-    try:
-        from platformdirs import user_cache_dir
-    except ImportError:  # platformdirs is a dependency; this only guards odd installs
-        return Path.home() / ".cache" / "implicit-if"
-    return Path(user_cache_dir("implicit-if"))
+from ..io import atomic_write_jsonl, read_jsonl  # noqa: F401 (read_jsonl: the loaders read through here)
+from ..paths import cache_root
 
 
 def datasets_dir() -> Path:
@@ -42,27 +28,7 @@ def cache_path(name: str, source: str, key_parts: Iterable[str]) -> Path:
     return datasets_dir() / f"{name}.{source}.{digest}.jsonl"
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    with path.open("r", encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
-
-
 def write_jsonl_atomic(path: Path, records: Iterable[dict[str, Any]]) -> None:
-    """Write via a temp file in the same directory and ``os.replace``.
-
-    A reader (or a concurrent job) then sees either the old file or the whole
-    new one, never a truncated cache that would silently shrink a dataset.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for record in records:
-                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    """A reader (or a concurrent job) sees the old file or the whole new one, never a truncated
+    cache that would silently shrink a dataset."""
+    atomic_write_jsonl(path, records)

@@ -19,8 +19,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from ..io import read_jsonl
 from .errors import DatasetUnavailable
 
 OFFLINE_ENVS = ("IMPLICIT_IF_OFFLINE", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
@@ -170,9 +172,9 @@ def _read_file_rows(source: HubSource) -> list[dict[str, Any]]:
     assert source.filename is not None
     path = hf_hub_download(repo_id=source.repo_id, filename=source.filename,
                            repo_type="dataset", etag_timeout=timeout_s())
+    if source.filename.endswith(".jsonl"):
+        return read_jsonl(Path(path))
     with open(path, encoding="utf-8") as fh:
-        if source.filename.endswith(".jsonl"):
-            return [json.loads(line) for line in fh if line.strip()]
         data = json.load(fh)
     return data if isinstance(data, list) else list(data.get(source.split, []))
 

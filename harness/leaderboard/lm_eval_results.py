@@ -20,6 +20,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..io import read_jsonl
 from .problems import Problem, SubmissionError
 from .submit import Collected, read_json_file
 
@@ -50,7 +51,7 @@ def read_samples(results_file: Path, task: str) -> list[dict[str, Any]] | None:
     path = results_file.parent / f"samples_{task}_{stamp}.jsonl"
     if not path.is_file():
         return None
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = read_jsonl(path)
     return sorted(rows, key=lambda row: row["doc_id"])
 
 

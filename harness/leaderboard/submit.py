@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..io import read_jsonl
 from . import safety
 from .check import Entry, check_across, check_submission, check_submissions
 from .evaluation_sets import EvaluationSetError, EvaluationSets
@@ -50,12 +51,10 @@ def read_json_file(path: Path, what: str) -> Any:
 
 def read_jsonl_file(path: Path, what: str) -> list[dict[str, Any]]:
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        return read_jsonl(Path(path))
     except FileNotFoundError:
         raise SubmissionError([Problem(str(path), "does not exist", f"pass the {what} file written by the harness")]) from None
-    try:
-        return [json.loads(line) for line in lines if line.strip()]
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:  # a line that is not JSON (named), or bytes that are not UTF-8
         raise SubmissionError([Problem(str(path), f"is not JSONL ({exc})", f"pass the {what} file as written")]) from None
 
 

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ..demo import LICENSE
-from ..pipeline import RunResult, RunSpec, run, submit_run
+from .. import pipeline
+from ..pipeline import RunResult, RunSpec, submit_run
 from ..train.checkpoint import CHECKPOINTS, PROVENANCE_FILE
 from .plan import BASE_MODEL, StudyRun, checkpoint_dir, is_trained
 
@@ -120,7 +121,7 @@ def evaluate(entries: list[StudyEntry], out: Path, *, judge: str, max_new_tokens
     results: list[tuple[StudyEntry, RunResult]] = []
     references: dict[int, list[dict[str, Any]]] = {}
     for entry in [e for e in entries if e.adaptation == "instruction"]:
-        result = run(spec(entry, judged=False), out / entry.spec.name, log)
+        result = pipeline.run(spec(entry, judged=False), out / entry.spec.name, log)
         references[entry.seed] = reference_outputs(json.loads((result.folder / "outputs.json").read_text(encoding="utf-8")))
         results.append((entry, result))
     if not references:
@@ -128,7 +129,7 @@ def evaluate(entries: list[StudyEntry], out: Path, *, judge: str, max_new_tokens
     for entry in [e for e in entries if e.adaptation != "instruction"]:
         reference = references.get(entry.seed, references[min(references)])
         ranked = rank_all or entry.adaptation == "base"
-        results.append((entry, run(spec(entry, ranked=ranked), out / entry.spec.name, log, references=reference)))
+        results.append((entry, pipeline.run(spec(entry, ranked=ranked), out / entry.spec.name, log, references=reference)))
     return results
 
 

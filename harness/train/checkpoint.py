@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ..cli._common import atomic_write_json, atomic_write_jsonl, atomic_write_text
+from ..io import atomic_write_json, atomic_write_jsonl, atomic_write_text, read_jsonl
 
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "trainer_state.json"
@@ -132,7 +132,7 @@ class MetricsLog:
         self.path = path
         kept: list[dict[str, Any]] = []
         if keep_through_step and path.exists():
-            kept = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            kept = read_jsonl(path)
             kept = [record for record in kept if record.get("step", 0) <= keep_through_step]
         atomic_write_jsonl(path, kept)
 
