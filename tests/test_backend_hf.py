@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from implicit_if.backends import GenerationConfig, get_backend
-from implicit_if.backends.hf import HFBackend, truncate_at_stop
+from implicit_if.backends.base import truncate_at_stop
+from implicit_if.backends.hf import HFBackend
 from implicit_if.formats import format_prompt
 
 # Prompts of different token lengths, so batches need padding.

@@ -4,6 +4,27 @@
 Heavy libraries are imported only when a backend is built.
 """
 
-from .base import Backend, GenerationConfig, ScoredContinuation, get_backend, BACKEND_NAMES
+from __future__ import annotations
+
+from typing import Any
+
+from .base import BACKEND_NAMES, Backend, GenerationConfig, ScoredContinuation
 
 __all__ = ["BACKEND_NAMES", "Backend", "GenerationConfig", "ScoredContinuation", "get_backend"]
+
+
+def get_backend(kind: str, model: str, **options: Any) -> Backend:
+    """Build a backend by name. `model` may be an embedded model name, a hub id or a local path."""
+    if kind == "hf":
+        from .hf import HFBackend
+
+        return HFBackend(model, **options)
+    if kind == "vllm":
+        from .vllm import VLLMBackend
+
+        return VLLMBackend(model, **options)
+    if kind == "openai":
+        from .openai_compat import OpenAIBackend
+
+        return OpenAIBackend(model, **options)
+    raise ValueError(f"unknown backend {kind!r}: choose one of {', '.join(BACKEND_NAMES)}")

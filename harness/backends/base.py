@@ -59,18 +59,10 @@ class Backend(Protocol):
         ...
 
 
-def get_backend(kind: str, model: str, **options: Any) -> Backend:
-    """Build a backend by name. `model` may be an embedded model name, a hub id or a local path."""
-    if kind == "hf":
-        from .hf import HFBackend
-
-        return HFBackend(model, **options)
-    if kind == "vllm":
-        from .vllm import VLLMBackend
-
-        return VLLMBackend(model, **options)
-    if kind == "openai":
-        from .openai_compat import OpenAIBackend
-
-        return OpenAIBackend(model, **options)
-    raise ValueError(f"unknown backend {kind!r}: choose one of {', '.join(BACKEND_NAMES)}")
+def truncate_at_stop(text: str, stop: Sequence[str]) -> str:
+    """Cut the text at the first stop string, if any."""
+    cut = len(text)
+    for s in stop:
+        if s and (pos := text.find(s)) != -1:
+            cut = min(cut, pos)
+    return text[:cut]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .base import GenerationConfig, ScoredContinuation
+from .base import GenerationConfig, ScoredContinuation, truncate_at_stop
 
 
 def pick_device(device: str | None) -> str:
@@ -145,12 +145,3 @@ class HFBackend:
         pairs = [tokenize_pair(self.tokenizer, c, r, add_eos) for c, r in zip(contexts, continuations)]
         per_token = score_token_ids(self.model, pairs, batch_size=self.batch_size)
         return [ScoredContinuation(sum(lp), len(lp), tuple(lp)) for lp in per_token]
-
-
-def truncate_at_stop(text: str, stop: Sequence[str]) -> str:
-    """Cut the text at the first stop string, if any."""
-    cut = len(text)
-    for s in stop:
-        if s and (pos := text.find(s)) != -1:
-            cut = min(cut, pos)
-    return text[:cut]

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from .base import GenerationConfig, ScoredContinuation
+from .base import GenerationConfig, ScoredContinuation, truncate_at_stop
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -360,8 +360,6 @@ class OpenAIBackend:
     # -- generation -------------------------------------------------------------------------
     def generate(self, prompts: Sequence[str], config: GenerationConfig = GenerationConfig()) -> list[str]:
         """Complete already formatted prompts (tag formats) through the completions endpoint."""
-        from .hf import truncate_at_stop
-
         options = self._sampling(config)
 
         def request(prompt: str):
@@ -376,8 +374,6 @@ class OpenAIBackend:
 
     def generate_chat(self, conversations: Sequence[Sequence[dict[str, str]]], config: GenerationConfig = GenerationConfig()) -> list[str]:
         """Answer message lists through chat completions; the server applies its chat template."""
-        from .hf import truncate_at_stop
-
         options = self._sampling(config)
 
         def request(messages: Sequence[dict[str, str]]):

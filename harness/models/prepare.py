@@ -169,3 +169,16 @@ def prepare_embedded(name: str, *, allow_download: bool = True, force: bool = Fa
             shutil.rmtree(tmp, ignore_errors=True)
             shutil.rmtree(scratch, ignore_errors=True)
     return final
+
+
+def resolve_model(name_or_path: str, *, prepare: bool = True) -> str:
+    """Turn what a user typed into something `from_pretrained` accepts.
+
+    An embedded model name becomes its prepared local directory (converted once, cached);
+    an existing local path or a hub id is passed through unchanged.
+    """
+    if name_or_path in EMBEDDED_MODELS:
+        if not prepare:
+            return name_or_path
+        return str(prepare_embedded(name_or_path))
+    return name_or_path

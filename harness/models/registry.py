@@ -88,18 +88,3 @@ EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
         ),
     )
 }
-
-
-def resolve_model(name_or_path: str, *, prepare: bool = True) -> str:
-    """Turn what a user typed into something `from_pretrained` accepts.
-
-    An embedded model name becomes its prepared local directory (converted once, cached);
-    an existing local path or a hub id is passed through unchanged.
-    """
-    if name_or_path in EMBEDDED_MODELS:
-        if not prepare:
-            return name_or_path
-        from .prepare import prepare_embedded
-
-        return str(prepare_embedded(name_or_path))
-    return name_or_path
