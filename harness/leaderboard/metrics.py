@@ -7,53 +7,20 @@ Board numbers are the (nan)means of these arrays in percent, and the bootstrap r
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from ..winrate import length_controlled_winrate
+from ..winrate.preferences import normalise_preference  # the board applies the CLI's preference rules
 from .records import RankingColumns
-
-DRAW = 1.5
 
 
 def instruction_key(text: str) -> str:
     """Alignment is by instruction text; only line endings and outer whitespace are forgiven."""
     return text.replace("\r\n", "\n").strip()
-
-
-@functools.cache
-def _shared_normaliser() -> Callable[..., float] | None:
-    """The judging module owns the preference rules; use its function whenever it is installed."""
-    try:
-        from implicit_if.winrate.preferences import normalise_preference as shared
-    except ImportError:
-        return None
-    return shared
-
-
-def normalise_preference(value: Any, output_1: Any = None, output_2: Any = None) -> float:
-    """One AlpacaEval preference in [1, 2] (1 = reference better), or NaN when it must be dropped.
-
-    0 and 1.5 are draws; identical outputs are a draw whatever the judge said; NaN and values
-    outside [1, 2] are dropped (as AlpacaEval's plain metrics do).
-    """
-    shared = _shared_normaliser()
-    if shared is not None:
-        return float(shared(value, output_1, output_2))
-    if output_1 is not None and output_2 is not None and output_1 == output_2:
-        return DRAW
-    if isinstance(value, bool):
-        return math.nan
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return math.nan
-    if number == 0:
-        return DRAW
-    return number if 1 <= number <= 2 else math.nan
 
 
 def win_values(annotations: Sequence[Mapping[str, Any]], index_of: Mapping[str, int], n: int) -> tuple[np.ndarray, int]:
@@ -71,7 +38,8 @@ def win_values(annotations: Sequence[Mapping[str, Any]], index_of: Mapping[str, 
 
 
 def plain_win_rate(values: np.ndarray) -> float:
-    """AlpacaEval 2's win rate in percent: mean of preference - 1 over kept annotations."""
+    """AlpacaEval 2's win rate in percent: mean of preference - 1 over kept annotations
+    (`winrate.plain_metrics` on the same preferences; the values are already aligned here)."""
     kept = values[np.isfinite(values)]
     return float(np.mean(kept) * 100) if kept.size else math.nan
 
@@ -79,12 +47,7 @@ def plain_win_rate(values: np.ndarray) -> float:
 def length_controlled_win_rate(annotations: Sequence[Mapping[str, Any]]) -> float | None:
     """AlpacaEval 2's LC win rate (percent) as `implicit-if winrate` computes it by default: the GLM
     fitted on this entry's annotations alone, no instruction-difficulty term, so an entry's number
-    never depends on which other entries are on the board. None when the judging module is absent.
-    """
-    try:
-        from implicit_if.winrate import length_controlled_winrate
-    except ImportError:
-        return None
+    never depends on which other entries are on the board. None when the fit gives no number."""
     value = length_controlled_winrate(list(annotations)).length_controlled_winrate
     return float(value) if math.isfinite(value) else None
 
