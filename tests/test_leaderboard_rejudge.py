@@ -17,6 +17,7 @@ from implicit_if.leaderboard.board import build_board_data
 from implicit_if.leaderboard.check import check_submissions
 from implicit_if.leaderboard.render_markdown import render_markdown
 from implicit_if.leaderboard.rejudge import rejudge, runnable_judge
+from implicit_if.leaderboard.rescore import rescorable, rescore_ranking
 
 ENTRY = "study-gemma-3-270m-response-seed0"  # judged by the shipped offline judge
 
@@ -59,8 +60,8 @@ def test_every_board_says_what_ci_could_not_reproduce(submissions: Path, isolate
     assert not [p for p in problems if p.severity == "error"]
     systems = {s["system"]: s for board in build_board_data(entries)["boards"] for s in board["systems"]}
     assert systems["study-gemma-3-270m-response"]["self_reported"] == ["preferences"]
-    assert systems["study-gemma-3-270m-base"]["self_reported"] == ["log-probabilities"]  # ranked, judged offline
-    assert systems["study-gemma-3-270m-gsm"]["self_reported"] == []  # judged offline, not ranked
+    assert systems["study-gemma-3-270m-instruction"]["self_reported"] == ["log-probabilities"]  # a checkpoint CI lacks
+    assert systems["gemma-3-270m-base"]["self_reported"] == []  # judged offline, ranked by a model CI holds
     markdown = render_markdown(build_board_data(entries))
     assert "Self-reported" in markdown and "| preferences" in markdown
 
@@ -83,3 +84,26 @@ def test_the_judge_confirms_true_verdicts_and_refuses_edited_ones(submissions: P
     forged[2]["preference"] = 1.0 if forged[2]["preference"] >= 1.5 else 2.0  # the verdict turned around
     problems = rejudge(forged, "x/annotations.json", cache_path=cache, progress=False)
     assert len(problems) == 1 and "1 of 4 preferences differ" in problems[0].message and "row 3" in problems[0].message
+
+
+def test_only_models_ci_holds_at_the_pinned_weights_are_rescored() -> None:
+    from implicit_if.models.registry import EMBEDDED_MODELS
+
+    pinned = EMBEDDED_MODELS["gemma-3-270m"].revision
+    assert rescorable("gemma-3-270m", pinned) == ""
+    assert "not the weights" in rescorable("gemma-3-270m", "sha256:" + "0" * 64)
+    assert "not one CI holds" in rescorable("someone/their-7b", "0123456789abcdef0123456789abcdef01234567")
+
+
+@pytest.mark.slow
+def test_rescoring_confirms_true_log_probabilities_and_refuses_edited_ones(submissions: Path) -> None:
+    folder = submissions / "gemma-3-270m-base"  # ranked by the embedded Gemma 3 270M
+    assert rescore_ranking(folder, "gemma-3-270m-base") == []
+    lines = (folder / "ranking.jsonl").read_text(encoding="utf-8").splitlines()
+    rows = [json.loads(line) for line in lines]
+    for row in rows:  # every true response made half a nat per token likelier
+        if row["instruction_id"] == row["response_id"]:
+            row["logprob"] += 0.5 * row["n_tokens"]
+    (folder / "ranking.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    problems = rescore_ranking(folder, "gemma-3-270m-base", sample=40)  # about 7 true pairs among them
+    assert len(problems) == 1 and "re-scored pairs differ" in problems[0].message

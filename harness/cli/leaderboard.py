@@ -32,6 +32,9 @@ def check(
                                  "whose judge runs here (the offline local judges), through the verdict cache, "
                                  "and refuse preferences that differ (the pull-request job does this)."),
     cache: Path = typer.Option(None, "--cache", help="SQLite verdict cache for --rejudge (default: the user cache's)."),
+    rescore: bool = typer.Option(False, "--rescore", help="Also re-score a sample of the ranking pairs of the entries "
+                                 "(the named ones, else all) whose model CI holds (embedded, pinned by digest) and "
+                                 "refuse log-probabilities that differ (the pull-request job does this)."),
 ) -> None:
     """Validate submissions: schema, alignment with the evaluation set by text, completeness,
     duplicates, recomputed vs claimed metrics, LC-vs-raw gap, file sizes, safe names and links,
@@ -40,10 +43,13 @@ def check(
     from implicit_if.leaderboard.check import check_submissions
     from implicit_if.leaderboard.problems import errors
     from implicit_if.leaderboard.rejudge import rejudge_submissions
+    from implicit_if.leaderboard.rescore import rescore_submissions
 
     entries, problems = check_submissions(submissions, only=names or None)
     if rejudge and not errors(problems):
         problems += rejudge_submissions(submissions, names or [e.name for e in entries], cache_path=cache)
+    if rescore and not errors(problems):
+        problems += rescore_submissions(submissions, names or [e.name for e in entries])
     _report(problems)
     failing = errors(problems) or (strict and problems)
     checked = len(names) if names else len(entries) + len({p.file.split("/")[0] for p in errors(problems)})

@@ -48,6 +48,7 @@ from .ranking_plan import plan_issues
 from .problems import Problem, errors, rows_text
 from .recompute_cache import cached, package_source_digest
 from .rejudge import SELF_REPORTED, judge_provenance
+from .rescore import rescorable
 from .schema import SAFE_NAME, SubmissionMetadata, format_validation_error
 from ..winrate.bias import judge_bias
 
@@ -59,7 +60,7 @@ PARALLEL_FROM = 16
 
 
 SELF_REPORTED_PREFERENCES = "preferences"  # an API judge: CI cannot re-judge
-SELF_REPORTED_LOGPROBS = "log-probabilities"  # the model is not in CI
+SELF_REPORTED_LOGPROBS = "log-probabilities"  # CI does not hold the model (see rescore.py)
 
 
 @dataclass
@@ -382,7 +383,8 @@ def _check_ranking(path: Path, where: str, entry: Entry) -> list[Problem]:
     if not values:
         return [Problem(where, "holds no scored instruction", "score the ranking set or remove the file")]
     entry.ranking = values
-    entry.self_reported.append(SELF_REPORTED_LOGPROBS)  # the pairs are regenerated; their scores are not
+    if rescorable(entry.metadata.model.id, entry.metadata.model.revision):  # a reason: CI cannot re-score them
+        entry.self_reported.append(SELF_REPORTED_LOGPROBS)
     return []
 
 

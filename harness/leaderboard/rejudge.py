@@ -127,3 +127,4 @@ def rejudge_submissions(submissions: Path, names: list[str], *, cache_path: str 
         if rows is not None:  # `check` has refused it otherwise
             problems += rejudge(rows, f"{name}/{safety.ANNOTATIONS}", cache_path=cache_path, progress=progress)
     return problems
+

@@ -149,7 +149,8 @@ def submit(results: list[tuple[StudyEntry, RunResult]], submissions: Path, *, ju
         if entry.adaptation != "instruction":
             extra["reference"] = {"generator": REFERENCE_GENERATOR, "model": f"{BASE_MODEL} instruction-tuned",
                                   "description": "the instruction-tuned checkpoint of the same seed (the study's protocol)"}
-        model = {"id": entry.spec.name, "base_model": BASE_MODEL, "revision": base_revision}
+        # the base model and the rules run the embedded weights themselves: named so, CI can re-score them
+        model = {"id": BASE_MODEL if entry.run is None else entry.spec.name, "base_model": BASE_MODEL, "revision": base_revision}
         if entry.run is not None:
             folder = Path(entry.spec.model)
             extra["training"] = training_metadata(folder)
