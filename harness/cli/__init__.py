@@ -7,7 +7,10 @@ them, so a new command is a new file, with no central list to edit.
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
+import sys
+from pathlib import Path
 
 import typer
 
@@ -33,5 +36,34 @@ def _register_all() -> None:
 _register_all()
 
 
+ISSUES = "https://github.com/implicit-if/implicit-if/issues"
+
+
+def crash_report(error: BaseException) -> Path:
+    """The whole traceback in a file of the user cache (never on screen: it is long, and users paste screens)."""
+    import time
+    import traceback
+
+    from ..io import atomic_write_text
+    from ..paths import cache_dir
+
+    path = cache_dir("reports") / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
+    atomic_write_text(path, f"implicit-if {' '.join(sys.argv[1:])}\n\n" + "".join(traceback.format_exception(error)))
+    return path
+
+
 def main() -> None:
-    app()
+    """Every user error is one line from its command; anything else is a bug, said so in one line."""
+    try:
+        app()
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except Exception as error:
+        try:
+            where = f"the full report is in {crash_report(error)}"
+        except OSError:
+            where = "no report could be written"
+        message = " ".join(str(error).split())[:300]
+        typer.secho(f"error: unexpected {type(error).__name__}: {message} (a bug in implicit-if; {where}: "
+                    f"please attach it to an issue at {ISSUES})", err=True, fg=typer.colors.RED)
+        raise SystemExit(70) from None
