@@ -38,6 +38,9 @@ def submissions(tmp_path: Path, offline_instructions: list[str]) -> Path:
     return root
 
 
+INSTANCES = "instances-offline_instructions-fixture.html"  # the board's instance browser
+
+
 def build(submissions: Path, out: Path, *extra: str):
     return runner.invoke(app, ["leaderboard", "build", "--submissions", str(submissions), "--out", str(out), *FAST, *extra])
 
@@ -46,7 +49,7 @@ def test_build_writes_every_view_consistently(submissions: Path, tmp_path: Path)
     out = tmp_path / "boards"
     result = build(submissions, out)
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == sorted(BOARD_FILES)
+    assert sorted(p.name for p in out.iterdir()) == sorted([*BOARD_FILES, INSTANCES])
     data = json.loads((out / "leaderboard.json").read_text())
     (board,) = data["boards"]
     assert [s["system"] for s in board["systems"]] == ["resp", "base"]
@@ -69,7 +72,7 @@ def test_same_inputs_give_byte_identical_files(submissions: Path, tmp_path: Path
     first, second = tmp_path / "one", tmp_path / "two"
     assert build(submissions, first).exit_code == 0
     assert build(submissions, second).exit_code == 0
-    for name in BOARD_FILES:
+    for name in [*BOARD_FILES, INSTANCES]:
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
 
 
@@ -190,7 +193,7 @@ def test_a_folder_where_a_board_file_belongs_stops_the_build_first(submissions: 
     assert result.exit_code == 1
     line = _one_line(result.output)
     assert f"{out / PNG} is a folder" in line and "(fix: remove or rename it" in line
-    assert _regular_files(out) == before and sorted(p.name for p in out.iterdir()) == sorted(BOARD_FILES)
+    assert _regular_files(out) == before and sorted(p.name for p in out.iterdir()) == sorted([*BOARD_FILES, INSTANCES])
 
 
 def test_a_failed_move_puts_every_previous_board_back(submissions: Path, tmp_path: Path,
@@ -208,7 +211,7 @@ def test_a_failed_move_puts_every_previous_board_back(submissions: Path, tmp_pat
     with pytest.raises(build_module.BoardWriteError, match="previous boards were put back unchanged"):
         build_module.write_boards(out, fresh)
     assert _regular_files(out) == before  # byte-identical, csv still absent
-    assert sorted(p.name for p in out.iterdir()) == sorted(set(BOARD_FILES) - {"leaderboard.csv"})
+    assert sorted(p.name for p in out.iterdir()) == sorted({*BOARD_FILES, INSTANCES} - {"leaderboard.csv"})
 
 
 def test_an_unusable_output_folder_is_one_line(submissions: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from headless_browser import browser  # noqa: F401 (fixture)
 from leaderboard_fixtures import synthetic_instructions, write_submission
 
 from implicit_if.leaderboard.board import BootstrapSettings, build_board_data
@@ -13,26 +14,9 @@ from implicit_if.leaderboard.check import check_submissions
 from implicit_if.leaderboard.evaluation_sets import EvaluationSets
 from implicit_if.leaderboard.render_html import render_html
 
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 INSTRUCTIONS = synthetic_instructions(120)
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory):
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.skip("headless Chromium is absent: apt-get install -y chromium chromium-driver")
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is absent: pip install selenium")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1600,900", f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=str(CHROMEDRIVER)), options=options)
-    yield driver
-    driver.quit()
 
 
 @pytest.fixture(scope="module")

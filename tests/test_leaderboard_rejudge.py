@@ -59,11 +59,11 @@ def test_every_board_says_what_ci_could_not_reproduce(submissions: Path, isolate
     entries, problems = check_submissions(submissions)
     assert not [p for p in problems if p.severity == "error"]
     systems = {s["system"]: s for board in build_board_data(entries)["boards"] for s in board["systems"]}
-    assert systems["study-gemma-3-270m-response"]["self_reported"] == ["preferences"]
+    assert systems["study-gemma-3-270m-response"]["self_reported"] == ["log-probabilities", "preferences"]
     assert systems["study-gemma-3-270m-instruction"]["self_reported"] == ["log-probabilities"]  # a checkpoint CI lacks
     assert systems["gemma-3-270m-base"]["self_reported"] == []  # judged offline, ranked by a model CI holds
     markdown = render_markdown(build_board_data(entries))
-    assert "Self-reported" in markdown and "| preferences" in markdown
+    assert "Self-reported" in markdown and "| log-probabilities, preferences" in markdown
 
 
 def test_the_cli_rejudges_only_what_it_can_and_says_so(submissions: Path, isolated_cache: Path) -> None:  # noqa: F811

@@ -22,7 +22,9 @@ from .check import Entry, check_submissions
 from .evaluation_sets import EvaluationSets
 from .problems import Problem, SubmissionError, errors
 from .render_csv import render_csv
+from .formatting import instances_page
 from .render_html import render_html
+from .render_instances import board_instances, render_instances
 from .render_json import render_json
 from .render_markdown import render_markdown
 from .render_png import read_png_digest, render_png
@@ -48,13 +50,26 @@ def render_all(data: dict) -> dict[str, bytes]:
     }
 
 
+def instance_pages(data: dict, entries: list[Entry], submissions: Path, evaluation_sets: EvaluationSets) -> dict[str, bytes]:
+    """The instance browser: one page per board (`render_instances`)."""
+    pages = {}
+    for board in data["boards"]:
+        evaluation_set = board["evaluation_set"]
+        instructions, _ = evaluation_sets.get(evaluation_set["dataset"], evaluation_set["source"])
+        page = render_instances(board_instances(board, entries, submissions, instructions))
+        pages[instances_page(board)] = page.encode()
+    return pages
+
+
 def build_boards(submissions: Path, settings: BootstrapSettings = BootstrapSettings(),
                  evaluation_sets: EvaluationSets | None = None) -> BuildResult:
     """Everything in memory; raises SubmissionError (listing every problem) when a check fails."""
+    evaluation_sets = evaluation_sets or EvaluationSets()
     entries, problems = check_submissions(submissions, evaluation_sets)
     if errors(problems):
         raise SubmissionError(problems)
-    return BuildResult(entries, problems, render_all(build_board_data(entries, settings)))
+    data = build_board_data(entries, settings)
+    return BuildResult(entries, problems, {**render_all(data), **instance_pages(data, entries, submissions, evaluation_sets)})
 
 
 def publish(submit: Callable[[], object], submissions: Path, out: Path, what: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 DASH = "–"
@@ -69,3 +70,10 @@ def judge(system: dict[str, Any]) -> str:
 def self_reported(system: dict[str, Any]) -> str:
     """What CI could not reproduce for this row ('log-probabilities'), or a dash when it reproduced everything."""
     return ", ".join(system["self_reported"]) or DASH
+
+
+def instances_page(board: dict[str, Any]) -> str:
+    """`instances-<board>.html`, the board's instance browser: its name (or evaluation set) as a safe file name."""
+    evaluation_set = board["evaluation_set"]
+    label = board.get("board") or f"{evaluation_set['dataset']}-{evaluation_set['source']}"
+    return "instances-" + re.sub(r"[^a-z0-9._-]+", "-", label.lower()).strip("-") + ".html"

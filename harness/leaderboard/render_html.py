@@ -89,13 +89,14 @@ def _detail(text: str) -> str:
     return f'<br><small class="detail">{escape(text)}</small>' if text else ""
 
 
-def _row(system: dict[str, Any]) -> str:
+def _row(system: dict[str, Any], answers_page: str) -> str:
     win, lc, ranking = system["win_rate"] or {}, system["lc_win_rate"] or {}, system["ranking_accuracy"] or {}
     leak = system["leakage_any"] or {}
     flag = f' <span class="flag" title="{escape("; ".join(system["flags"]))}">&#9873;</span>' if system["flags"] else ""
     cells = [
         _cell(f.DASH if system["rank"] is None else str(system["rank"]), _sort_value(system["rank"]), True),
-        _cell(escape(system["system"]) + flag, system["system"], title=", ".join(system["entries"]), kind="nowrap"),
+        _cell(f'<a href="{escape(answers_page)}#{escape(system["entries"][0])}">{escape(system["system"])}</a>' + flag,
+              system["system"], title=f"read its answers ({', '.join(system['entries'])})", kind="nowrap"),
         _cell(escape(system["adaptation"]), system["adaptation"]),
         _cell(escape(system["base_model"]), system["base_model"], kind="nowrap"),
         _cell(escape(f.seeds(system)), f.seeds(system)),
@@ -137,9 +138,10 @@ def render_html(data: dict[str, Any]) -> str:
         parts.append("<p>No submissions yet.</p>")
     for number, board in enumerate(data["boards"]):
         header = "".join(f'<th scope="col" data-type="{kind}">{escape(name)}</th>' for name, kind in COLUMNS)
-        rows = "\n".join(_row(s) for s in board["systems"])
+        rows = "\n".join(_row(s, f.instances_page(board)) for s in board["systems"])
         parts += [
-            f"<h2>{escape(f.evaluation_set_title(board))}</h2>",
+            f'<h2>{escape(f.evaluation_set_title(board))} <small><a href="{escape(f.instances_page(board))}">'
+            "read the answers</a></small></h2>",
             f'<div class="scroll"><table class="board" id="board-{number}"><thead><tr>{header}</tr></thead>',
             f"<tbody>\n{rows}\n</tbody></table></div>",
         ]

@@ -1,0 +1,240 @@
+"""The instance browser: per board, every instruction with each entry's answer beside the reference.
+
+One self-contained page per board (`instances-<board>.html` next to `index.html`), its data one JSON
+document embedded in the page, so it opens from disk with no network and no second file. Shown
+per instruction: the reference answer, each entry's answer (long ones cut at `MAX_CHARS`, with
+the path of the full record), the judge's preference, the leakage detectors that fired (with the
+evidence highlighted where a detector has one), and the ranking result. Filters: by detector, by
+verdict, and by a verdict that flipped between the two orders (for judges run in both).
+
+Nothing from a submission is ever parsed as HTML: the script builds the page with `textContent`,
+and the JSON is escaped so that no `</script>` or comment can end its element.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from ..leakage import DETECTORS, detect
+from ..leakage.spans import matched_span
+from .check import Entry
+from .formatting import evaluation_set_title
+from .metrics import instruction_key
+
+MAX_CHARS = 1200  # per answer: a board page stays small; the full record is one click away
+
+
+def _cut(text: str) -> tuple[str, bool]:
+    return (text, False) if len(text) <= MAX_CHARS else (text[:MAX_CHARS], True)
+
+
+def _read(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def _flipped(row: dict[str, Any]) -> bool | None:
+    """Both orders judged, and the verdicts fall on opposite sides (None: one order, or a judge whose
+    raw reply does not carry both answers' scores)."""
+    raw = row.get("raw_completion")
+    if row.get("order") != "both" or not isinstance(raw, list) or len(raw) != 2:
+        return None
+    try:  # the orders are (reference first, model first), as `judging.pairing` asks them
+        reference_first, model_first = (json.loads(r) for r in raw)
+        ahead_when_second = float(reference_first["second"]) - float(reference_first["first"])
+        ahead_when_first = float(model_first["first"]) - float(model_first["second"])
+    except (TypeError, ValueError, KeyError):
+        return None
+    return (ahead_when_second > 0) != (ahead_when_first > 0)
+
+
+def _ranking_by_position(folder: Path) -> dict[int, float]:
+    """Per instruction position: the share of distractors its true response beats (the board's own metric)."""
+    from . import records
+    from .metrics import ranking_values
+
+    if not (folder / "ranking.jsonl").is_file():
+        return {}
+    columns, _ = records.read_ranking(folder / "ranking.jsonl")
+    if columns is None or columns.positions is None:
+        return {}
+    position_of = {columns.ids[int(code)]: int(at) for code, at in zip(columns.instruction, columns.positions[0])}
+    values, _ = ranking_values(columns)
+    return {position_of[key]: share for key, share in values.items() if key in position_of}
+
+
+def board_instances(board: dict[str, Any], entries: Sequence[Entry], submissions: Path, instructions: list[str]) -> dict[str, Any]:
+    """The page's data: per instruction, the reference and every entry's answer with its verdicts."""
+    by_name = {e.name: e for e in entries}
+    names = [name for system in board["systems"] for name in system["entries"] if name in by_name]
+    items: list[dict[str, Any]] = [{"instruction": text, "reference": None, "answers": {}} for text in instructions]
+    position = {instruction_key(text): i for i, text in enumerate(instructions)}
+    for name in names:
+        folder = submissions / name
+        outputs = _read(folder / "outputs.json") or []
+        judged = {instruction_key(r["instruction"]): r for r in _read(folder / "annotations.json") or []}
+        ranking = _ranking_by_position(folder)
+        for output in outputs:
+            key = instruction_key(output["instruction"])
+            if key not in position:
+                continue
+            i = position[key]
+            text, cut = _cut(output["output"])
+            fired = [d for d, hit in detect(output["output"]).items() if hit]
+            spans = {d: span for d in fired if (span := matched_span(d, text)) is not None}
+            row = judged.get(key, {})
+            against = _cut(row["output_1"])[0] if isinstance(row.get("output_1"), str) else None
+            if items[i]["reference"] is None:
+                items[i]["reference"] = against
+            preference = row.get("preference")
+            items[i]["answers"][name] = {
+                "text": text, "cut": cut, "record": f"submissions/{name}/outputs.json",
+                "preference": preference if isinstance(preference, (int, float)) and not isinstance(preference, bool) else None,
+                "order": row.get("order"), "flipped": _flipped(row), "flags": fired, "spans": spans,
+                "ranking": ranking.get(i),
+                # judged against another answer than the one shown as the reference (another seed's reference)
+                "against": against if against != items[i]["reference"] else None,
+            }
+    systems = {name: system["system"] for system in board["systems"] for name in system["entries"]}
+    return {
+        "title": evaluation_set_title(board),
+        "reference": next((s["reference"] for s in board["systems"] if s.get("reference")), None),
+        "entries": [{"name": name, "system": systems[name]} for name in names],
+        "detectors": list(DETECTORS),
+        "items": items,
+    }
+
+
+def _script_json(data: dict[str, Any]) -> str:
+    """JSON that cannot end its <script> element or open a comment, whatever the answers hold."""
+    text = json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
+STYLE = """
+body { font: 14px/1.45 system-ui, sans-serif; margin: 1.5em; color: #1f2328; }
+.filters { display: flex; gap: 1em; flex-wrap: wrap; margin: 1em 0; align-items: center; }
+.item { border-top: 1px solid #d0d7de; padding: .8em 0; }
+.instruction { font-weight: 600; white-space: pre-wrap; }
+.answers { display: grid; grid-template-columns: repeat(auto-fill, minmax(22em, 1fr)); gap: .8em; margin-top: .5em; }
+.answer { border: 1px solid #d0d7de; border-radius: 6px; padding: .5em; }
+.answer.reference { background: #f6f8fa; }
+.answer h3 { font-size: 12px; margin: 0 0 .3em; }
+.text { white-space: pre-wrap; font-size: 13px; max-height: 22em; overflow: auto; }
+.meta { font-size: 12px; color: #57606a; margin-top: .3em; }
+mark { background: #fff1a8; }
+.flag { display: inline-block; background: #ffebe9; color: #82071e; border-radius: 3px; padding: 0 .3em; margin-right: .3em; }
+.win { color: #1a7f37; } .loss { color: #cf222e; }
+"""
+
+SCRIPT = r"""
+const data = JSON.parse(document.getElementById("instances").textContent);
+const root = document.getElementById("items");
+const el = (tag, cls, text) => { const e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = text; return e; };
+function highlighted(text, spans) {
+  const box = el("div", "text");
+  const marks = Object.values(spans || {}).filter(s => s[0] < text.length).sort((a, b) => a[0] - b[0]);
+  let at = 0;
+  for (const [start, end] of marks) {
+    if (start < at) continue;
+    box.append(document.createTextNode(text.slice(at, start)));
+    box.append(el("mark", "", text.slice(start, Math.min(end, text.length))));
+    at = Math.min(end, text.length);
+  }
+  box.append(document.createTextNode(text.slice(at)));
+  return box;
+}
+function verdictOf(answer) {
+  if (answer.preference === null || answer.preference === undefined) return "none";
+  return answer.preference > 1.5 ? "model" : answer.preference < 1.5 ? "reference" : "draw";
+}
+function render() {
+  const detector = document.getElementById("detector").value;
+  const verdict = document.getElementById("verdict").value;
+  const flippedOnly = document.getElementById("flipped").checked;
+  const chosen = data.entries.filter(e => document.getElementById("entry-" + e.name).checked);
+  root.replaceChildren();
+  let shown = 0;
+  data.items.forEach((item, index) => {
+    const answers = chosen.map(e => [e, item.answers[e.name]]).filter(([, a]) => a);
+    const keep = answers.filter(([, a]) =>
+      (!detector || a.flags.includes(detector)) && (!verdict || verdictOf(a) === verdict) && (!flippedOnly || a.flipped === true));
+    if (!keep.length) return;
+    shown += 1;
+    const box = el("div", "item");
+    box.id = "item-" + index;
+    box.dataset.index = index;
+    box.append(el("div", "instruction", (index + 1) + ". " + item.instruction));
+    const grid = el("div", "answers");
+    if (item.reference !== null) {
+      const ref = el("div", "answer reference");
+      ref.append(el("h3", "", "reference" + (data.reference ? ": " + data.reference : "")), highlighted(item.reference, {}));
+      grid.append(ref);
+    }
+    for (const [entry, answer] of keep) {
+      const card = el("div", "answer");
+      card.dataset.entry = entry.name;
+      card.append(el("h3", "", entry.name));
+      card.append(highlighted(answer.text, answer.spans));
+      const meta = el("div", "meta");
+      for (const flag of answer.flags) meta.append(el("span", "flag", flag));
+      const v = verdictOf(answer);
+      if (v !== "none") {
+        const label = v === "model" ? "judge prefers this answer" : v === "reference" ? "judge prefers the reference" : "draw";
+        meta.append(el("span", v === "model" ? "win" : v === "reference" ? "loss" : "", label + " (" + answer.preference.toFixed(3) + ", " + answer.order + (answer.flipped ? ", flipped between orders" : "") + ")"));
+      }
+      if (answer.ranking !== null && answer.ranking !== undefined) meta.append(el("div", "", "ranking: the true response beats " + Math.round(answer.ranking * 100) + "% of distractors"));
+      if (answer.cut) meta.append(el("div", "", "cut here; the full answer is in " + answer.record));
+      if (answer.against) {
+        const other = el("details", "");
+        other.append(el("summary", "", "judged against another reference answer (its own seed's)"), el("div", "text", answer.against));
+        meta.append(other);
+      }
+      card.append(meta);
+      grid.append(card);
+    }
+    box.append(grid);
+    root.append(box);
+  });
+  document.getElementById("count").textContent = shown + " of " + data.items.length + " instructions";
+}
+const picks = document.getElementById("entries");
+data.entries.forEach((e, i) => {
+  const label = el("label", "");
+  const box = el("input");
+  box.type = "checkbox"; box.id = "entry-" + e.name; box.checked = i < 4 || location.hash === "#" + e.name;
+  box.addEventListener("change", render);
+  label.append(box, document.createTextNode(" " + e.name + " "));
+  picks.append(label);
+});
+const detectors = document.getElementById("detector");
+for (const name of data.detectors) { const o = el("option", "", name); o.value = name; detectors.append(o); }
+for (const id of ["detector", "verdict", "flipped"]) document.getElementById(id).addEventListener("change", render);
+render();
+"""
+
+
+def render_instances(data: dict[str, Any]) -> str:
+    return "\n".join([
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>answers: {escape(data['title'])}</title>",
+        f"<style>{STYLE}</style></head><body>",
+        f"<h1>Answers: {escape(data['title'])}</h1>",
+        '<p><a href="index.html">back to the board</a>. Generated by <code>implicit-if leaderboard build</code>; '
+        "highlighted: where a leakage detector found its style.</p>",
+        '<div class="filters"><span id="entries"></span>',
+        '<label>detector <select id="detector"><option value="">any</option></select></label>',
+        '<label>verdict <select id="verdict"><option value="">any</option><option value="model">judge prefers the entry</option>'
+        '<option value="reference">judge prefers the reference</option><option value="draw">draw</option></select></label>',
+        '<label><input type="checkbox" id="flipped"> flipped between orders</label> <span id="count"></span></div>',
+        '<div id="items"></div>',
+        f'<script type="application/json" id="instances">{_script_json(data)}</script>',
+        f"<script>{SCRIPT}</script>",
+        "</body></html>",
+        "",
+    ])
