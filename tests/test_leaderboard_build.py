@@ -39,6 +39,7 @@ def submissions(tmp_path: Path, offline_instructions: list[str]) -> Path:
 
 
 INSTANCES = "instances-offline_instructions-fixture.html"  # the board's instance browser
+INSTANCES_JS = "instances.js"  # its script, shared by every board's page
 
 
 def build(submissions: Path, out: Path, *extra: str):
@@ -49,7 +50,7 @@ def test_build_writes_every_view_consistently(submissions: Path, tmp_path: Path)
     out = tmp_path / "boards"
     result = build(submissions, out)
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == sorted([*BOARD_FILES, INSTANCES])
+    assert sorted(p.name for p in out.iterdir()) == sorted([*BOARD_FILES, INSTANCES, INSTANCES_JS])
     data = json.loads((out / "leaderboard.json").read_text())
     (board,) = data["boards"]
     assert [s["system"] for s in board["systems"]] == ["resp", "base"]
@@ -72,7 +73,7 @@ def test_same_inputs_give_byte_identical_files(submissions: Path, tmp_path: Path
     first, second = tmp_path / "one", tmp_path / "two"
     assert build(submissions, first).exit_code == 0
     assert build(submissions, second).exit_code == 0
-    for name in [*BOARD_FILES, INSTANCES]:
+    for name in [*BOARD_FILES, INSTANCES, INSTANCES_JS]:
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
 
 
@@ -193,7 +194,7 @@ def test_a_folder_where_a_board_file_belongs_stops_the_build_first(submissions: 
     assert result.exit_code == 1
     line = _one_line(result.output)
     assert f"{out / PNG} is a folder" in line and "(fix: remove or rename it" in line
-    assert _regular_files(out) == before and sorted(p.name for p in out.iterdir()) == sorted([*BOARD_FILES, INSTANCES])
+    assert _regular_files(out) == before and sorted(p.name for p in out.iterdir()) == sorted([*BOARD_FILES, INSTANCES, INSTANCES_JS])
 
 
 def test_a_failed_move_puts_every_previous_board_back(submissions: Path, tmp_path: Path,
@@ -211,7 +212,7 @@ def test_a_failed_move_puts_every_previous_board_back(submissions: Path, tmp_pat
     with pytest.raises(build_module.BoardWriteError, match="previous boards were put back unchanged"):
         build_module.write_boards(out, fresh)
     assert _regular_files(out) == before  # byte-identical, csv still absent
-    assert sorted(p.name for p in out.iterdir()) == sorted({*BOARD_FILES, INSTANCES} - {"leaderboard.csv"})
+    assert sorted(p.name for p in out.iterdir()) == sorted({*BOARD_FILES, INSTANCES, INSTANCES_JS} - {"leaderboard.csv"})
 
 
 def test_an_unusable_output_folder_is_one_line(submissions: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

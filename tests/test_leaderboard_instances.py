@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from headless_browser import browser  # noqa: F401 (fixture)
 
-from implicit_if.leaderboard.render_instances import render_instances
+from implicit_if.leaderboard.render_instances import SCRIPT, render_instances, script_text
 
 BOARD = Path(__file__).resolve().parent.parent / "leaderboards" / "instances-study-gemma-3-270m.html"
 HOSTILE = ['</script><script>window.pwned = 1</script>', '<img src=x onerror="window.pwned = 2">',
@@ -56,6 +56,7 @@ def test_nothing_a_submission_wrote_runs(browser, tmp_path: Path) -> None:
             "items": [{"instruction": HOSTILE[0], "reference": HOSTILE[1], "answers": answers}]}
     page = tmp_path / "instances.html"
     page.write_text(render_instances(data), encoding="utf-8")
+    (tmp_path / SCRIPT).write_text(script_text(), encoding="utf-8")
     browser.get(page.as_uri())
     assert browser.execute_script("return window.pwned") is None
     texts = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#items .text")]

@@ -24,7 +24,8 @@ from .problems import Problem, SubmissionError, errors
 from .render_csv import render_csv
 from .formatting import instances_page
 from .render_html import render_html
-from .render_instances import board_instances, render_instances
+from .render_instances import SCRIPT as INSTANCES_SCRIPT
+from .render_instances import board_instances, render_instances, script_text
 from .render_json import render_json
 from .render_markdown import render_markdown
 from .render_png import read_png_digest, render_png
@@ -58,6 +59,8 @@ def instance_pages(data: dict, entries: list[Entry], submissions: Path, evaluati
         instructions, _ = evaluation_sets.get(evaluation_set["dataset"], evaluation_set["source"])
         page = render_instances(board_instances(board, entries, submissions, instructions))
         pages[instances_page(board)] = page.encode()
+    if pages:
+        pages[INSTANCES_SCRIPT] = script_text().encode()
     return pages
 
 

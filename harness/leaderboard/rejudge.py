@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..winrate.preferences import normalise_preference
 from .problems import Problem
 
 # Preference units (1 = reference better .. 2 = model better). The same float32 judge on another
@@ -78,7 +79,8 @@ def rejudge(rows: list[dict[str, Any]], where: str, *, cache_path: str | Path | 
     if bad_order:
         return [Problem(where, f"row {bad_order[0] + 1}: order {rows[bad_order[0]].get('order')!r} is none of "
                         f"{', '.join(ORDERS)}", "keep the order the judge wrote")]
-    kept = [(i, r) for i, r in enumerate(rows) if _finite(r.get("preference"))]  # dropped ones count for nothing
+    declared = [normalise_preference(r.get("preference"), r["output_1"], r["output_2"]) for r in rows]  # as the board reads them
+    kept = [(i, r) for i, r in enumerate(rows) if math.isfinite(declared[i])]  # dropped ones count for nothing
     judge_hash = spec.identity_hash()
     pairs = [Pair(r["instruction"], {"output": r["output_1"]}, {"output": r["output_2"]}, ORDERS[r["order"]])
              for _, r in kept]
@@ -95,18 +97,14 @@ def rejudge(rows: list[dict[str, Any]], where: str, *, cache_path: str | Path | 
     differ = []
     for (i, row), pair, comparisons in zip(kept, pairs, per_pair):
         again = annotation(pair, [verdicts[c.key] for c in comparisons], spec.name, judge_hash)["preference"]
-        if again is None or abs(float(row["preference"]) - again) > TOLERANCE:
-            differ.append((i, float(row["preference"]), again))
+        if again is None or abs(declared[i] - again) > TOLERANCE:
+            differ.append((i, declared[i], again))
     if not differ:
         return []
     i, declared, again = differ[0]
     return [Problem(where, f"{len(differ)} of {len(kept)} preferences differ from a re-judgement by {spec.name} "
                     f"(first: row {i + 1}, declared {declared:.4f}, re-judged {_shown(again)})",
                     "submit the judge's own annotations (`implicit-if judge`), unedited")]
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _shown(value: float | None) -> str:

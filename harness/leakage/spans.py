@@ -11,11 +11,12 @@ import re
 
 from .chess import NUMBERED_MOVE
 from .code import STRONG_LINE
-from .gsm import CALCULATOR_MARK
+from .gsm import CALCULATOR_MARK, FINAL_ANSWER
 from .text import FENCED_BLOCK
 
-CODE_LINE_ANYWHERE = re.compile(STRONG_LINE.pattern, re.X | re.M)  # the detector reads line by line
-GSM_LINE = re.compile(r"^[ \t]*####[ \t]*[-+\u2212]?[\d,]+(?:\.\d+)?[ \t]*$", re.M)
+# The detectors match one line at a time; over a whole answer their patterns need re.M.
+CODE_LINE_ANYWHERE = re.compile(STRONG_LINE.pattern, re.X | re.M)
+GSM_LINE = re.compile(FINAL_ANSWER.pattern.replace(r"^\s*", r"^[ \t]*"), re.M)  # not across blank lines
 
 
 def matched_span(detector: str, text: str) -> tuple[int, int] | None:
