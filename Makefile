@@ -16,7 +16,7 @@ VLLM_LOCK := requirements/lock-vllm.txt
 # Tells the lock test that this environment was installed through the lock.
 export IMPLICIT_IF_LOCKED := 1
 
-.PHONY: setup demo test test-fast test-latest lock vllm-env models bench clean-venv
+.PHONY: setup demo test test-fast test-latest lint format lock vllm-env models bench clean-venv
 
 $(VENV)/.installed: pyproject.toml setup.py $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,15 @@ test-fast: $(VENV)/.dev-installed
 
 test: $(VENV)/.dev-installed models vllm-env
 	$(VENV)/bin/python -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests were collected"; exit 1; fi; exit $$rc
+
+# Lint and formatting (ruff, configured in pyproject.toml); CI runs `make lint`, `make format` fixes.
+lint: $(VENV)/.dev-installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.dev-installed
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 # Drift watch (not a gate): the newest releases the ranges allow, in their own virtualenv, fast suite.
 LATEST_VENV ?= .venv-latest

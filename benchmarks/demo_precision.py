@@ -23,8 +23,9 @@ import json
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -45,13 +46,17 @@ def judge_stage(pairs: list[dict[str, Any]], dtype: str) -> Callable[[], list[fl
     judge = LocalJudge(load_judge_spec("smollm2-local", dtype=dtype))
     comparisons = []
     for pair, other in zip(pairs, pairs[1:] + pairs[:1]):  # another instruction's answer: a real, different text
-        comparisons += [Comparison("", pair["instruction"], pair["response"], other["response"]),
-                        Comparison("", pair["instruction"], other["response"], pair["response"])]
+        comparisons += [
+            Comparison("", pair["instruction"], pair["response"], other["response"]),
+            Comparison("", pair["instruction"], other["response"], pair["response"]),
+        ]
     contexts = sorted((judge.context(c) for c in comparisons), key=len)
     step = judge.spec.batch_size
 
     def run() -> list[float]:
-        scored = [s for start in range(0, len(contexts), step) for s in judge.label_logprobs(contexts[start : start + step])]
+        scored = [
+            s for start in range(0, len(contexts), step) for s in judge.label_logprobs(contexts[start : start + step])
+        ]
         return [pair_probability(first, second) for first, second in scored]
 
     return run
@@ -101,19 +106,33 @@ def main() -> None:
     judge32, judge16 = answers["judge"]["float32"], answers["judge"]["bfloat16"]
     gen32, gen16 = answers["generate"]["float32"], answers["generate"]["bfloat16"]
     agreement = {
-        "judge": f"largest preference difference {max(abs(a - b) for a, b in zip(judge32, judge16)):.3f} over {len(judge32)} comparisons",
+        "judge": (
+            f"largest preference difference {max(abs(a - b) for a, b in zip(judge32, judge16)):.3f} "
+            f"over {len(judge32)} comparisons"
+        ),
         "generate": f"{sum(a == b for a, b in zip(gen32, gen16))}/{len(gen32)} generations identical",
-        "rank": f"accuracy {100 * answers['rank']['float32']:.1f}% (float32) vs {100 * answers['rank']['bfloat16']:.1f}% (bfloat16)",
+        "rank": (
+            f"accuracy {100 * answers['rank']['float32']:.1f}% (float32) "
+            f"vs {100 * answers['rank']['bfloat16']:.1f}% (bfloat16)"
+        ),
     }
     record = {
-        "machine": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-                    "bfloat16_units": cpu_computes_bfloat16(), "torch": torch.__version__},
-        "args": vars(args), "median_seconds": medians, "all_seconds": times, "agreement": agreement,
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "threads": torch.get_num_threads(),
+            "bfloat16_units": cpu_computes_bfloat16(),
+            "torch": torch.__version__,
+        },
+        "args": vars(args),
+        "median_seconds": medians,
+        "all_seconds": times,
+        "agreement": agreement,
     }
     lines = [
         "# The demo's stages: float32 (baseline) vs bfloat16",
         "",
-        f"`python benchmarks/demo_precision.py --instructions {args.instructions} --max-new-tokens {args.max_new_tokens} "
+        f"`python benchmarks/demo_precision.py --instructions {args.instructions} "
+        f"--max-new-tokens {args.max_new_tokens} "
         f"--repeats {args.repeats}`; {torch.get_num_threads()} threads, bfloat16 units: {cpu_computes_bfloat16()}, "
         f"torch {torch.__version__}. Median wall seconds of {args.repeats} alternating runs.",
         "",

@@ -23,12 +23,11 @@ import time
 from pathlib import Path
 
 import torch
+from matmul_rate import rate
 
 import implicit_if.judging.judges as judges
 from implicit_if.judging import load_judge_spec
 from implicit_if.judging.validate import load_pairs
-
-from matmul_rate import rate
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -57,7 +56,9 @@ def run_variant(judge, contexts: list[str], batch: int, shared_prefix: bool) -> 
         rows = [judge.tokenizer(t)["input_ids"] for t in texts]
         shared = min(judges._common_prefix_length(rows), min(len(r) for r in rows) - 1) if shared_prefix else 0
         flops += body_flops(judge.backend.model, rows, shared if shared >= judges.MIN_SHARED_PREFIX else 0)
-        for k, m in zip(chunk, judges.label_margins(judge.backend.model, judge.tokenizer, texts, judge.label_token_ids)):
+        for k, m in zip(
+            chunk, judges.label_margins(judge.backend.model, judge.tokenizer, texts, judge.label_token_ids)
+        ):
             margins[k] = m
     return time.perf_counter() - start, margins, flops
 
@@ -70,10 +71,18 @@ def main() -> None:
     args = parser.parse_args()
     pairs = load_pairs("dev")
     items = [(p.instruction, answer) for p in pairs for answer in (p.better, p.worse)][: args.answers]
-    peaks = {name: rate(512, 1536, 8960, dtype, 5) for name, dtype in (("bfloat16", torch.bfloat16), ("float32", torch.float32))}
-    variants = {"shared-prefix bf16": ("bfloat16", True), "left-padded bf16": ("bfloat16", False),
-                "left-padded fp32": ("float32", False)}
-    loaded = {dtype: judges.PointwiseJudge(load_judge_spec(args.judge, dtype=dtype)) for dtype in ("bfloat16", "float32")}
+    peaks = {
+        name: rate(512, 1536, 8960, dtype, 5)
+        for name, dtype in (("bfloat16", torch.bfloat16), ("float32", torch.float32))
+    }
+    variants = {
+        "shared-prefix bf16": ("bfloat16", True),
+        "left-padded bf16": ("bfloat16", False),
+        "left-padded fp32": ("float32", False),
+    }
+    loaded = {
+        dtype: judges.PointwiseJudge(load_judge_spec(args.judge, dtype=dtype)) for dtype in ("bfloat16", "float32")
+    }
     times: dict[str, list[float]] = {name: [] for name in variants}
     margins: dict[str, list[float]] = {}
     flops: dict[str, float] = {}
@@ -89,25 +98,48 @@ def main() -> None:
         median = statistics.median(times[name])
         achieved = flops[name] / median / 1e9
         diffs = [abs(a - b) for a, b in zip(margins[name], reference)]
-        flips = sum((margins[name][2 * i] > margins[name][2 * i + 1]) != (reference[2 * i] > reference[2 * i + 1])
-                    for i in range(len(items) // 2))
-        rows.append({"variant": name, "seconds": round(median, 2), "s_per_answer": round(median / len(items), 3),
-                     "speedup_vs_fp32": round(statistics.median(times["left-padded fp32"]) / median, 2),
-                     "gflops": round(achieved, 1), "fraction_of_matmul_peak": round(achieved / peaks[dtype], 3),
-                     "max_margin_diff_vs_fp32": round(max(diffs), 4), "pair_decisions_changed": flips})
-    result = {"judge": args.judge, "answers": len(items), "repeats": args.repeats,
-              "matmul_gflops": {k: round(v, 1) for k, v in peaks.items()}, "variants": rows}
+        flips = sum(
+            (margins[name][2 * i] > margins[name][2 * i + 1]) != (reference[2 * i] > reference[2 * i + 1])
+            for i in range(len(items) // 2)
+        )
+        rows.append(
+            {
+                "variant": name,
+                "seconds": round(median, 2),
+                "s_per_answer": round(median / len(items), 3),
+                "speedup_vs_fp32": round(statistics.median(times["left-padded fp32"]) / median, 2),
+                "gflops": round(achieved, 1),
+                "fraction_of_matmul_peak": round(achieved / peaks[dtype], 3),
+                "max_margin_diff_vs_fp32": round(max(diffs), 4),
+                "pair_decisions_changed": flips,
+            }
+        )
+    result = {
+        "judge": args.judge,
+        "answers": len(items),
+        "repeats": args.repeats,
+        "matmul_gflops": {k: round(v, 1) for k, v in peaks.items()},
+        "variants": rows,
+    }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "judge_speed.json").write_text(json.dumps(result, indent=2) + "\n")
-    lines = [f"# Pointwise judge speed: {args.judge}", "",
-             f"{len(items)} validation answers (dev split), median of {args.repeats} alternating runs, 2 CPU threads; "
-             f"matmul rate measured in the same run: bf16 {peaks['bfloat16']:.0f}, fp32 {peaks['float32']:.0f} GFLOP/s.",
-             "`python benchmarks/judge_speed.py --answers N --repeats R`", "",
-             "| variant | s / answer | speed-up vs fp32 | GFLOP/s | of matmul peak | max margin diff vs fp32 | pair decisions changed |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    lines += [f"| {r['variant']} | {r['s_per_answer']:.3f} | {r['speedup_vs_fp32']:.2f}x | {r['gflops']:.0f} | "
-              f"{100 * r['fraction_of_matmul_peak']:.0f}% | {r['max_margin_diff_vs_fp32']:.3f} | {r['pair_decisions_changed']} of {len(items) // 2} |"
-              for r in rows]
+    lines = [
+        f"# Pointwise judge speed: {args.judge}",
+        "",
+        f"{len(items)} validation answers (dev split), median of {args.repeats} alternating runs, 2 CPU threads; "
+        f"matmul rate measured in the same run: bf16 {peaks['bfloat16']:.0f}, fp32 {peaks['float32']:.0f} GFLOP/s.",
+        "`python benchmarks/judge_speed.py --answers N --repeats R`",
+        "",
+        "| variant | s / answer | speed-up vs fp32 | GFLOP/s | of matmul peak "
+        "| max margin diff vs fp32 | pair decisions changed |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    lines += [
+        f"| {r['variant']} | {r['s_per_answer']:.3f} | {r['speedup_vs_fp32']:.2f}x | {r['gflops']:.0f} | "
+        f"{100 * r['fraction_of_matmul_peak']:.0f}% | {r['max_margin_diff_vs_fp32']:.3f} | "
+        f"{r['pair_decisions_changed']} of {len(items) // 2} |"
+        for r in rows
+    ]
     (RESULTS / "judge_speed.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -43,9 +43,17 @@ def synthetic(seed: int = 0) -> tuple[list[dict], np.ndarray]:
         len_ref, len_model = int(rng.integers(40, 900)), int(rng.integers(40, 1600))
         p = 1 / (1 + np.exp(-(1.0 * np.tanh((len_model - len_ref) / 500) - difficulty[i] + 0.2)))
         preference = 1 + p if rng.random() < 0.5 else (2.0 if rng.random() < p else 1.0)
-        records.append({"instruction": f"instruction {i}", "output_1": "r" * len_ref, "output_2": "m" * len_model,
-                        "generator_1": "reference", "generator_2": "model", "annotator": "synthetic",
-                        "preference": preference})
+        records.append(
+            {
+                "instruction": f"instruction {i}",
+                "output_1": "r" * len_ref,
+                "output_2": "m" * len_model,
+                "generator_1": "reference",
+                "generator_2": "model",
+                "annotator": "synthetic",
+                "preference": preference,
+            }
+        )
     return records, difficulty
 
 
@@ -67,7 +75,9 @@ def alpaca_eval_lc(difficulty: np.ndarray, folder: Path):
     from alpaca_eval.metrics import glm_winrate
 
     path = folder / "df_gamed.csv"
-    pd.DataFrame({"index": range(len(difficulty)), "instruction_difficulty": difficulty, "model": "m"}).to_csv(path, index=False)
+    pd.DataFrame({"index": range(len(difficulty)), "instruction_difficulty": difficulty, "model": "m"}).to_csv(
+        path, index=False
+    )
     glm_winrate.hf_hub_download = lambda **_: str(path)
     return glm_winrate
 
@@ -104,44 +114,96 @@ def main() -> None:
     w = np.r_[data.target, 1 - data.target]
 
     def liblinear():
-        return LogisticRegression(C=C, solver="liblinear", fit_intercept=False, l1_ratio=1.0, random_state=123).fit(X, y, sample_weight=w).coef_[0]
+        return (
+            LogisticRegression(C=C, solver="liblinear", fit_intercept=False, l1_ratio=1.0, random_state=123)
+            .fit(X, y, sample_weight=w)
+            .coef_[0]
+        )
 
     rows = []
     t_lib, coef_lib = timed(liblinear, args.runs)
     t_ours, coef_ours = timed(lambda: fit_coefficients(data, C), args.runs)
     rows.append(("fit, one penalty", "liblinear (scikit-learn)", t_lib, 1.0, ""))
-    rows.append(("fit, one penalty", "ours (proximal Newton)", t_ours, t_lib / t_ours,
-                 f"max abs coef diff {np.max(np.abs(coef_lib - coef_ours)):.1e}"))
+    rows.append(
+        (
+            "fit, one penalty",
+            "ours (proximal Newton)",
+            t_ours,
+            t_lib / t_ours,
+            f"max abs coef diff {np.max(np.abs(coef_lib - coef_ours)):.1e}",
+        )
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         glm = alpaca_eval_lc(difficulty, Path(tmp))
-        t_ae, theirs = timed(lambda: glm.get_length_controlled_winrate(
-            records, glm_name="length_controlled_noreg", save_weights_dir=None, is_warn_extreme_changes=False), args.runs)
-    t_lc, ours = timed(lambda: length_controlled_winrate(records, difficulty=table_of_difficulty, regularization=None), args.runs)
-    rows.append(("LC win rate (CV + fit)", "alpaca-eval 0.6.6 noreg", t_ae, 1.0, f"LC {theirs['length_controlled_winrate']:.3f}"))
+        t_ae, theirs = timed(
+            lambda: glm.get_length_controlled_winrate(
+                records, glm_name="length_controlled_noreg", save_weights_dir=None, is_warn_extreme_changes=False
+            ),
+            args.runs,
+        )
+    t_lc, ours = timed(
+        lambda: length_controlled_winrate(records, difficulty=table_of_difficulty, regularization=None), args.runs
+    )
+    rows.append(
+        (
+            "LC win rate (CV + fit)",
+            "alpaca-eval 0.6.6 noreg",
+            t_ae,
+            1.0,
+            f"LC {theirs['length_controlled_winrate']:.3f}",
+        )
+    )
     rows.append(("LC win rate (CV + fit)", "ours", t_lc, t_ae / t_lc, f"LC {ours.length_controlled_winrate:.3f}"))
-    t_ci, metrics = timed(lambda: compute_metrics(records, difficulty=table_of_difficulty, regularization=None),
-                          max(1, args.runs // 2))
-    rows.append(("LC + all 95% CIs", "ours (300 LC refits, 2 x 10,000 BCa)", t_ci, t_ae / t_ci,
-                 f"LC CI [{metrics['length_controlled_winrate_ci_low']:.2f}, {metrics['length_controlled_winrate_ci_high']:.2f}]"))
+    t_ci, metrics = timed(
+        lambda: compute_metrics(records, difficulty=table_of_difficulty, regularization=None), max(1, args.runs // 2)
+    )
+    rows.append(
+        (
+            "LC + all 95% CIs",
+            "ours (300 LC refits, 2 x 10,000 BCa)",
+            t_ci,
+            t_ae / t_ci,
+            f"LC CI [{metrics['length_controlled_winrate_ci_low']:.2f}, "
+            f"{metrics['length_controlled_winrate_ci_high']:.2f}]",
+        )
+    )
 
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, load {os.getloadavg()[0]:.1f}"
+    machine = (
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"load {os.getloadavg()[0]:.1f}"
+    )
     lines = [
-        "# LC win rate speed", "",
+        "# LC win rate speed",
+        "",
         f"{N} synthetic annotations, difficulty given; median of {args.runs} runs; {machine}.",
-        "Ratio = baseline time / this time within each group (higher is faster).", "",
-        "| group | contender | median s | ratio | check |", "| --- | --- | ---: | ---: | --- |",
-        *[f"| {g} | {c} | {t:.4f} | {r:.1f}x | {note} |" for g, c, t, r, note in rows], "",
+        "Ratio = baseline time / this time within each group (higher is faster).",
+        "",
+        "| group | contender | median s | ratio | check |",
+        "| --- | --- | ---: | ---: | --- |",
+        *[f"| {g} | {c} | {t:.4f} | {r:.1f}x | {note} |" for g, c, t, r, note in rows],
+        "",
     ]
     text = "\n".join(lines)
     print(text)
     out = REPO / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "lc_glm_speed.md").write_text(text, encoding="utf-8")
-    (out / "lc_glm_speed.json").write_text(json.dumps(
-        {"n": N, "runs": args.runs, "machine": machine,
-         "rows": [{"group": g, "contender": c, "median_s": t, "ratio": r, "check": note} for g, c, t, r, note in rows]},
-        indent=2) + "\n", encoding="utf-8")
+    (out / "lc_glm_speed.json").write_text(
+        json.dumps(
+            {
+                "n": N,
+                "runs": args.runs,
+                "machine": machine,
+                "rows": [
+                    {"group": g, "contender": c, "median_s": t, "ratio": r, "check": note} for g, c, t, r, note in rows
+                ],
+            },
+            indent=2,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
 
 
 if __name__ == "__main__":

@@ -53,7 +53,9 @@ def timed(function) -> tuple[float, object]:
 
 
 def timed_cpu(function) -> tuple[float, float, object]:
-    """(wall seconds, CPU seconds of this process and its workers, result): CPU time shows the cost on a shared machine."""
+    """(wall seconds, CPU seconds of this process and its workers, result).
+
+    CPU time shows the cost on a shared machine."""
     wall, cpu = time.perf_counter(), _cpu_seconds()
     result = function()
     return time.perf_counter() - wall, _cpu_seconds() - cpu, result
@@ -75,9 +77,16 @@ def main() -> None:
         root = Path(tmp) / "submissions"
         # 50 systems x 2 seeds by default: seed aggregation and neighbour comparisons are exercised.
         for k in range(args.entries):
-            write_submission(root, f"system{k // 2:03d}-seed{k % 2}", instructions, system=f"system{k // 2:03d}",
-                             seed=k % 2, win_probability=float(rng.uniform(0.05, 0.9)), rng_seed=k,
-                             distractors=5)
+            write_submission(
+                root,
+                f"system{k // 2:03d}-seed{k % 2}",
+                instructions,
+                system=f"system{k // 2:03d}",
+                seed=k % 2,
+                win_probability=float(rng.uniform(0.05, 0.9)),
+                rng_seed=k,
+                distractors=5,
+            )
         # Cold: an empty recomputation cache, so every entry's LC GLM is fitted and its outputs are
         # re-scanned by the leakage detectors (the judging and leakage modules' code, not the board's).
         os.environ["IMPLICIT_IF_CACHE"] = str(Path(tmp) / "cache")
@@ -87,33 +96,70 @@ def main() -> None:
 
         import implicit_if.leakage  # noqa: F401
         import implicit_if.winrate  # noqa: F401
+
         cold_wall, cold_cpu, _ = timed_cpu(lambda: build_boards(root, BootstrapSettings(n_resamples=RESAMPLES), sets))
         builds, build_cpu = [], []
         for _ in range(args.runs):
-            seconds, cpu_seconds, result = timed_cpu(lambda: build_boards(
-                root, BootstrapSettings(n_resamples=RESAMPLES), EvaluationSets(lambda d, s: instructions)))
+            seconds, cpu_seconds, result = timed_cpu(
+                lambda: build_boards(
+                    root, BootstrapSettings(n_resamples=RESAMPLES), EvaluationSets(lambda d, s: instructions)
+                )
+            )
             builds.append(seconds)
             build_cpu.append(cpu_seconds)
         n_files = len(result.files)  # type: ignore[attr-defined]
 
     matrix = np.random.default_rng(1).choice([0.0, 0.5, 1.0], size=(args.entries, args.items), p=[0.5, 0.1, 0.4])
-    ours = [timed(lambda: paired_bootstrap_means(matrix, n_resamples=RESAMPLES).intervals())[0] for _ in range(args.runs)]
+    ours = [
+        timed(lambda: paired_bootstrap_means(matrix, n_resamples=RESAMPLES).intervals())[0] for _ in range(args.runs)
+    ]
     few = 5
-    per_row = [timed(lambda: [bootstrap((row,), np.mean, n_resamples=RESAMPLES, method="BCa", vectorized=True,
-                                        random_state=np.random.default_rng(0)) for row in matrix[:few]])[0]
-               for _ in range(args.runs)]
+    per_row = [
+        timed(
+            lambda: [
+                bootstrap(
+                    (row,),
+                    np.mean,
+                    n_resamples=RESAMPLES,
+                    method="BCa",
+                    vectorized=True,
+                    random_state=np.random.default_rng(0),
+                )
+                for row in matrix[:few]
+            ]
+        )[0]
+        for _ in range(args.runs)
+    ]
     per_entry_scaled = statistics.median(per_row) * args.entries / few
-    vectorised, _ = timed(lambda: bootstrap((matrix,), np.mean, n_resamples=RESAMPLES, method="BCa", axis=-1,
-                                            vectorized=True, batch=1000, random_state=np.random.default_rng(0)))
+    vectorised, _ = timed(
+        lambda: bootstrap(
+            (matrix,),
+            np.mean,
+            n_resamples=RESAMPLES,
+            method="BCa",
+            axis=-1,
+            vectorized=True,
+            batch=1000,
+            random_state=np.random.default_rng(0),
+        )
+    )
     build_median, ours_median = statistics.median(builds), statistics.median(ours)
     rows = [
-        ("full build: check + bootstrap + 5 files (ours)", build_median, "median of %d" % args.runs),
-        ("full build, CPU time incl. worker processes (ours)", statistics.median(build_cpu), "median of %d" % args.runs),
+        ("full build: check + bootstrap + 5 files (ours)", build_median, f"median of {args.runs}"),
+        (
+            "full build, CPU time incl. worker processes (ours)",
+            statistics.median(build_cpu),
+            f"median of {args.runs}",
+        ),
         ("first build, empty cache: + 100 LC GLM fits + detector re-scans", cold_wall, "1 run"),
         ("first build, empty cache, CPU time", cold_cpu, "1 run"),
-        ("statistics only: paired_bootstrap_means (ours)", ours_median, "median of %d" % args.runs),
+        ("statistics only: paired_bootstrap_means (ours)", ours_median, f"median of {args.runs}"),
         ("baseline: scipy.stats.bootstrap, one vectorised call", vectorised, "1 run"),
-        ("baseline: scipy.stats.bootstrap, per entry", per_entry_scaled, f"{few} rows timed, scaled x{args.entries / few:.0f}"),
+        (
+            "baseline: scipy.stats.bootstrap, per entry",
+            per_entry_scaled,
+            f"{few} rows timed, scaled x{args.entries / few:.0f}",
+        ),
     ]
     cpu = os.cpu_count()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

@@ -45,8 +45,11 @@ def measure(repeats: int) -> dict:
             row[f"{name}_gflops"] = round(rate(m, k, n, dtype, repeats), 1)
         rows.append(row)
     return {
-        "machine": {"processor": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-                    "torch": torch.__version__},
+        "machine": {
+            "processor": platform.processor() or platform.machine(),
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+        },
         "repeats": repeats,
         "shapes": rows,
         "peak_gflops": {name: max(r[f"{name}_gflops"] for r in rows) for name in ("float32", "bfloat16")},
@@ -60,13 +63,22 @@ def main() -> None:
     result = measure(args.repeats)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "matmul_rate.json").write_text(json.dumps(result, indent=2) + "\n")
-    lines = ["# Matrix-multiply rate of this machine", "",
-             f"torch {result['machine']['torch']}, {result['machine']['threads']} threads, median of "
-             f"{result['repeats']} runs after a warm-up (`python benchmarks/matmul_rate.py`).", "",
-             "| shape | float32 GFLOP/s | bfloat16 GFLOP/s |", "| --- | ---: | ---: |"]
+    lines = [
+        "# Matrix-multiply rate of this machine",
+        "",
+        f"torch {result['machine']['torch']}, {result['machine']['threads']} threads, median of "
+        f"{result['repeats']} runs after a warm-up (`python benchmarks/matmul_rate.py`).",
+        "",
+        "| shape | float32 GFLOP/s | bfloat16 GFLOP/s |",
+        "| --- | ---: | ---: |",
+    ]
     lines += [f"| {r['shape']} | {r['float32_gflops']:,.1f} | {r['bfloat16_gflops']:,.1f} |" for r in result["shapes"]]
-    lines += ["", f"Peak: float32 {result['peak_gflops']['float32']:,.1f} GFLOP/s, "
-              f"bfloat16 {result['peak_gflops']['bfloat16']:,.1f} GFLOP/s.", ""]
+    lines += [
+        "",
+        f"Peak: float32 {result['peak_gflops']['float32']:,.1f} GFLOP/s, "
+        f"bfloat16 {result['peak_gflops']['bfloat16']:,.1f} GFLOP/s.",
+        "",
+    ]
     (RESULTS / "matmul_rate.md").write_text("\n".join(lines))
     print("\n".join(lines))
 

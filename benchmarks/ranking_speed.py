@@ -54,8 +54,10 @@ def lm_eval_contender(model_dir: str, contexts: list[str], continuations: list[s
     from lm_eval.models.huggingface import HFLM
 
     lm = HFLM(pretrained=model_dir, dtype="float32", device="cpu", batch_size=batch_size)
-    requests = [Instance(request_type="loglikelihood", doc={}, arguments=(c, r), idx=i)
-                for i, (c, r) in enumerate(zip(contexts, continuations))]
+    requests = [
+        Instance(request_type="loglikelihood", doc={}, arguments=(c, r), idx=i)
+        for i, (c, r) in enumerate(zip(contexts, continuations))
+    ]
     return lambda: [ll for ll, _ in lm.loglikelihood(requests, disable_tqdm=True)]
 
 
@@ -106,8 +108,11 @@ def required_flops(model, token_pairs: list[tuple[list[int], list[int]]]) -> dic
         return total
 
     # What the study's loop computes: every position of every whole sequence, body and output layer.
-    study = sum(2 * body_params + attention_flops(p) + head_flops_per_token
-                for ctx, cont in token_pairs for p in range(len(ctx) + len(cont)))
+    study = sum(
+        2 * body_params + attention_flops(p) + head_flops_per_token
+        for ctx, cont in token_pairs
+        for p in range(len(ctx) + len(cont))
+    )
     prompts = {tuple(ctx) for ctx, _ in token_pairs}
     body_flops = 0.0
     for ctx in prompts:
@@ -141,19 +146,27 @@ def cpu_description() -> dict[str, object]:
                 flags = line
                 break
         if not name or name == "x86_64":
-            name = next(l.split(":", 1)[1].strip() for l in text.splitlines() if l.startswith("model name"))
+            name = next(entry.split(":", 1)[1].strip() for entry in text.splitlines() if entry.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return {"cpu": name, "logical_cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "amx_bf16": "amx_bf16" in flags, "avx512f": "avx512f" in flags,
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    return {
+        "cpu": name,
+        "logical_cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "amx_bf16": "amx_bf16" in flags,
+        "avx512f": "avx512f" in flags,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
 
 
 def compare(reference: list[list[float]], other: list[list[float]]) -> dict[str, float]:
     per_token = [abs(a - b) for p, q in zip(reference, other) for a, b in zip(p, q)]
     per_mean = [abs(sum(p) / len(p) - sum(q) / len(q)) for p, q in zip(reference, other)]
-    return {"max_abs_per_token": max(per_token), "mean_abs_per_token": sum(per_token) / len(per_token),
-            "max_abs_mean_logprob": max(per_mean)}
+    return {
+        "max_abs_per_token": max(per_token),
+        "mean_abs_per_token": sum(per_token) / len(per_token),
+        "max_abs_mean_logprob": max(per_mean),
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -165,9 +178,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch-size", type=int, default=8, help="batch size of lm-eval's path and ours")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per contender (median reported)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    parser.add_argument("--conditional", action="store_true",
-                        help="also score each response under its distractor instructions (2K+1 sequences per "
-                             "instruction), as `implicit-if rank` does by default; without it K+1, the study's own view")
+    parser.add_argument(
+        "--conditional",
+        action="store_true",
+        help="also score each response under its distractor instructions (2K+1 sequences per "
+        "instruction), as `implicit-if rank` does by default; without it K+1, the study's own view",
+    )
     parser.add_argument("--skip", default="", help="comma-separated contenders to leave out")
     parser.add_argument("--tag", default=None, help="suffix for the result files (default: the model's name)")
     parser.add_argument("--note", default="", help="free text recorded with the results (e.g. other load)")
@@ -211,15 +227,25 @@ def main(argv: list[str] | None = None) -> dict:
             outputs[name] = run()
             times[name].append(time.perf_counter() - start)
             cpu_times[name].append(time.process_time() - start_cpu)
-            print(f"run {repeat + 1}/{args.repeats} {name}: {times[name][-1]:.2f} s wall, "
-                  f"{cpu_times[name][-1]:.2f} s CPU", file=sys.stderr, flush=True)
+            print(
+                f"run {repeat + 1}/{args.repeats} {name}: {times[name][-1]:.2f} s wall, "
+                f"{cpu_times[name][-1]:.2f} s CPU",
+                file=sys.stderr,
+                flush=True,
+            )
 
     n = len(token_pairs)
-    summary = {name: {"median_s": statistics.median(t), "runs_s": [round(x, 3) for x in t],
-                      "sequences_per_s": n / statistics.median(t),
-                      "median_cpu_s": statistics.median(cpu_times[name]),
-                      "runs_cpu_s": [round(x, 3) for x in cpu_times[name]],
-                      "sequences_per_cpu_s": n / statistics.median(cpu_times[name])} for name, t in times.items()}
+    summary = {
+        name: {
+            "median_s": statistics.median(t),
+            "runs_s": [round(x, 3) for x in t],
+            "sequences_per_s": n / statistics.median(t),
+            "median_cpu_s": statistics.median(cpu_times[name]),
+            "runs_cpu_s": [round(x, 3) for x in cpu_times[name]],
+            "sequences_per_cpu_s": n / statistics.median(cpu_times[name]),
+        }
+        for name, t in times.items()
+    }
     reference = outputs.get("study_loop") or score_token_ids(model, token_pairs, batch_size=1)
     exactness = {}
     if "ours_fp32" in outputs:
@@ -237,11 +263,16 @@ def main(argv: list[str] | None = None) -> dict:
     rate16 = matmul_rate(shapes, torch.bfloat16)
     cpu_rate32 = matmul_rate(shapes, torch.float32, wall=False)
     flops = required_flops(model, token_pairs)
-    floor = {"required_gflop": flops["total"] / 1e9, "body_gflop": flops["body"] / 1e9,
-             "study_loop_gflop": flops["study_loop"] / 1e9,
-             "output_layer_gflop": flops["output_layer"] / 1e9,
-             "fp32_matmul_gflops": rate32 / 1e9, "bf16_matmul_gflops": rate16 / 1e9,
-             "fp32_floor_s": flops["total"] / rate32, "bf16_floor_s": flops["total"] / rate16}
+    floor = {
+        "required_gflop": flops["total"] / 1e9,
+        "body_gflop": flops["body"] / 1e9,
+        "study_loop_gflop": flops["study_loop"] / 1e9,
+        "output_layer_gflop": flops["output_layer"] / 1e9,
+        "fp32_matmul_gflops": rate32 / 1e9,
+        "bf16_matmul_gflops": rate16 / 1e9,
+        "fp32_floor_s": flops["total"] / rate32,
+        "bf16_floor_s": flops["total"] / rate16,
+    }
     floor["fp32_floor_sequences_per_s"] = n / floor["fp32_floor_s"]
     floor["fp32_matmul_gflops_per_cpu_s"] = cpu_rate32 / 1e9
     floor["fp32_floor_cpu_s"] = flops["total"] / cpu_rate32
@@ -251,8 +282,13 @@ def main(argv: list[str] | None = None) -> dict:
     def ratio(a: str, b: str, key: str) -> float | None:
         return summary[a][key] / summary[b][key] if a in summary and b in summary else None
 
-    pairs_compared = [("ours_fp32", "study_loop"), ("ours_fp32", "lm_eval_hf"), ("ours_bf16", "study_loop"),
-                      ("ours_bf16", "lm_eval_hf"), ("lm_eval_hf", "study_loop")]
+    pairs_compared = [
+        ("ours_fp32", "study_loop"),
+        ("ours_fp32", "lm_eval_hf"),
+        ("ours_bf16", "study_loop"),
+        ("ours_bf16", "lm_eval_hf"),
+        ("lm_eval_hf", "study_loop"),
+    ]
     ratios = {f"{a}_over_{b}": ratio(a, b, "sequences_per_s") for a, b in pairs_compared}
     cpu_ratios = {f"{a}_over_{b}": ratio(a, b, "sequences_per_cpu_s") for a, b in pairs_compared}
     if "ours_fp32" in summary:
@@ -266,21 +302,42 @@ def main(argv: list[str] | None = None) -> dict:
 
     result = {
         "command": "python benchmarks/ranking_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "model": args.model, "data": {"dataset": args.dataset, "origin": origin, "instructions": len(pairs),
-                                      "distractors": args.distractors, "sequences": n,
-                                      "conditional": args.conditional,
-                                      "prompt_tokens_mean": statistics.mean(len(c) for c, _ in token_pairs),
-                                      "response_tokens_mean": statistics.mean(len(r) for _, r in token_pairs)},
-        "batch_size": args.batch_size, "repeats": args.repeats,
-        "machine": {**cpu_description(), "python": platform.python_version(), "torch": torch.__version__,
-                    "transformers": transformers.__version__, "lm_eval": lm_eval.__version__,
-                    "load_average_start": started_load, "load_average_end": load_average()},
-        "note": args.note, "contenders": summary, "ratios": ratios, "cpu_time_ratios": cpu_ratios,
-        "exactness": exactness, "floor": floor,
+        "model": args.model,
+        "data": {
+            "dataset": args.dataset,
+            "origin": origin,
+            "instructions": len(pairs),
+            "distractors": args.distractors,
+            "sequences": n,
+            "conditional": args.conditional,
+            "prompt_tokens_mean": statistics.mean(len(c) for c, _ in token_pairs),
+            "response_tokens_mean": statistics.mean(len(r) for _, r in token_pairs),
+        },
+        "batch_size": args.batch_size,
+        "repeats": args.repeats,
+        "machine": {
+            **cpu_description(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "lm_eval": lm_eval.__version__,
+            "load_average_start": started_load,
+            "load_average_end": load_average(),
+        },
+        "note": args.note,
+        "contenders": summary,
+        "ratios": ratios,
+        "cpu_time_ratios": cpu_ratios,
+        "exactness": exactness,
+        "floor": floor,
         "targets": {"fp32_over_study_loop": 2.0, "fp32_over_lm_eval_hf": 1.2, "per_token_tolerance": 1e-3},
     }
     write_results(result, args.tag if args.tag is not None else Path(args.model).name)
-    print(json.dumps({"contenders": summary, "ratios": ratios, "cpu_time_ratios": cpu_ratios, "exactness": exactness}, indent=2))
+    print(
+        json.dumps(
+            {"contenders": summary, "ratios": ratios, "cpu_time_ratios": cpu_ratios, "exactness": exactness}, indent=2
+        )
+    )
     return result
 
 
@@ -290,8 +347,11 @@ def write_results(result: dict, tag: str) -> None:
     (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     m, data, floor = result["machine"], result["data"], result["floor"]
     k = data["distractors"]
-    per_instruction = (f"({k + 1} responses + each own response under {k} distractor instructions, the conditional view)"
-                       if data.get("conditional") else f"{k + 1} responses (the study's view)")
+    per_instruction = (
+        f"({k + 1} responses + each own response under {k} distractor instructions, the conditional view)"
+        if data.get("conditional")
+        else f"{k + 1} responses (the study's view)"
+    )
     lines = [
         f"# Response-ranking speed: {result['model']}",
         "",
@@ -312,13 +372,17 @@ def write_results(result: dict, tag: str) -> None:
         "| --- | ---: | ---: | ---: | ---: | --- |",
     ]
     for name, row in result["contenders"].items():
-        lines.append(f"| {name} | {row['median_s']:.2f} | {row['sequences_per_s']:.2f} | {row['median_cpu_s']:.2f} | "
-                     f"{row['sequences_per_cpu_s']:.2f} | {', '.join(map(str, row['runs_s']))} |")
+        lines.append(
+            f"| {name} | {row['median_s']:.2f} | {row['sequences_per_s']:.2f} | {row['median_cpu_s']:.2f} | "
+            f"{row['sequences_per_cpu_s']:.2f} | {', '.join(map(str, row['runs_s']))} |"
+        )
     lines += ["", "| speed-up | wall | CPU time | target |", "| --- | ---: | ---: | ---: |"]
     targets = {"ours_fp32_over_study_loop": ">= 2.0", "ours_fp32_over_lm_eval_hf": ">= 1.2"}
     for name, value in result["ratios"].items():
         if value is not None:
-            lines.append(f"| {name} | {value:.2f}x | {result['cpu_time_ratios'][name]:.2f}x | {targets.get(name, '')} |")
+            lines.append(
+                f"| {name} | {value:.2f}x | {result['cpu_time_ratios'][name]:.2f}x | {targets.get(name, '')} |"
+            )
     lines += ["", "Exactness against the plain float32 computation (natural-log probabilities):", ""]
     for name, row in result["exactness"].items():
         lines.append(f"- {name}: " + ", ".join(f"{k} {v:.2e}" for k, v in row.items()))
@@ -326,16 +390,25 @@ def write_results(result: dict, tag: str) -> None:
         "",
         f"Floor: {floor['required_gflop']:.1f} GFLOP must be done ({floor['body_gflop']:.1f} in the body, "
         f"{floor['output_layer_gflop']:.1f} in the output layer); the study's loop does "
-        f"{floor['study_loop_gflop']:.1f} GFLOP, {floor['study_loop_over_required_arithmetic']:.2f}x that, which bounds "
+        f"{floor['study_loop_gflop']:.1f} GFLOP, "
+        f"{floor['study_loop_over_required_arithmetic']:.2f}x that, which bounds "
         f"what any exact float32 scorer can gain over it at equal matmul efficiency. Best measured matmul rate "
-        f"{floor['fp32_matmul_gflops']:.1f} GFLOP/s float32 ({floor['fp32_matmul_gflops_per_cpu_s']:.1f} per CPU-second), "
+        f"{floor['fp32_matmul_gflops']:.1f} GFLOP/s float32 "
+        f"({floor['fp32_matmul_gflops_per_cpu_s']:.1f} per CPU-second), "
         f"{floor['bf16_matmul_gflops']:.1f} GFLOP/s bfloat16; floor {floor['fp32_floor_s']:.2f} s "
-        f"({floor['fp32_floor_sequences_per_s']:.2f} sequences/s) in float32, {floor['bf16_floor_s']:.2f} s in bfloat16.",
+        f"({floor['fp32_floor_sequences_per_s']:.2f} sequences/s) in float32, "
+        f"{floor['bf16_floor_s']:.2f} s in bfloat16.",
     ]
     if "ours_fp32_share_of_fp32_floor" in floor:
-        lines.append(f"Ours float32 runs at {floor['ours_fp32_share_of_fp32_floor']:.0%} of the float32 floor "
-                     f"({floor['ours_fp32_share_of_fp32_floor_cpu']:.0%} in CPU time)"
-                     + (f", bfloat16 at {floor['ours_bf16_share_of_bf16_floor']:.0%} of the bfloat16 floor." if "ours_bf16_share_of_bf16_floor" in floor else "."))
+        lines.append(
+            f"Ours float32 runs at {floor['ours_fp32_share_of_fp32_floor']:.0%} of the float32 floor "
+            f"({floor['ours_fp32_share_of_fp32_floor_cpu']:.0%} in CPU time)"
+            + (
+                f", bfloat16 at {floor['ours_bf16_share_of_bf16_floor']:.0%} of the bfloat16 floor."
+                if "ours_bf16_share_of_bf16_floor" in floor
+                else "."
+            )
+        )
     if result["note"]:
         lines += ["", f"Note: {result['note']}"]
     (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -61,9 +61,18 @@ def cached_generate(model, tok, rules, prompts: list[str], new_tokens: int, batc
         for row, seq in enumerate(encoded):
             ids[row, width - len(seq) :] = torch.tensor(seq)
             mask[row, width - len(seq) :] = 1
-        extra = {"logits_processor": LogitsProcessorList(rules.hf_logits_processor_factory(tok, width))} if rules else {}
-        out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=new_tokens, do_sample=False,
-                             pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, **extra)
+        extra = (
+            {"logits_processor": LogitsProcessorList(rules.hf_logits_processor_factory(tok, width))} if rules else {}
+        )
+        out = model.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            max_new_tokens=new_tokens,
+            do_sample=False,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
+            **extra,
+        )
         for row in out[:, width:].tolist():
             outputs.append(row[: row.index(tok.eos_token_id) + 1] if tok.eos_token_id in row else row)
     return outputs
@@ -121,8 +130,13 @@ def main() -> None:
         "speedup_vs_study": {name: baseline / m for name, m in medians.items()},
         "rules_overhead": medians[names[2]] / medians[names[3]],
         "same_tokens_study_vs_ours": same_tokens,
-        "machine": {"cpus": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-                    "platform": platform.platform(), "load_average_1m_at_end": os.getloadavg()[0]},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "platform": platform.platform(),
+            "load_average_1m_at_end": os.getloadavg()[0],
+        },
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
@@ -130,7 +144,8 @@ def main() -> None:
         "# Rule-based adapter: decoding speed",
         "",
         f"Gemma 3 270M, float32 on CPU ({os.cpu_count()} cores, torch {torch.__version__}), {len(prompts)} offline "
-        f"instructions, {n} new tokens, greedy, rules `{rules.spec}`; median of {args.runs} runs, contenders alternating.",
+        f"instructions, {n} new tokens, greedy, rules `{rules.spec}`; "
+        f"median of {args.runs} runs, contenders alternating.",
         f"Same tokens from the study's loop and ours (bs=1 and batched): **{same_tokens}**.",
         "",
         "| contender | median s | speed-up vs study |",

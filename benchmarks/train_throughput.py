@@ -10,8 +10,10 @@ Reported: tokens/s over real (non-padding) tokens and model FLOPs utilisation (M
 device's peak is known). Set-up costs cancel: each trainer runs W warm-up steps, and again
 W + K steps; the K-step difference is timed. Runs alternate and repeat; medians are reported.
 
-Usage (GPU, ~0.5B model): python benchmarks/train_throughput.py --size 0.5b --max-length 2048 --batch-size 64 --per-device 8
-Usage (CPU smoke):        python benchmarks/train_throughput.py --size tiny --max-length 512 --batch-size 8 --per-device 8
+Usage (GPU, ~0.5B model):
+    python benchmarks/train_throughput.py --size 0.5b --max-length 2048 --batch-size 64 --per-device 8
+Usage (CPU smoke):
+    python benchmarks/train_throughput.py --size tiny --max-length 512 --batch-size 8 --per-device 8
 Writes benchmarks/results/train_throughput-<device>-<size>.{md,json} (and prints the table).
 """
 
@@ -32,9 +34,27 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 
 SIZES = {  # Llama-style shapes; vocabulary from the SmolLM2 tokenizer (49,152)
-    "tiny": {"hidden_size": 64, "intermediate_size": 192, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2},
-    "0.5b": {"hidden_size": 1536, "intermediate_size": 4096, "num_hidden_layers": 16, "num_attention_heads": 12, "num_key_value_heads": 4},
-    "1b": {"hidden_size": 2048, "intermediate_size": 5632, "num_hidden_layers": 16, "num_attention_heads": 16, "num_key_value_heads": 8},
+    "tiny": {
+        "hidden_size": 64,
+        "intermediate_size": 192,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+    },
+    "0.5b": {
+        "hidden_size": 1536,
+        "intermediate_size": 4096,
+        "num_hidden_layers": 16,
+        "num_attention_heads": 12,
+        "num_key_value_heads": 4,
+    },
+    "1b": {
+        "hidden_size": 2048,
+        "intermediate_size": 5632,
+        "num_hidden_layers": 16,
+        "num_attention_heads": 16,
+        "num_key_value_heads": 8,
+    },
 }
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0}  # dense, per GPU
 
@@ -42,19 +62,38 @@ PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0} 
 def recipe_for(args: argparse.Namespace, steps: int):
     from implicit_if.train import Recipe
 
-    return Recipe.model_validate({
-        "name": f"throughput-{args.size}",
-        "model": {
-            "init": "random", "tokenizer": args.tokenizer, "attn_implementation": args.attn,
-            "gradient_checkpointing": args.gradient_checkpointing,
-            "config": {"model_type": "llama", "max_position_embeddings": max(args.max_length, 2048), "tie_word_embeddings": False, **SIZES[args.size]},
-        },
-        "data": {"dataset": args.dataset, "adaptation": "instruction", "max_length": args.max_length, "offline": args.offline},
-        "training": {
-            "max_steps": steps, "batch_size": args.batch_size, "micro_batch_tokens": args.micro_batch_tokens or args.max_length * args.per_device,
-            "learning_rate": 1e-5, "warmup_ratio": 0.0, "seed": 0, "precision": "auto",
-        },
-    })
+    return Recipe.model_validate(
+        {
+            "name": f"throughput-{args.size}",
+            "model": {
+                "init": "random",
+                "tokenizer": args.tokenizer,
+                "attn_implementation": args.attn,
+                "gradient_checkpointing": args.gradient_checkpointing,
+                "config": {
+                    "model_type": "llama",
+                    "max_position_embeddings": max(args.max_length, 2048),
+                    "tie_word_embeddings": False,
+                    **SIZES[args.size],
+                },
+            },
+            "data": {
+                "dataset": args.dataset,
+                "adaptation": "instruction",
+                "max_length": args.max_length,
+                "offline": args.offline,
+            },
+            "training": {
+                "max_steps": steps,
+                "batch_size": args.batch_size,
+                "micro_batch_tokens": args.micro_batch_tokens or args.max_length * args.per_device,
+                "learning_rate": 1e-5,
+                "warmup_ratio": 0.0,
+                "seed": 0,
+                "precision": "auto",
+            },
+        }
+    )
 
 
 def run_ours(args: argparse.Namespace, steps: int) -> tuple[float, float, int]:
@@ -99,14 +138,29 @@ def run_trainer(args: argparse.Namespace, steps: int) -> tuple[float, float, int
     tokens: list[int] = []
     with tempfile.TemporaryDirectory() as out:
         settings = TrainingArguments(
-            output_dir=out, max_steps=steps, per_device_train_batch_size=args.per_device,
-            gradient_accumulation_steps=max(1, args.batch_size // args.per_device), learning_rate=1e-5,
-            lr_scheduler_type="linear", warmup_steps=0, weight_decay=0.0, optim="adamw_torch", seed=0,
-            bf16=device_type == "cuda", use_cpu=device_type == "cpu", report_to="none", save_strategy="no",
-            logging_strategy="no", disable_tqdm=True, remove_unused_columns=False, dataloader_num_workers=0,
+            output_dir=out,
+            max_steps=steps,
+            per_device_train_batch_size=args.per_device,
+            gradient_accumulation_steps=max(1, args.batch_size // args.per_device),
+            learning_rate=1e-5,
+            lr_scheduler_type="linear",
+            warmup_steps=0,
+            weight_decay=0.0,
+            optim="adamw_torch",
+            seed=0,
+            bf16=device_type == "cuda",
+            use_cpu=device_type == "cpu",
+            report_to="none",
+            save_strategy="no",
+            logging_strategy="no",
+            disable_tqdm=True,
+            remove_unused_columns=False,
+            dataloader_num_workers=0,
             gradient_checkpointing=args.gradient_checkpointing,
         )
-        Trainer(model=model, args=settings, train_dataset=rows, data_collator=pad_collator(tokenizer.eos_token_id, tokens)).train()
+        Trainer(
+            model=model, args=settings, train_dataset=rows, data_collator=pad_collator(tokenizer.eos_token_id, tokens)
+        ).train()
     return time.perf_counter() - wall, time.process_time() - cpu, sum(tokens)
 
 
@@ -134,7 +188,10 @@ def mfu_text(mfu: float | None) -> str:
 def device_name() -> str:
     if torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
-    return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()})"
+    return (
+        f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"torch threads {torch.get_num_threads()})"
+    )
 
 
 def main() -> None:
@@ -142,17 +199,28 @@ def main() -> None:
     parser.add_argument("--size", choices=sorted(SIZES), default="tiny")
     parser.add_argument("--dataset", default="lima")
     parser.add_argument("--tokenizer", default="smollm2-135m-instruct", help="embedded name, hub id or local path")
-    parser.add_argument("--offline", action=argparse.BooleanOptionalAction, default=True, help="fixture data (default) or the hub")
+    parser.add_argument(
+        "--offline", action=argparse.BooleanOptionalAction, default=True, help="fixture data (default) or the hub"
+    )
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=8, help="examples per optimizer step (both trainers)")
-    parser.add_argument("--per-device", type=int, default=8, help="baseline micro-batch size (examples); ours packs max_length x this many tokens")
+    parser.add_argument(
+        "--per-device",
+        type=int,
+        default=8,
+        help="baseline micro-batch size (examples); ours packs max_length x this many tokens",
+    )
     parser.add_argument("--micro-batch-tokens", type=int, default=None)
     parser.add_argument("--attn", default="sdpa")
     parser.add_argument("--gradient-checkpointing", action="store_true")
-    parser.add_argument("--warmup-steps", type=int, default=1, help="0 skips the subtraction (quick smoke runs; set-up then counts)")
+    parser.add_argument(
+        "--warmup-steps", type=int, default=1, help="0 skips the subtraction (quick smoke runs; set-up then counts)"
+    )
     parser.add_argument("--timed-steps", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--peak-tflops", type=float, default=None, help="device peak for MFU (default: known GPUs, bf16 dense)")
+    parser.add_argument(
+        "--peak-tflops", type=float, default=None, help="device peak for MFU (default: known GPUs, bf16 dense)"
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1" if args.offline else "0")
@@ -167,8 +235,15 @@ def main() -> None:
         short = run(args, args.warmup_steps) if args.warmup_steps else (0.0, 0.0, 0)  # 0: set-up is timed too
         long = run(args, args.warmup_steps + args.timed_steps)
         tokens = long[2] - short[2]
-        samples[name].append({"tokens": tokens, "wall_s": long[0] - short[0], "cpu_s": long[1] - short[1],
-                              "tokens_per_s": tokens / (long[0] - short[0]), "tokens_per_cpu_s": tokens / (long[1] - short[1])})
+        samples[name].append(
+            {
+                "tokens": tokens,
+                "wall_s": long[0] - short[0],
+                "cpu_s": long[1] - short[1],
+                "tokens_per_s": tokens / (long[0] - short[0]),
+                "tokens_per_cpu_s": tokens / (long[1] - short[1]),
+            }
+        )
 
     flops_per_token, params = model_flops_per_token(args)
     name = device_name()
@@ -176,18 +251,35 @@ def main() -> None:
     rows = []
     for trainer, runs in samples.items():
         tps = statistics.median(r["tokens_per_s"] for r in runs)
-        rows.append({
-            "trainer": trainer, "tokens_per_s": tps, "tokens_per_cpu_s": statistics.median(r["tokens_per_cpu_s"] for r in runs),
-            "achieved_tflops": tps * flops_per_token / 1e12, "mfu": tps * flops_per_token / (peak * 1e12) if peak else None, "runs": runs,
-        })
+        rows.append(
+            {
+                "trainer": trainer,
+                "tokens_per_s": tps,
+                "tokens_per_cpu_s": statistics.median(r["tokens_per_cpu_s"] for r in runs),
+                "achieved_tflops": tps * flops_per_token / 1e12,
+                "mfu": tps * flops_per_token / (peak * 1e12) if peak else None,
+                "runs": runs,
+            }
+        )
     ratio = rows[0]["tokens_per_s"] / rows[1]["tokens_per_s"]
     cpu_ratio = rows[0]["tokens_per_cpu_s"] / rows[1]["tokens_per_cpu_s"]
     command = "python " + " ".join([Path(sys.argv[0]).as_posix().split(str(REPO) + "/")[-1], *sys.argv[1:]])
     report = {
-        "command": command, "device": name, "size": args.size, "parameters": params, "max_length": args.max_length,
-        "batch_size": args.batch_size, "per_device": args.per_device, "attn": args.attn, "dataset": args.dataset,
-        "flops_per_token": flops_per_token, "peak_tflops": peak, "ratio_tokens_per_s": ratio, "ratio_tokens_per_cpu_s": cpu_ratio,
-        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None, "rows": rows,
+        "command": command,
+        "device": name,
+        "size": args.size,
+        "parameters": params,
+        "max_length": args.max_length,
+        "batch_size": args.batch_size,
+        "per_device": args.per_device,
+        "attn": args.attn,
+        "dataset": args.dataset,
+        "flops_per_token": flops_per_token,
+        "peak_tflops": peak,
+        "ratio_tokens_per_s": ratio,
+        "ratio_tokens_per_cpu_s": cpu_ratio,
+        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "rows": rows,
     }
     lines = [
         f"# Training throughput: {args.size} model ({params / 1e6:.1f}M parameters) on {name}",
@@ -195,13 +287,17 @@ def main() -> None:
         f"Command: `{command}`",
         "",
         f"Examples per step {args.batch_size}, max length {args.max_length}, baseline micro-batch {args.per_device}, "
-        f"attention {args.attn}, data `{args.dataset}`; {args.timed_steps} timed steps after {args.warmup_steps} warm-up, "
+        f"attention {args.attn}, data `{args.dataset}`; "
+        f"{args.timed_steps} timed steps after {args.warmup_steps} warm-up, "
         f"median of {args.repeats} alternating runs.",
         "",
         "| trainer | tokens/s (wall) | tokens per CPU-second | achieved TFLOP/s | MFU |",
         "| --- | --- | --- | --- | --- |",
-        *[f"| {r['trainer']} | {r['tokens_per_s']:,.0f} | {r['tokens_per_cpu_s']:,.0f} | {r['achieved_tflops']:.4f} | {mfu_text(r['mfu'])} |"
-          for r in rows],
+        *[
+            f"| {r['trainer']} | {r['tokens_per_s']:,.0f} | {r['tokens_per_cpu_s']:,.0f} | "
+            f"{r['achieved_tflops']:.4f} | {mfu_text(r['mfu'])} |"
+            for r in rows
+        ],
         "",
         f"Ratio (packed / padded): **{ratio:.2f}x** tokens/s (wall), {cpu_ratio:.2f}x tokens per CPU-second.",
         "",

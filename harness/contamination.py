@@ -101,16 +101,23 @@ def check_example(text: str, index: NgramIndex, min_overlap: float = 0.0) -> dic
     }
 
 
-def contamination_records(eval_texts: Sequence[str], train_texts: Iterable[str], n: int = DEFAULT_N,
-                          min_overlap: float = 0.0, progress: bool = False) -> list[dict]:
+def contamination_records(
+    eval_texts: Sequence[str],
+    train_texts: Iterable[str],
+    n: int = DEFAULT_N,
+    min_overlap: float = 0.0,
+    progress: bool = False,
+) -> list[dict]:
     """One record per evaluation text: `index` plus the fields of `check_example`."""
     from tqdm.auto import tqdm
 
     if not 0.0 <= min_overlap <= 1.0:
         raise ValueError(f"min_overlap is a share of n-grams: give a value in [0, 1], not {min_overlap}")
     index = build_index(train_texts, n)
-    return [{"index": position, **check_example(text, index, min_overlap)}
-            for position, text in enumerate(tqdm(eval_texts, desc="contamination", disable=not progress))]
+    return [
+        {"index": position, **check_example(text, index, min_overlap)}
+        for position, text in enumerate(tqdm(eval_texts, desc="contamination", disable=not progress))
+    ]
 
 
 def contamination_summary(records: Sequence[dict]) -> dict:
@@ -121,5 +128,11 @@ def contamination_summary(records: Sequence[dict]) -> dict:
         raise ValueError("no evaluation examples to summarise")
     flagged = [r["index"] for r in records if r["flagged"]]
     interval = wilson_interval(len(flagged), len(records))
-    return {"n_examples": len(records), "n_flagged": len(flagged), "flagged_rate": interval.estimate,
-            "ci_low": interval.low, "ci_high": interval.high, "flagged_indices": flagged}
+    return {
+        "n_examples": len(records),
+        "n_flagged": len(flagged),
+        "flagged_rate": interval.estimate,
+        "ci_low": interval.low,
+        "ci_high": interval.high,
+        "flagged_indices": flagged,
+    }

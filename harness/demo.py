@@ -20,15 +20,22 @@ DEFAULT_ENTRIES = (
 # The rule-based adapter on the base model: all rules, and each rule alone (ablations).
 RULES_ENTRIES = tuple(
     RunSpec(f"gemma-3-270m-rules-{label}", "gemma-3-270m", "tulu", "rules", spec)
-    for label, spec in (("all", "eos,uniform,diversity"), ("eos", "eos"), ("uniform", "uniform"), ("diversity", "diversity"))
+    for label, spec in (
+        ("all", "eos,uniform,diversity"),
+        ("eos", "eos"),
+        ("uniform", "uniform"),
+        ("diversity", "diversity"),
+    )
 )
 LICENSE = "the model's own licence (Gemma terms of use / Apache-2.0)"
 
 
 def submission_metadata(judge: str) -> dict[str, str]:
-    return {"license": LICENSE,
-            "notes": f"Produced by `implicit-if demo` on CPU; judge {judge}, an offline judge with a validation table "
-                     "(docs/judging.md): it separates blatant failures, not close calls."}
+    return {
+        "license": LICENSE,
+        "notes": f"Produced by `implicit-if demo` on CPU; judge {judge}, an offline judge with a validation table "
+        "(docs/judging.md): it separates blatant failures, not close calls.",
+    }
 
 
 def paired_win_difference(first: RunResult, second: RunResult, annotations: tuple[list, list]) -> str:
@@ -37,13 +44,19 @@ def paired_win_difference(first: RunResult, second: RunResult, annotations: tupl
     from .winrate.preferences import normalise_preference
 
     def wins(records: list[dict[str, Any]]) -> dict[str, float]:
-        return {r["instruction"]: normalise_preference(r.get("preference"), r.get("output_1"), r.get("output_2")) - 1
-                for r in records}
+        return {
+            r["instruction"]: normalise_preference(r.get("preference"), r.get("output_1"), r.get("output_2")) - 1
+            for r in records
+        }
 
     a, b = wins(annotations[0]), wins(annotations[1])
     shared = sorted(set(a) & set(b))
     boot = paired_bootstrap_means([[a[i] for i in shared], [b[i] for i in shared]], seed=0)
     interval = boot.combine([[-1.0, 1.0]]).interval(0)
-    verdict = "the interval excludes 0" if interval.low > 0 or interval.high < 0 else "the interval includes 0: not separated"
-    return (f"win rate, {second.spec.name} minus {first.spec.name}: {100 * interval.estimate:+.1f} points "
-            f"[{100 * interval.low:+.1f}, {100 * interval.high:+.1f}] (paired over {len(shared)} instructions; {verdict})")
+    verdict = (
+        "the interval excludes 0" if interval.low > 0 or interval.high < 0 else "the interval includes 0: not separated"
+    )
+    return (
+        f"win rate, {second.spec.name} minus {first.spec.name}: {100 * interval.estimate:+.1f} points "
+        f"[{100 * interval.low:+.1f}, {100 * interval.high:+.1f}] (paired over {len(shared)} instructions; {verdict})"
+    )

@@ -29,8 +29,14 @@ def read_instructions_jsonl(path: str | Path) -> list[dict[str, Any]]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{number}: not valid JSON ({error.msg}); each line must be one JSON object") from None
-            if not isinstance(record, dict) or not isinstance(record.get("instruction"), str) or not record["instruction"].strip():
+                raise ValueError(
+                    f"{path}:{number}: not valid JSON ({error.msg}); each line must be one JSON object"
+                ) from None
+            if (
+                not isinstance(record, dict)
+                or not isinstance(record.get("instruction"), str)
+                or not record["instruction"].strip()
+            ):
                 raise ValueError(f'{path}:{number}: each line needs a non-empty "instruction" string')
             records.append(record)
     if not records:

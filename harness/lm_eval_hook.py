@@ -19,8 +19,8 @@ bounded to the lm-eval versions we test (`SUPPORTED`). Outside that range it doe
 from __future__ import annotations
 
 import importlib.abc
-import inspect
 import importlib.machinery
+import inspect
 import sys
 from pathlib import Path
 from typing import Any

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from .judging.specs import DEFAULT_OFFLINE_JUDGE
 
 OFFLINE_DATASET = "offline_instructions"
 EVALUATION_SETS = ("alpaca_eval", OFFLINE_DATASET)
-BACKENDS = ("hf", "vllm")
+BACKENDS = ("hf", "vllm", "openai")
 # Greedy decoding on a CPU is bound by per-step overhead, not arithmetic: 64 rows per step generate
 # about 3x faster than 8 (measured on both embedded models), and the 85-instruction set in one batch
 # of 128 a further 15% faster than in two.
@@ -41,7 +42,7 @@ class RunSpec:
     fmt: str = "tulu"  # the chat format the model was trained with
     adaptation: str = "base"  # what the board calls it: base | instruction | response | rules | single-task:<task>
     rules: str = "none"  # the rule-based adapter (hf backend)
-    backend: str = "hf"  # hf | vllm
+    backend: str = "hf"  # hf | vllm | openai (a served model: `model` is its served name)
     dataset: str = OFFLINE_DATASET  # the evaluation set
     offline: bool | None = True  # None: the hub when reachable, the bundled fixture otherwise (warned)
     judge: str = DEFAULT_OFFLINE_JUDGE
@@ -52,6 +53,8 @@ class RunSpec:
     batch_size: int = 8  # ranking: sequences per scoring batch
     generate_batch_size: int = GENERATE_BATCH_SIZE
     dtype: str = "auto"
+    base_url: str | None = None  # openai: the endpoint (default: OPENAI_BASE_URL); the key comes from OPENAI_API_KEY
+    tokenizer: str | None = None  # openai: the served model's tokenizer, for ranking (default: one named like `model`)
     conditional: bool = False  # ranking: also the instruction-conditional view
 
     def check(self) -> None:
@@ -62,9 +65,18 @@ class RunSpec:
         if self.backend not in BACKENDS:
             raise ValueError(f"backend {self.backend!r} cannot run an evaluation: use one of {', '.join(BACKENDS)}")
         if self.dataset not in EVALUATION_SETS:
-            raise ValueError(f"dataset {self.dataset!r} is not an evaluation set: use one of {', '.join(EVALUATION_SETS)}")
+            raise ValueError(
+                f"dataset {self.dataset!r} is not an evaluation set: use one of {', '.join(EVALUATION_SETS)}"
+            )
+        if self.backend == "openai" and not os.environ.get("OPENAI_API_KEY"):
+            raise ValueError(
+                "the openai backend needs the endpoint's key in OPENAI_API_KEY (a local server started without "
+                "--api-key takes any placeholder, e.g. OPENAI_API_KEY=EMPTY)"
+            )
         if self.rules != "none" and self.backend != "hf":
-            raise ValueError("the rule-based adapter runs here on the hf backend; for vllm use `implicit-if generate --rules`")
+            raise ValueError(
+                "the rule-based adapter runs here on the hf backend; for vllm use `implicit-if generate --rules`"
+            )
 
 
 @dataclass
@@ -94,8 +106,9 @@ def cached_stage(path: Path, inputs: Any, compute: Callable[[], Any], *, jsonl: 
     return records
 
 
-def load_evaluation_set(dataset: str, offline: bool | None, limit: int | None,
-                        log: Callable[[str], None]) -> tuple[list[dict[str, Any]], str]:
+def load_evaluation_set(
+    dataset: str, offline: bool | None, limit: int | None, log: Callable[[str], None]
+) -> tuple[list[dict[str, Any]], str]:
     """The set's pairs and where they came from; a fall-back to the fixture is said, not hidden."""
     from .data import FixtureFallbackWarning, get_spec, load_pairs
 
@@ -110,8 +123,9 @@ def load_evaluation_set(dataset: str, offline: bool | None, limit: int | None,
     return pairs, "fixture" if fell_back else "hub"
 
 
-def run(spec: RunSpec, folder: Path, log: Callable[[str], None], *,
-        references: list[dict[str, Any]] | None = None) -> RunResult:
+def run(
+    spec: RunSpec, folder: Path, log: Callable[[str], None], *, references: list[dict[str, Any]] | None = None
+) -> RunResult:
     """Generate, judge (against `references`, by default the set's own reference answers), leakage, ranking."""
     from .backends import GenerationConfig, get_backend
     from .backends.hf import pick_device, resolve_dtype_name
@@ -127,15 +141,28 @@ def run(spec: RunSpec, folder: Path, log: Callable[[str], None], *,
     spec.check()
     pairs, source = load_evaluation_set(spec.dataset, spec.offline, spec.limit, log)
     config = GenerationConfig(max_new_tokens=spec.max_new_tokens)
-    dtype = resolve_dtype_name(spec.dtype, pick_device(None)) if spec.backend == "hf" else spec.dtype  # recorded as run
-    base_inputs = {"model": spec.model, "format": spec.fmt, "rules": spec.rules, "pairs": fingerprint(pairs),
-                   "dtype": dtype, "version": 1, **({"backend": spec.backend} if spec.backend != "hf" else {})}
+    # recorded as run; a served model runs in whatever precision its server chose
+    dtype = {"hf": lambda: resolve_dtype_name(spec.dtype, pick_device(None)), "openai": lambda: "served"}.get(
+        spec.backend, lambda: spec.dtype
+    )()
+    base_inputs = {
+        "model": spec.model,
+        "format": spec.fmt,
+        "rules": spec.rules,
+        "pairs": fingerprint(pairs),
+        "dtype": dtype,
+        "version": 1,
+        **({"backend": spec.backend} if spec.backend != "hf" else {}),
+        **({"base_url": spec.base_url} if spec.backend == "openai" else {}),
+    }
     backend: Any = None
 
     def get_model() -> Any:
         nonlocal backend
         if backend is None:
             options: dict[str, Any] = {"dtype": dtype}
+            if spec.backend == "openai":
+                options = {"base_url": spec.base_url, "tokenizer": spec.tokenizer}
             if spec.backend == "hf":
                 options["batch_size"] = spec.generate_batch_size
                 if spec.rules != "none":
@@ -147,9 +174,11 @@ def run(spec: RunSpec, folder: Path, log: Callable[[str], None], *,
 
     log(f"[{spec.name}] generating {len(pairs)} outputs (greedy, at most {spec.max_new_tokens} new tokens)")
     outputs = cached_stage(
-        folder / "outputs.json", {**base_inputs, "stage": "outputs", "config": config.as_record()},
-        lambda: generate_outputs(get_model(), pairs, fmt=spec.fmt, config=config, generator=spec.name,
-                                 dataset=spec.dataset),
+        folder / "outputs.json",
+        {**base_inputs, "stage": "outputs", "config": config.as_record()},
+        lambda: generate_outputs(
+            get_model(), pairs, fmt=spec.fmt, config=config, generator=spec.name, dataset=spec.dataset
+        ),
     )
     judge = load_judge_spec(spec.judge)
     annotation_inputs = {"outputs": fingerprint(outputs), "judge": judge.identity_hash(), "stage": "annotations"}
@@ -196,8 +225,16 @@ def run(spec: RunSpec, folder: Path, log: Callable[[str], None], *,
     def ranked() -> list[dict[str, Any]]:
         model = get_model()
         if spec.backend == "hf":  # the exact blocked scorer on the model itself
-            return rank_with_model(model.model, model.tokenizer, pairs, k=k, seed=0, fmt=spec.fmt,
-                                   batch_size=spec.batch_size, conditional=spec.conditional)
+            return rank_with_model(
+                model.model,
+                model.tokenizer,
+                pairs,
+                k=k,
+                seed=0,
+                fmt=spec.fmt,
+                batch_size=spec.batch_size,
+                conditional=spec.conditional,
+            )
         return rank_with_backend(model, pairs, k=k, seed=0, fmt=spec.fmt, conditional=spec.conditional)
 
     stage = {**base_inputs, "stage": "ranking", "k": k, "seed": 0, "conditional": spec.conditional}
@@ -217,27 +254,33 @@ def results_table(results: list[RunResult]) -> str:
         ranking = "-"
         if k["estimate"] is not None:
             ranking = f"{pct(100 * k['estimate'])} [{pct(100 * k['ci_low'])}, {pct(100 * k['ci_high'])}]"
-        rows.append([
-            r.spec.name,
-            f"{pct(w.get('length_controlled_winrate'))} [{pct(w.get('length_controlled_winrate_ci_low'))}, "
-            f"{pct(w.get('length_controlled_winrate_ci_high'))}]",
-            f"{pct(w.get('win_rate'))} [{pct(w.get('win_rate_ci_low'))}, {pct(w.get('win_rate_ci_high'))}]",
-            ranking,
-            ", ".join(f"{name} {100 * v['rate']:.0f}%" for name, v in r.leakage.items() if v["count"]) or "none",
-        ])
+        rows.append(
+            [
+                r.spec.name,
+                f"{pct(w.get('length_controlled_winrate'))} [{pct(w.get('length_controlled_winrate_ci_low'))}, "
+                f"{pct(w.get('length_controlled_winrate_ci_high'))}]",
+                f"{pct(w.get('win_rate'))} [{pct(w.get('win_rate_ci_low'))}, {pct(w.get('win_rate_ci_high'))}]",
+                ranking,
+                ", ".join(f"{name} {100 * v['rate']:.0f}%" for name, v in r.leakage.items() if v["count"]) or "none",
+            ]
+        )
     headers = ["entry", "LC win rate % [95% CI]", "win rate % [95% CI]", "response ranking % [95% CI]", "style leakage"]
     return tabulate(rows, headers=headers)
 
 
-def submit_run(result: RunResult, submissions: Path, model: dict[str, str] | None = None,
-               extra: dict[str, Any] | None = None) -> Path:
+def submit_run(
+    result: RunResult, submissions: Path, model: dict[str, str] | None = None, extra: dict[str, Any] | None = None
+) -> Path:
     """Turn one run's records into a checked leaderboard submission folder (replacing an older one)."""
     from .leaderboard.submit import build_submission, collect_files
 
     folder, spec = result.folder, result.spec
-    collected = collect_files(outputs=folder / "outputs.json", annotations=folder / "annotations.json" if result.winrate else None,
-                              ranking=folder / "ranking.jsonl" if result.ranking else None,
-                              leakage=folder / "leakage.jsonl")
+    collected = collect_files(
+        outputs=folder / "outputs.json",
+        annotations=folder / "annotations.json" if result.winrate else None,
+        ranking=folder / "ranking.jsonl" if result.ranking else None,
+        leakage=folder / "leakage.jsonl",
+    )
     metadata = {
         "name": spec.name,
         "model": model or {"id": spec.model, "base_model": spec.model},
@@ -250,8 +293,10 @@ def submit_run(result: RunResult, submissions: Path, model: dict[str, str] | Non
         "notes": f"Produced by implicit-if ({spec.backend} backend); judge {spec.judge}.",
     }
     if spec.rules != "none":
-        metadata["notes"] += (f" Rule-based adapter: {spec.rules}. Response ranking not measured here "
-                              "(rules change decoding; see docs/rules.md for ranking under the rules).")
+        metadata["notes"] += (
+            f" Rule-based adapter: {spec.rules}. Response ranking not measured here "
+            "(rules change decoding; see docs/rules.md for ranking under the rules)."
+        )
     metadata.update(extra or {})
     target, _ = build_submission(collected, metadata, submissions, force=True)
     return target

@@ -48,7 +48,9 @@ def plan_comparisons(n_pairs: int, k: int = DEFAULT_DISTRACTORS, seed: int = DEF
     if k < 1:
         raise ValueError(f"need at least 1 distractor per instruction, got {k}")
     if n_pairs < k + 1:
-        raise ValueError(f"{n_pairs} pairs cannot give {k} distractors each: use at least {k + 1} pairs or fewer distractors")
+        raise ValueError(
+            f"{n_pairs} pairs cannot give {k} distractors each: use at least {k + 1} pairs or fewer distractors"
+        )
     rng = np.random.default_rng(seed)
     rows = []
     for i in range(n_pairs):
@@ -142,7 +144,9 @@ def _variant_summary(per_instruction: Mapping[int, list[float]], seed: int) -> d
         "estimate": overall,
         "ci_low": interval.low if equal_k else None,
         "ci_high": interval.high if equal_k else None,
-        "ci_method": f"{interval.method} bootstrap over instructions" if equal_k else "n/a (unequal comparisons per instruction)",
+        "ci_method": f"{interval.method} bootstrap over instructions"
+        if equal_k
+        else "n/a (unequal comparisons per instruction)",
         "n_instructions": len(ids),
         "n_comparisons": int(sum(counts)),
         "n_won": float(sum(wins)),
@@ -163,7 +167,9 @@ def summarize(records: Iterable[Mapping], seed: int = 0) -> dict:
 # -- scoring the plan (model-facing; torch is imported only here) ----------------------------
 
 
-def tokenize_jobs(tokenizer, pairs: Sequence[Mapping], jobs: Sequence[tuple[int, int, tuple[str, ...]]], fmt: str = "tulu"):
+def tokenize_jobs(
+    tokenizer, pairs: Sequence[Mapping], jobs: Sequence[tuple[int, int, tuple[str, ...]]], fmt: str = "tulu"
+):
     """The study's token pairs for each job: formatted instruction i, then response j and EOS."""
     from .formats import format_prompt, uses_special_tokens_in_text
     from .scoring import tokenize_context, tokenize_continuation
@@ -207,8 +213,15 @@ def rank_with_model(
     return build_records(jobs, scores, [str(p.get("id", n)) for n, p in enumerate(pairs)])
 
 
-def rank_with_backend(backend, pairs: Sequence[Mapping], *, k: int = DEFAULT_DISTRACTORS, seed: int = DEFAULT_SEED,
-                      fmt: str = "tulu", conditional: bool = True) -> list[dict]:
+def rank_with_backend(
+    backend,
+    pairs: Sequence[Mapping],
+    *,
+    k: int = DEFAULT_DISTRACTORS,
+    seed: int = DEFAULT_SEED,
+    fmt: str = "tulu",
+    conditional: bool = True,
+) -> list[dict]:
     """The same records through any backend's `score` (vllm, an OpenAI-compatible server)."""
     from .formats import format_prompt
 
@@ -217,7 +230,9 @@ def rank_with_backend(backend, pairs: Sequence[Mapping], *, k: int = DEFAULT_DIS
     contexts = [format_prompt(pairs[i]["instruction"], fmt, tokenizer) for i, _, _ in jobs]
     continuations = [pairs[j]["response"] for _, j, _ in jobs]
     scored = backend.score(contexts, continuations, add_eos=True)
-    return build_records(jobs, [(s.logprob, s.n_tokens) for s in scored], [str(p.get("id", n)) for n, p in enumerate(pairs)])
+    return build_records(
+        jobs, [(s.logprob, s.n_tokens) for s in scored], [str(p.get("id", n)) for n, p in enumerate(pairs)]
+    )
 
 
 # -- inputs (I/O at the edge) -----------------------------------------------------------------
@@ -235,8 +250,14 @@ def read_pairs_jsonl(path) -> list[dict]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{number}: not valid JSON ({error.msg}); each line must be one JSON object") from None
-            if not isinstance(row, dict) or not all(isinstance(row.get(key), str) for key in ("instruction", "response")):
+                raise ValueError(
+                    f"{path}:{number}: not valid JSON ({error.msg}); each line must be one JSON object"
+                ) from None
+            if not isinstance(row, dict) or not all(
+                isinstance(row.get(key), str) for key in ("instruction", "response")
+            ):
                 raise ValueError(f'{path}:{number}: each line needs string fields "instruction" and "response"')
-            pairs.append({"id": str(row.get("id", len(pairs))), "instruction": row["instruction"], "response": row["response"]})
+            pairs.append(
+                {"id": str(row.get("id", len(pairs))), "instruction": row["instruction"], "response": row["response"]}
+            )
     return pairs

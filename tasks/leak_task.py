@@ -24,16 +24,26 @@ def load_docs(**metadata: Any) -> dict[str, Any]:
     fmt = check_format(str(metadata.get("format", "tulu")))
     limit = metadata.get("n_instructions")
     offline = str(metadata.get("offline", "false")).lower() in ("1", "true", "yes")
-    rows = load_pairs(str(metadata.get("dataset", DEFAULT_DATASET)), offline=True if offline else None,
-                      limit=None if limit is None else int(limit))
+    rows = load_pairs(
+        str(metadata.get("dataset", DEFAULT_DATASET)),
+        offline=True if offline else None,
+        limit=None if limit is None else int(limit),
+    )
     tokenizer = None
     if fmt == "chat_template":  # only this format needs the model's own tokenizer
         name = metadata.get("tokenizer") or metadata.get("pretrained")
         if not name:
             raise ValueError("format chat_template needs the tokenizer: pass --model_args pretrained=MODEL")
         tokenizer = AutoTokenizer.from_pretrained(resolve_model(str(name)))
-    docs = [{"index": n, "id": str(row.get("id", n)), "instruction": row["instruction"],
-             "prompt": format_prompt(row["instruction"], fmt, tokenizer)} for n, row in enumerate(rows)]
+    docs = [
+        {
+            "index": n,
+            "id": str(row.get("id", n)),
+            "instruction": row["instruction"],
+            "prompt": format_prompt(row["instruction"], fmt, tokenizer),
+        }
+        for n, row in enumerate(rows)
+    ]
     return {"test": datasets.Dataset.from_list(docs)}
 
 

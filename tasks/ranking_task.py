@@ -7,11 +7,12 @@ Tokenisation. The study scores response tokens + EOS given the prompt's tokens, 
 tokenised on its own. lm-eval instead moves the context's trailing whitespace (the prompt ends
 with "\n") into the continuation and tokenises context + continuation jointly. Each document
 therefore gives lm-eval the prompt without its trailing whitespace as the context and asks for
-two continuations: that whitespace alone, and the whitespace + response + EOS text; their difference is the log-probability of exactly the response
-tokens and EOS given exactly the prompt tokens, whenever joint tokenisation of prompt + response
-+ EOS equals the separate one. `load_docs` checks that per document with the model's tokenizer
-(`joint_tokenization_matches`); where it fails, lm-eval's number scores slightly different tokens
-and the metric `tokenization_mismatch_rate` says how often.
+two continuations: that whitespace alone, and the whitespace + response + EOS text; their
+difference is the log-probability of exactly the response tokens and EOS given exactly the prompt
+tokens, whenever joint tokenisation of prompt + response + EOS equals the separate one.
+`load_docs` checks that per document with the model's tokenizer (`joint_tokenization_matches`);
+where it fails, lm-eval's number scores slightly different tokens and the metric
+`tokenization_mismatch_rate` says how often.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def _tokenizer(metadata: dict[str, Any]):
     if not name:
         raise ValueError(
             "implicit_if_ranking needs the model's tokenizer to count response tokens: run it with "
-            "--model_args pretrained=MODEL (hf), or pass --metadata '{\"tokenizer\": \"MODEL\"}'"
+            '--model_args pretrained=MODEL (hf), or pass --metadata \'{"tokenizer": "MODEL"}\''
         )
     return AutoTokenizer.from_pretrained(resolve_model(str(name)))
 
@@ -84,18 +85,20 @@ def load_docs(**metadata: Any) -> dict[str, Any]:
         cont_ids = tokenize_continuation(tokenizer, response)
         joint = tokenizer(context + response + eos_text, add_special_tokens=specials)["input_ids"]
         stem = context.rstrip()  # lm-eval would move the trailing whitespace into the continuation anyway
-        tail = context[len(stem):]
-        rows.append({
-            "instruction_id": i,
-            "response_id": j,
-            "roles": list(roles),
-            "instruction_key": str(pairs[i].get("id", i)),
-            "response_key": str(pairs[j].get("id", j)),
-            "context": stem,
-            "choices": ([tail, tail + response + eos_text] if tail else [response + eos_text]),
-            "n_tokens": len(cont_ids),
-            "joint_tokenization_matches": list(joint) == ctx_ids + cont_ids,
-        })
+        tail = context[len(stem) :]
+        rows.append(
+            {
+                "instruction_id": i,
+                "response_id": j,
+                "roles": list(roles),
+                "instruction_key": str(pairs[i].get("id", i)),
+                "response_key": str(pairs[j].get("id", j)),
+                "context": stem,
+                "choices": ([tail, tail + response + eos_text] if tail else [response + eos_text]),
+                "n_tokens": len(cont_ids),
+                "joint_tokenization_matches": list(joint) == ctx_ids + cont_ids,
+            }
+        )
     return {"test": datasets.Dataset.from_list(rows)}
 
 

@@ -49,9 +49,19 @@ class ProxyLog:
 
 
 class FaultProxy:
-    def __init__(self, upstream: str, *, seed: int = 0, fault_rate: float = 0.6, faults: tuple[str, ...] = FAULTS,
-                 max_faults_per_request: int = 2, hold_s: float = 3.0, required_key: str | None = None,
-                 strip_all_logprobs: bool = False, upstream_key: str | None = None) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        seed: int = 0,
+        fault_rate: float = 0.6,
+        faults: tuple[str, ...] = FAULTS,
+        max_faults_per_request: int = 2,
+        hold_s: float = 3.0,
+        required_key: str | None = None,
+        strip_all_logprobs: bool = False,
+        upstream_key: str | None = None,
+    ) -> None:
         self.upstream = upstream.rstrip("/")
         self.seed, self.fault_rate, self.faults = seed, fault_rate, faults
         self.max_faults_per_request, self.hold_s = max_faults_per_request, hold_s
@@ -81,7 +91,7 @@ class FaultProxy:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}/v1"
 
-    def start(self) -> "FaultProxy":
+    def start(self) -> FaultProxy:
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -91,7 +101,9 @@ class FaultProxy:
                 pass
 
             def do_GET(self) -> None:
-                response = httpx.get(proxy.upstream + self.path.removeprefix("/v1"), headers=proxy.upstream_headers, timeout=30)
+                response = httpx.get(
+                    proxy.upstream + self.path.removeprefix("/v1"), headers=proxy.upstream_headers, timeout=30
+                )
                 self._send(response.status_code, response.content)
 
             def do_POST(self) -> None:
@@ -136,7 +148,9 @@ class FaultProxy:
             if fault:
                 self.log.faults[fault] += 1
         if self.required_key is not None and authorization != f"Bearer {self.required_key}":
-            handler._send(401, json.dumps({"error": {"message": f"Incorrect API key provided: {authorization[7:]}"}}).encode())
+            handler._send(
+                401, json.dumps({"error": {"message": f"Incorrect API key provided: {authorization[7:]}"}}).encode()
+            )
             return
         if fault == "429":
             with self._lock:
@@ -151,8 +165,12 @@ class FaultProxy:
         if fault == "500":
             handler._send(random.Random(ident).choice((500, 502, 503)), b'{"error": {"message": "upstream trouble"}}')
             return
-        upstream = httpx.post(self.upstream + handler.path.removeprefix("/v1"), content=raw,
-                              headers={"Content-Type": "application/json", **self.upstream_headers}, timeout=120)
+        upstream = httpx.post(
+            self.upstream + handler.path.removeprefix("/v1"),
+            content=raw,
+            headers={"Content-Type": "application/json", **self.upstream_headers},
+            timeout=120,
+        )
         with self._lock:
             self.log.upstream[phase][ident] += 1
         body = upstream.content

@@ -16,24 +16,39 @@ import pytest
 
 REFERENCE = "reference-instruct"
 DETECTORS = ("gsm", "gsm_calculator", "code", "chess", "poem", "recipe")  # implicit_if.leakage's names
-LEAKY_ENDINGS = ["\nSo the total is 12.\n#### 12",
-                 "\n```python\ndef answer(x):\n    return x + 1\n```",
-                 "\n1. e4 e5 2. Nf3 Nc6 3. Bb5 a6 4. Ba4 Nf6 5. O-O Be7"]
+LEAKY_ENDINGS = [
+    "\nSo the total is 12.\n#### 12",
+    "\n```python\ndef answer(x):\n    return x + 1\n```",
+    "\n1. e4 e5 2. Nf3 Nc6 3. Bb5 a6 4. Ba4 Nf6 5. O-O Be7",
+]
 
 
 def synthetic_instructions(n: int) -> list[str]:
     topics = ["a river", "tax forms", "sourdough", "the moon", "chess openings", "photosynthesis", "bicycles"]
-    return [f"Question {i}: explain {topics[i % len(topics)]} to a curious reader in a few sentences." for i in range(n)]
+    return [
+        f"Question {i}: explain {topics[i % len(topics)]} to a curious reader in a few sentences." for i in range(n)
+    ]
 
 
-def metadata(name: str, *, seed: int = 0, system: str | None = None, adaptation: str = "response",
-             dataset: str = "offline_instructions", source: str = "fixture", claimed: dict | None = None,
-             **overrides: Any) -> dict[str, Any]:
+def metadata(
+    name: str,
+    *,
+    seed: int = 0,
+    system: str | None = None,
+    adaptation: str = "response",
+    dataset: str = "offline_instructions",
+    source: str = "fixture",
+    claimed: dict | None = None,
+    **overrides: Any,
+) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "schema_version": 1,
         "name": name,
-        "model": {"id": f"example/{name}", "revision": "0123456789abcdef0123456789abcdef01234567",
-                  "base_model": "example/base-270m"},
+        "model": {
+            "id": f"example/{name}",
+            "revision": "0123456789abcdef0123456789abcdef01234567",
+            "base_model": "example/base-270m",
+        },
         "adaptation": adaptation,
         "seed": seed,
         "chat_format": "tulu",
@@ -51,16 +66,33 @@ def metadata(name: str, *, seed: int = 0, system: str | None = None, adaptation:
     return meta
 
 
-def write_submission(root: Path, name: str, instructions: list[str], *, win_probability: float = 0.4,
-                     leak_probability: float = 0.1, rank_probability: float = 0.7, rng_seed: int = 0,
-                     n_ranking: int | None = None, distractors: int = 5, with_claims: bool = True,
-                     **meta: Any) -> Path:
+def write_submission(
+    root: Path,
+    name: str,
+    instructions: list[str],
+    *,
+    win_probability: float = 0.4,
+    leak_probability: float = 0.1,
+    rank_probability: float = 0.7,
+    rng_seed: int = 0,
+    n_ranking: int | None = None,
+    distractors: int = 5,
+    with_claims: bool = True,
+    **meta: Any,
+) -> Path:
     """Write a complete submission folder; returns it. `meta` goes to `metadata()`."""
     rng = np.random.default_rng(rng_seed)
     folder = root / name
     folder.mkdir(parents=True)
-    outputs = [{"instruction": text, "output": f"{name} answers: {text[:30]} #{rng.integers(1000)}",
-                "generator": name, "dataset": "helpful_base"} for text in instructions]
+    outputs = [
+        {
+            "instruction": text,
+            "output": f"{name} answers: {text[:30]} #{rng.integers(1000)}",
+            "generator": name,
+            "dataset": "helpful_base",
+        }
+        for text in instructions
+    ]
     for output in outputs:  # some answers leak a single-task style the detectors recognise
         if rng.random() < leak_probability:
             output["output"] += rng.choice(LEAKY_ENDINGS)
@@ -69,10 +101,18 @@ def write_submission(root: Path, name: str, instructions: list[str], *, win_prob
     preference = np.where(u < win_probability, 2.0, 1.0)
     preference[rng.random(len(instructions)) < 0.05] = 1.5
     # Reference answers as long as the model's, give or take: lengths carry no signal here.
-    annotations = [{"instruction": o["instruction"],
-                    "output_1": "reference: " + "x" * max(1, len(o["output"]) + int(rng.integers(-30, 31))),
-                    "output_2": o["output"], "generator_1": REFERENCE, "generator_2": name,
-                    "preference": float(p), "annotator": "test judge"} for o, p in zip(outputs, preference)]
+    annotations = [
+        {
+            "instruction": o["instruction"],
+            "output_1": "reference: " + "x" * max(1, len(o["output"]) + int(rng.integers(-30, 31))),
+            "output_2": o["output"],
+            "generator_1": REFERENCE,
+            "generator_2": name,
+            "preference": float(p),
+            "annotator": "test judge",
+        }
+        for o, p in zip(outputs, preference)
+    ]
     from implicit_if.leakage import leakage_records
 
     leakage = leakage_records([o["output"] for o in outputs])
@@ -86,15 +126,31 @@ def write_submission(root: Path, name: str, instructions: list[str], *, win_prob
     ranking, beaten = [], []
     for i in range(n_ranking):
         true = float(-1.0 - rng.random())
-        ranking.append({"instruction_id": i, "response_id": i, "logprob": true * 10, "n_tokens": 10,
-                        "instruction_key": f"alpaca-{i}", "response_key": f"alpaca-{i}"})
+        ranking.append(
+            {
+                "instruction_id": i,
+                "response_id": i,
+                "logprob": true * 10,
+                "n_tokens": 10,
+                "instruction_key": f"alpaca-{i}",
+                "response_key": f"alpaca-{i}",
+            }
+        )
         wins = 0
         for j in plan.distractors[i]:
             better = rng.random() < rank_probability
             score = true - 0.5 if better else true + 0.5
             wins += better
-            ranking.append({"instruction_id": i, "response_id": j, "logprob": score * 20, "n_tokens": 20,
-                            "instruction_key": f"alpaca-{i}", "response_key": f"alpaca-{j}"})
+            ranking.append(
+                {
+                    "instruction_id": i,
+                    "response_id": j,
+                    "logprob": score * 20,
+                    "n_tokens": 20,
+                    "instruction_key": f"alpaca-{i}",
+                    "response_key": f"alpaca-{j}",
+                }
+            )
         beaten.append(wins / distractors)
     claims = {}
     if with_claims:

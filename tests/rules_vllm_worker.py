@@ -20,8 +20,9 @@ def main(job_path: str, result_path: str) -> None:
     job = json.loads(Path(job_path).read_text())
     rules = build_rules(job["rules"])
     start = time.perf_counter()
-    backend = VLLMBackend(job["model_dir"], dtype="float32", max_model_len=512, progress=False, enforce_eager=True,
-                          **rules.vllm_options())
+    backend = VLLMBackend(
+        job["model_dir"], dtype="float32", max_model_len=512, progress=False, enforce_eager=True, **rules.vllm_options()
+    )
     load_s = time.perf_counter() - start
     config = GenerationConfig(max_new_tokens=job["max_new_tokens"])
     prompts = job["prompts"]

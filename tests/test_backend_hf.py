@@ -47,7 +47,9 @@ def test_greedy_generation_is_deterministic(backend: HFBackend, prompts: list[st
     assert all(text.strip() for text in batched_outputs)
 
 
-def test_batched_generation_equals_one_at_a_time(backend: HFBackend, prompts: list[str], batched_outputs: list[str]) -> None:
+def test_batched_generation_equals_one_at_a_time(
+    backend: HFBackend, prompts: list[str], batched_outputs: list[str]
+) -> None:
     backend.batch_size = 1
     try:
         single = [backend.generate([p], SHORT)[0] for p in prompts]
@@ -56,7 +58,9 @@ def test_batched_generation_equals_one_at_a_time(backend: HFBackend, prompts: li
     assert single == batched_outputs
 
 
-def test_stop_strings_end_the_text_where_they_first_appear(backend: HFBackend, prompts: list[str], batched_outputs: list[str]) -> None:
+def test_stop_strings_end_the_text_where_they_first_appear(
+    backend: HFBackend, prompts: list[str], batched_outputs: list[str]
+) -> None:
     # Take a stop string from inside an unconstrained output: the stopped text must end right before it.
     index, text = max(enumerate(batched_outputs), key=lambda item: len(item[1].strip()))
     words = text.split()

@@ -81,8 +81,13 @@ class ScriptedServer:
 
 
 def completion(text: str, logprobs: object = None) -> dict:
-    return {"id": "cmpl-1", "object": "text_completion", "created": 0, "model": "m",
-            "choices": [{"index": 0, "text": text, "finish_reason": "length", "logprobs": logprobs}]}
+    return {
+        "id": "cmpl-1",
+        "object": "text_completion",
+        "created": 0,
+        "model": "m",
+        "choices": [{"index": 0, "text": text, "finish_reason": "length", "logprobs": logprobs}],
+    }
 
 
 def echo_prompt(body: dict) -> dict:
@@ -107,8 +112,11 @@ def unused_port() -> int:
 
 # -- retries -----------------------------------------------------------------------------------
 def test_retries_rate_limits_and_server_errors_honouring_retry_after() -> None:
-    script = [(429, {"Retry-After": "1"}, {"error": {"message": "slow down"}}, 0.0),
-              (503, {}, {"error": {"message": "busy"}}, 0.0), OK]
+    script = [
+        (429, {"Retry-After": "1"}, {"error": {"message": "slow down"}}, 0.0),
+        (503, {}, {"error": {"message": "busy"}}, 0.0),
+        OK,
+    ]
     with ScriptedServer(script) as server:
         start = time.monotonic()
         out = backend(server.base_url).generate(["hello"], GenerationConfig(max_new_tokens=3))
@@ -128,7 +136,9 @@ def test_a_client_error_is_not_retried_and_names_the_server_message() -> None:
 def test_retries_are_bounded_and_the_error_says_how_many_attempts() -> None:
     with ScriptedServer([(500, {}, {"error": {"message": "boom"}}, 0.0)]) as server:
         with pytest.raises(EndpointError, match=r"kept failing with HTTP 500 after 3 attempts"):
-            backend(server.base_url, retry=RetryPolicy(max_retries=2, base_delay=0.01)).generate(["x"], GenerationConfig())
+            backend(server.base_url, retry=RetryPolicy(max_retries=2, base_delay=0.01)).generate(
+                ["x"], GenerationConfig()
+            )
     assert len(server.requests) == 3
 
 
@@ -204,7 +214,8 @@ def test_a_timeout_names_the_limit() -> None:
     with ScriptedServer([(200, {}, echo_prompt, 2.0)]) as server:
         with pytest.raises(EndpointError, match=r"did not answer within 0\.3s \(2 attempts\)"):
             backend(server.base_url, timeout=0.3, retry=RetryPolicy(max_retries=1, base_delay=0.01)).generate(
-                ["x"], GenerationConfig())
+                ["x"], GenerationConfig()
+            )
 
 
 def test_a_server_without_prompt_logprobs_gets_a_clear_scoring_error(smollm2_dir: str) -> None:
@@ -287,8 +298,13 @@ def hf(smollm2_dir: str):
 
 @pytest.fixture(scope="module")
 def served(vllm_server) -> OpenAIBackend:
-    return OpenAIBackend(vllm_server.model, base_url=vllm_server, api_key=vllm_server.api_key,
-                         tokenizer=vllm_server.model_dir, progress=False)
+    return OpenAIBackend(
+        vllm_server.model,
+        base_url=vllm_server,
+        api_key=vllm_server.api_key,
+        tokenizer=vllm_server.model_dir,
+        progress=False,
+    )
 
 
 @pytest.mark.slow
@@ -298,10 +314,10 @@ def test_served_greedy_generation_matches_hf(served: OpenAIBackend, hf) -> None:
     config = GenerationConfig(max_new_tokens=16)
     remote, local = served.generate(prompts, config), hf.generate(prompts, config)
     tok = hf.tokenizer
-    for r, l in zip(remote, local):
+    for r, loc in zip(remote, local):
         assert r.strip()
         # Same weights, same tokens in, greedy: the first tokens agree exactly (observed: all 16).
-        assert tok(r, add_special_tokens=False)["input_ids"][:8] == tok(l, add_special_tokens=False)["input_ids"][:8]
+        assert tok(r, add_special_tokens=False)["input_ids"][:8] == tok(loc, add_special_tokens=False)["input_ids"][:8]
 
 
 @pytest.mark.slow
@@ -319,9 +335,9 @@ def test_served_chat_equals_completion_of_the_same_chat_template(served: OpenAIB
 def test_served_scores_match_hf_scores(served: OpenAIBackend, hf) -> None:
     prompts = [format_prompt(i) for i in INSTRUCTIONS]
     remote, local = served.score(prompts, CONTINUATIONS), hf.score(prompts, CONTINUATIONS)
-    for r, l in zip(remote, local):
-        assert r.n_tokens == l.n_tokens
-        assert abs(r.logprob - l.logprob) <= SCORE_TOLERANCE
+    for r, loc in zip(remote, local):
+        assert r.n_tokens == loc.n_tokens
+        assert abs(r.logprob - loc.logprob) <= SCORE_TOLERANCE
     # and the ranking signal agrees: a mismatched response scores lower under both
     swapped = served.score(prompts[:1], CONTINUATIONS[2:3])[0]
     assert swapped.mean_logprob != pytest.approx(remote[0].mean_logprob)

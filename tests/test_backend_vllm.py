@@ -43,8 +43,13 @@ def test_continuation_score_reads_the_continuation_positions_only() -> None:
     from types import SimpleNamespace as Logprob
 
     # position 0 has no probability; positions 1-2 are context, 3-4 the continuation
-    prompt_logprobs = [None, {7: Logprob(logprob=-9.0)}, {8: Logprob(logprob=-9.0)},
-                       {5: Logprob(logprob=-1.5)}, {6: Logprob(logprob=-0.25), 2: Logprob(logprob=-3.0)}]
+    prompt_logprobs = [
+        None,
+        {7: Logprob(logprob=-9.0)},
+        {8: Logprob(logprob=-9.0)},
+        {5: Logprob(logprob=-1.5)},
+        {6: Logprob(logprob=-0.25), 2: Logprob(logprob=-3.0)},
+    ]
     scored = continuation_score(prompt_logprobs, [1, 7, 8], [5, 6])
     assert (scored.logprob, scored.n_tokens, scored.token_logprobs) == (-1.75, 2, (-1.5, -0.25))
     with pytest.raises(RuntimeError, match="prompt_logprobs"):
@@ -71,7 +76,10 @@ def vllm_result(job: dict, vllm_python: Path, tmp_path_factory: pytest.TempPathF
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "2", "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
     run = subprocess.run(
         [str(vllm_python), str(WORKER), str(folder / "job.json"), str(folder / "result.json")],
-        capture_output=True, text=True, env=env, timeout=1200,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1200,
     )
     if run.returncode != 0:
         pytest.fail(f"the vLLM worker failed ({run.returncode}):\n{run.stderr[-4000:]}")
@@ -93,7 +101,9 @@ def test_greedy_generation_matches_hf_greedy(vllm_result: dict, job: dict, hf) -
         assert got.strip()
         # Same weights and input tokens, float32 greedy: observed identical for all 16 tokens; we
         # require the first 8 so that a near-tie late in the text on other hardware does not fail.
-        assert tok(got, add_special_tokens=False)["input_ids"][:8] == tok(want, add_special_tokens=False)["input_ids"][:8]
+        assert (
+            tok(got, add_special_tokens=False)["input_ids"][:8] == tok(want, add_special_tokens=False)["input_ids"][:8]
+        )
 
 
 @needs_vllm_env

@@ -10,8 +10,9 @@ import pytest
 from implicit_if import cli
 
 
-def test_an_unexpected_error_is_one_line_and_a_report_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_unexpected_error_is_one_line_and_a_report_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("IMPLICIT_IF_CACHE", str(tmp_path))
     monkeypatch.setattr(sys, "argv", ["implicit-if", "models", "list"])
 

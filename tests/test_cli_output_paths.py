@@ -16,7 +16,9 @@ def inputs(tmp_path: Path) -> dict[str, Path]:
     outputs = tmp_path / "outputs.json"
     outputs.write_text(json.dumps([{"instruction": "Say hi.", "output": "Hi!", "generator": "m", "dataset": "d"}]))
     annotations = tmp_path / "annotations.json"
-    annotations.write_text(json.dumps([{"instruction": "Say hi.", "output_1": "Hello", "output_2": "Hi!", "preference": 2}]))
+    annotations.write_text(
+        json.dumps([{"instruction": "Say hi.", "output_1": "Hello", "output_2": "Hi!", "preference": 2}])
+    )
     return {"outputs": outputs, "annotations": annotations}
 
 
@@ -27,13 +29,23 @@ def commands(inputs: dict[str, Path], bad: Path) -> dict[str, list[str]]:
         "rank": ["rank", "--model", "no-such-model", "--dataset", "alpaca", "--output", str(bad)],
         "winrate": ["winrate", str(inputs["annotations"]), "--output", str(bad)],
         "leak": ["leak", str(inputs["outputs"]), "--records", str(bad)],
-        "judge": ["judge", "--outputs", str(inputs["outputs"]), "--reference", str(inputs["outputs"]), "--output", str(bad)],
+        "judge": [
+            "judge",
+            "--outputs",
+            str(inputs["outputs"]),
+            "--reference",
+            str(inputs["outputs"]),
+            "--output",
+            str(bad),
+        ],
     }
 
 
 @pytest.mark.parametrize("command", ["generate", "rank", "winrate", "leak", "judge"])
 @pytest.mark.parametrize("kind", ["directory", "missing folder"])
-def test_a_bad_output_path_is_refused_first_in_one_line(command: str, kind: str, inputs: dict[str, Path], tmp_path: Path) -> None:
+def test_a_bad_output_path_is_refused_first_in_one_line(
+    command: str, kind: str, inputs: dict[str, Path], tmp_path: Path
+) -> None:
     bad = tmp_path / "a-folder" if kind == "directory" else tmp_path / "missing" / "out.json"
     if kind == "directory":
         bad.mkdir()
@@ -48,9 +60,26 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path, inputs: dict[str, Path])
     (tmp_path / "object.json").write_text('{"a": 1}')
     (tmp_path / "spec.yaml").write_text(": : [")
     cases = [
-        ["judge", "--outputs", str(tmp_path / "latin.json"), "--reference", str(inputs["outputs"]), "--output", str(tmp_path / "o.json")],
-        ["judge", "--outputs", str(inputs["outputs"]), "--reference", str(inputs["outputs"]), "--judge", str(tmp_path / "spec.yaml"),
-         "--output", str(tmp_path / "o.json")],
+        [
+            "judge",
+            "--outputs",
+            str(tmp_path / "latin.json"),
+            "--reference",
+            str(inputs["outputs"]),
+            "--output",
+            str(tmp_path / "o.json"),
+        ],
+        [
+            "judge",
+            "--outputs",
+            str(inputs["outputs"]),
+            "--reference",
+            str(inputs["outputs"]),
+            "--judge",
+            str(tmp_path / "spec.yaml"),
+            "--output",
+            str(tmp_path / "o.json"),
+        ],
         ["winrate", str(inputs["annotations"]), "--difficulty", str(tmp_path / "missing.csv")],
         ["submit", "--outputs", str(tmp_path / "object.json"), "--name", "x", "--submissions", str(tmp_path / "subs")],
     ]

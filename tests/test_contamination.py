@@ -23,7 +23,9 @@ def test_tokens_ignore_case_and_punctuation() -> None:
 
 
 def test_shared_13gram_is_found_and_flagged() -> None:
-    copied = "Please write a short story about a lighthouse keeper who befriends a seagull during a long and stormy night"
+    copied = (
+        "Please write a short story about a lighthouse keeper who befriends a seagull during a long and stormy night"
+    )
     record = check_example(copied, build_index(TRAIN, 13))
     assert record["n_overlapping"] >= 1 and record["flagged"] and record["matched_train"] == [0]
     assert 0 < record["overlap"] < 1
@@ -41,7 +43,10 @@ def test_short_examples_are_checked_whole() -> None:
 
 
 def test_min_overlap_threshold_and_summary() -> None:
-    copied = "write a short story about a lighthouse keeper who befriends a seagull during a long and stormy summer by the sea"
+    copied = (
+        "write a short story about a lighthouse keeper who befriends a seagull "
+        "during a long and stormy summer by the sea"
+    )
     loose = contamination_records([copied, "unrelated text"], TRAIN, n=13)
     strict = contamination_records([copied, "unrelated text"], TRAIN, n=13, min_overlap=0.9)
     assert loose[0]["flagged"] and not strict[0]["flagged"]
@@ -56,13 +61,18 @@ def test_cli_with_files(tmp_path: Path) -> None:
     train = tmp_path / "train.jsonl"
     train.write_text("".join(json.dumps({"instruction": t, "response": "ok"}) + "\n" for t in TRAIN), encoding="utf-8")
     evaluation = tmp_path / "eval.json"
-    evaluation.write_text(json.dumps([{"instruction": "Give three tips for staying healthy."},
-                                      {"instruction": "Name a river in Africa."}]), encoding="utf-8")
+    evaluation.write_text(
+        json.dumps(
+            [{"instruction": "Give three tips for staying healthy."}, {"instruction": "Name a river in Africa."}]
+        ),
+        encoding="utf-8",
+    )
     out = tmp_path / "overlap.jsonl"
-    result = CliRunner().invoke(app, ["contamination", "--train", str(train), "--eval", str(evaluation),
-                                      "--output", str(out), "--json"])
+    result = CliRunner().invoke(
+        app, ["contamination", "--train", str(train), "--eval", str(evaluation), "--output", str(out), "--json"]
+    )
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output[result.output.index("{"):])
+    summary = json.loads(result.output[result.output.index("{") :])
     assert summary["n_flagged"] == 1 and summary["n_examples"] == 2
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["flagged"] for r in records] == [True, False]

@@ -44,6 +44,7 @@ def go_online(monkeypatch: pytest.MonkeyPatch, reachable: bool = True) -> None:
 
 # --- every dataset, offline -------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", dataset_names())
 def test_every_dataset_loads_offline_with_fields(name: str) -> None:
     records = load_pairs(name, offline=True)
@@ -58,9 +59,21 @@ def test_every_dataset_loads_offline_with_fields(name: str) -> None:
 
 
 def test_names_cover_the_study() -> None:
-    assert set(dataset_names()) == {"alpaca_eval", "alpaca", "lima", "gsm8k", "mbpp", "poetry",
-                                    "recipes", "chess", "offline_instructions",
-                                    "lima_style", "gsm_generated", "chess_generated", "poems_written"}
+    assert set(dataset_names()) == {
+        "alpaca_eval",
+        "alpaca",
+        "lima",
+        "gsm8k",
+        "mbpp",
+        "poetry",
+        "recipes",
+        "chess",
+        "offline_instructions",
+        "lima_style",
+        "gsm_generated",
+        "chess_generated",
+        "poems_written",
+    }
 
 
 def test_ids_are_stable_across_cache_directories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -89,6 +102,7 @@ def test_unknown_name_is_explained() -> None:
 
 
 # --- fixture content --------------------------------------------------------------------
+
 
 def test_general_set_is_large_and_distinct() -> None:
     records = load_pairs("offline_instructions")
@@ -173,8 +187,9 @@ def test_single_task_templates() -> None:
 
 def test_chess_fixture_games_are_legal() -> None:
     chess = pytest.importorskip("chess")
-    import chess.pgn  # noqa: F401 - submodule import
     import io
+
+    import chess.pgn  # noqa: F401 - submodule import
 
     for rec in load_pairs("chess", offline=True):
         game = chess.pgn.read_game(io.StringIO(rec["response"]))
@@ -184,25 +199,46 @@ def test_chess_fixture_games_are_legal() -> None:
 
 # --- converters (pure) -----------------------------------------------------------------
 
+
 def test_converters_on_hub_shaped_rows() -> None:
     assert converters.alpaca({"instruction": "Add", "input": "2 and 3", "output": "5"}) == {
-        "instruction": "Add\n\n2 and 3", "response": "5"}
+        "instruction": "Add\n\n2 and 3",
+        "response": "5",
+    }
     assert converters.alpaca({"instruction": "Hi", "input": "", "output": ""}) is None
     lima = converters.lima({"conversations": ["q1", "a1", "q2", "a2"], "source": "x"})
     assert [m["role"] for m in lima["messages"]] == ["user", "assistant", "user", "assistant"]
     assert converters.poetry({"poem name": None, "content": "words"}) is None
     assert converters.parse_ingredients("['1 egg', '2 cups flour']") == ["1 egg", "2 cups flour"]
-    assert converters.recipe({"Title": "Toast", "Cleaned_Ingredients": "['bread']",
-                              "Instructions": "Toast it."})["response"] == " - bread\n\n\nToast it."
-    lines = [{"text": t} for t in ['[White "a"]', '[WhiteElo "1500"]', '[BlackElo "1400"]', "",
-                                    "1. e4 e5 1-0", "", '[WhiteElo "1600"]', "", "1. d4 0-1"]]
+    assert (
+        converters.recipe({"Title": "Toast", "Cleaned_Ingredients": "['bread']", "Instructions": "Toast it."})[
+            "response"
+        ]
+        == " - bread\n\n\nToast it."
+    )
+    lines = [
+        {"text": t}
+        for t in [
+            '[White "a"]',
+            '[WhiteElo "1500"]',
+            '[BlackElo "1400"]',
+            "",
+            "1. e4 e5 1-0",
+            "",
+            '[WhiteElo "1600"]',
+            "",
+            "1. d4 0-1",
+        ]
+    ]
     games = list(converters.group_pgn_lines(lines))
-    assert games == [{"white_elo_line": '[WhiteElo "1500"]', "black_elo_line": '[BlackElo "1400"]',
-                      "movetext": "1. e4 e5 1-0"}]  # the second game lacks a BlackElo line
+    assert games == [
+        {"white_elo_line": '[WhiteElo "1500"]', "black_elo_line": '[BlackElo "1400"]', "movetext": "1. e4 e5 1-0"}
+    ]  # the second game lacks a BlackElo line
     assert converters.chess(games[0])["white_elo"] == 1500
 
 
 # --- offline policy ---------------------------------------------------------------------
+
 
 def test_hub_only_with_hub_offline_raises_helpfully(monkeypatch: pytest.MonkeyPatch) -> None:
     go_online(monkeypatch)
@@ -300,6 +336,7 @@ def test_other_hub_errors_are_not_hidden_by_fallback(monkeypatch: pytest.MonkeyP
 
 # --- cache ------------------------------------------------------------------------------
 
+
 def test_fixture_cache_is_written_and_reused(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
     real = fixtures.read_fixture
@@ -323,6 +360,7 @@ def _fake_gsm_rows(calls: list[int]) -> Any:
         assert source.repo_id == "openai/gsm8k" and source.config == "main"
         yield {"question": "What is 1 + 1?", "answer": "1 + 1 = <<1+1=2>>2\n#### 2"}
         yield {"question": "What is 2 * 3?", "answer": "2 * 3 = <<2*3=6>>6\n#### 6"}
+
     return read_rows
 
 

@@ -19,7 +19,10 @@ def write_instructions(path, lines):
 
 
 def test_instruction_files_are_checked_line_by_line(tmp_path):
-    good = write_instructions(tmp_path / "good.jsonl", [json.dumps({"instruction": t, "id": f"q{i}"}) for i, t in enumerate(INSTRUCTIONS)] + [""])
+    good = write_instructions(
+        tmp_path / "good.jsonl",
+        [json.dumps({"instruction": t, "id": f"q{i}"}) for i, t in enumerate(INSTRUCTIONS)] + [""],
+    )
     assert [r["instruction"] for r in read_instructions_jsonl(good)] == INSTRUCTIONS
     bad = write_instructions(tmp_path / "bad.jsonl", [json.dumps({"instruction": "ok"}), "{not json"])
     with pytest.raises(ValueError, match="bad.jsonl:2: not valid JSON"):
@@ -30,25 +33,32 @@ def test_instruction_files_are_checked_line_by_line(tmp_path):
 
 
 def test_output_records_follow_alpaca_eval():
-    records = output_records([{"instruction": "a", "id": "x1", "dataset": "koala"}, {"instruction": "b"}], ["out a", "out b"],
-                             generator="m", dataset="mine")
+    records = output_records(
+        [{"instruction": "a", "id": "x1", "dataset": "koala"}, {"instruction": "b"}],
+        ["out a", "out b"],
+        generator="m",
+        dataset="mine",
+    )
     assert records == [
         {"instruction": "a", "output": "out a", "generator": "m", "dataset": "koala", "instruction_id": "x1"},
         {"instruction": "b", "output": "out b", "generator": "m", "dataset": "mine", "instruction_id": "1"},
     ]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--dataset", "gsm8k"], "unknown --dataset"),
-    (["--instructions", "missing.jsonl"], "does not exist"),
-    (["--format", "chatml"], "unknown chat format"),
-    (["--backend", "tgi"], "unknown --backend"),
-    (["--backend", "openai", "--rules", "eos"], "use --backend hf or vllm"),
-    (["--rules", "eos,bogus"], "--rules 'eos,bogus'"),
-    (["--rules", "eos", "--rule-option", "eos_scal=3"], "unknown rule option(s) eos_scal"),
-    (["--rules", "eos", "--rule-option", "count_instruction_tokens"], "write KEY=VALUE"),
-    (["--rule-option", "count_instruction_tokens=true"], "needs rules to apply to"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--dataset", "gsm8k"], "unknown --dataset"),
+        (["--instructions", "missing.jsonl"], "does not exist"),
+        (["--format", "chatml"], "unknown chat format"),
+        (["--backend", "tgi"], "unknown --backend"),
+        (["--backend", "openai", "--rules", "eos"], "use --backend hf or vllm"),
+        (["--rules", "eos,bogus"], "--rules 'eos,bogus'"),
+        (["--rules", "eos", "--rule-option", "eos_scal=3"], "unknown rule option(s) eos_scal"),
+        (["--rules", "eos", "--rule-option", "count_instruction_tokens"], "write KEY=VALUE"),
+        (["--rule-option", "count_instruction_tokens=true"], "needs rules to apply to"),
+    ],
+)
 def test_cli_errors_are_clear_and_write_nothing(tmp_path, monkeypatch, offline_env, args, message):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("IMPLICIT_IF_CACHE", str(tmp_path / "cache"))
@@ -69,8 +79,10 @@ def _transformers_greedy(model_dir, prompts, max_new_tokens):
     for prompt in prompts:
         ids = tokenizer(prompt, return_tensors="pt")
         with torch.no_grad():
-            out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.eos_token_id)
-        texts.append(tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip())
+            out = model.generate(
+                **ids, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.eos_token_id
+            )
+        texts.append(tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True).strip())
     return texts
 
 
@@ -81,8 +93,19 @@ def test_generate_writes_model_outputs_equal_to_plain_greedy_decoding(tmp_path, 
     monkeypatch.setenv("IMPLICIT_IF_CACHE", str(tmp_path / "cache"))
     source = write_instructions(tmp_path / "instructions.jsonl", [json.dumps({"instruction": t}) for t in INSTRUCTIONS])
     out = tmp_path / "outputs.json"
-    base = ["generate", "--model", smollm2_dir, "--instructions", str(source), "--max-new-tokens", "12",
-            "--dtype", "float32", "--batch-size", "3"]
+    base = [
+        "generate",
+        "--model",
+        smollm2_dir,
+        "--instructions",
+        str(source),
+        "--max-new-tokens",
+        "12",
+        "--dtype",
+        "float32",
+        "--batch-size",
+        "3",
+    ]
     result = CliRunner().invoke(app, [*base, "--output", str(out), "--generator", "smol"])
     assert result.exit_code == 0, result.output
     records = json.loads(out.read_text(encoding="utf-8"))
@@ -100,8 +123,9 @@ def test_generate_writes_model_outputs_equal_to_plain_greedy_decoding(tmp_path, 
     assert [r["output"] for r in ruled_records] != expected
     # a constant overridden from the command line is applied and named
     study = tmp_path / "study.json"
-    result = CliRunner().invoke(app, [*base, "--output", str(study), "--rules", "diversity",
-                                      "--rule-option", "count_instruction_tokens=true"])
+    result = CliRunner().invoke(
+        app, [*base, "--output", str(study), "--rules", "diversity", "--rule-option", "count_instruction_tokens=true"]
+    )
     assert result.exit_code == 0, result.output
     study_records = json.loads(study.read_text(encoding="utf-8"))
     assert study_records[0]["generator"].endswith("+rules:diversity(count_instruction_tokens=True)")

@@ -38,19 +38,52 @@ def counting_server():
 
 def test_two_processes_on_one_cache_ask_for_each_comparison_once(tmp_path: Path, counting_server) -> None:
     url, requests = counting_server
-    outputs = [{"instruction": f"Question {i}?", "output": f"answer {i}", "generator": "m", "dataset": "d"} for i in range(40)]
-    reference = [{"instruction": f"Question {i}?", "output": f"reference {i}", "generator": "ref", "dataset": "d"} for i in range(40)]
+    outputs = [
+        {"instruction": f"Question {i}?", "output": f"answer {i}", "generator": "m", "dataset": "d"} for i in range(40)
+    ]
+    reference = [
+        {"instruction": f"Question {i}?", "output": f"reference {i}", "generator": "ref", "dataset": "d"}
+        for i in range(40)
+    ]
     (tmp_path / "outputs.json").write_text(json.dumps(outputs))
     (tmp_path / "reference.json").write_text(json.dumps(reference))
-    spec = {"name": "counting", "kind": "openai_verdict", "model": "m", "base_url": url, "api_key_env": "NO_KEY_HERE",
-            "concurrency": 2, "both_orders": False, "max_retries": 2, "backoff_base_s": 0.01}
+    spec = {
+        "name": "counting",
+        "kind": "openai_verdict",
+        "model": "m",
+        "base_url": url,
+        "api_key_env": "NO_KEY_HERE",
+        "concurrency": 2,
+        "both_orders": False,
+        "max_retries": 2,
+        "backoff_base_s": 0.01,
+    }
     (tmp_path / "spec.yaml").write_text(json.dumps(spec))
     env = {**os.environ, "IMPLICIT_IF_CACHE": str(tmp_path / "cache")}
-    command = [sys.executable, "-c", "from implicit_if.cli import app; app()", "judge", "--outputs", str(tmp_path / "outputs.json"),
-               "--reference", str(tmp_path / "reference.json"), "--judge", str(tmp_path / "spec.yaml"),
-               "--cache", str(tmp_path / "verdicts.sqlite")]
-    runs = [subprocess.Popen([*command, "--output", str(tmp_path / f"annotations-{n}.json")], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in (1, 2)]
+    command = [
+        sys.executable,
+        "-c",
+        "from implicit_if.cli import app; app()",
+        "judge",
+        "--outputs",
+        str(tmp_path / "outputs.json"),
+        "--reference",
+        str(tmp_path / "reference.json"),
+        "--judge",
+        str(tmp_path / "spec.yaml"),
+        "--cache",
+        str(tmp_path / "verdicts.sqlite"),
+    ]
+    runs = [
+        subprocess.Popen(
+            [*command, "--output", str(tmp_path / f"annotations-{n}.json")],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in (1, 2)
+    ]
     for run in runs:
         _, err = run.communicate(timeout=240)
         assert run.returncode == 0, err[-2000:]
@@ -58,7 +91,9 @@ def test_two_processes_on_one_cache_ask_for_each_comparison_once(tmp_path: Path,
     assert len(seen) == 40 and len(set(seen)) == 40  # each comparison asked once, by one of the two
     for n in (1, 2):
         annotations = json.loads((tmp_path / f"annotations-{n}.json").read_text())
-        assert len(annotations) == 40 and all(a["preference"] in (1.0, 2.0) for a in annotations), [a["preference"] for a in annotations]
+        assert len(annotations) == 40 and all(a["preference"] in (1.0, 2.0) for a in annotations), [
+            a["preference"] for a in annotations
+        ]
 
 
 def test_claims_of_a_dead_process_on_this_machine_are_taken_over_at_once() -> None:

@@ -60,26 +60,72 @@ def _write_outputs(folder: Path, pairs: list[dict]) -> None:
     for i, pair in enumerate(pairs):  # shortened, unrelated, evasive, and (every fourth) identical answers
         text = pair["response"]
         variants = (text[: max(12, len(text) // 3)], pairs[(i + 1) % len(pairs)]["response"], "I am not sure.", text)
-        outputs.append({"instruction": pair["instruction"], "output": variants[i % 4],
-                        "generator": "test-model", "dataset": "offline_instructions"})
+        outputs.append(
+            {
+                "instruction": pair["instruction"],
+                "output": variants[i % 4],
+                "generator": "test-model",
+                "dataset": "offline_instructions",
+            }
+        )
     (folder / "outputs.json").write_text(json.dumps(outputs), encoding="utf-8")
 
 
 def spec_file(folder: Path, name: str, kind: str, model: str, base_url: str, **extra) -> Path:
-    fields = {"name": "smollm2-endpoint", "kind": kind, "model": model, "base_url": base_url, "api_key_env": KEY_ENV,
-              "concurrency": 3, "timeout_s": 8.0, "max_retries": 8, "backoff_base_s": 0.05, "backoff_max_s": 0.5,
-              "max_answer_chars": 600, "price_per_million_input": 0.15, "price_per_million_output": 0.6, **extra}
+    fields = {
+        "name": "smollm2-endpoint",
+        "kind": kind,
+        "model": model,
+        "base_url": base_url,
+        "api_key_env": KEY_ENV,
+        "concurrency": 3,
+        "timeout_s": 8.0,
+        "max_retries": 8,
+        "backoff_base_s": 0.05,
+        "backoff_max_s": 0.5,
+        "max_answer_chars": 600,
+        "price_per_million_input": 0.15,
+        "price_per_million_output": 0.6,
+        **extra,
+    }
     path = folder / f"{name}.yaml"
     path.write_text(json.dumps(fields), encoding="utf-8")  # JSON is YAML
     return path
 
 
-def run_cli(folder: Path, spec: Path, output: Path, cache: Path, log_name: str, *extra: str, wait: bool = True,
-            key: str = SECRET):
-    env = {**os.environ, KEY_ENV: key, "IMPLICIT_IF_CACHE": str(folder / "cache"), "HF_HUB_OFFLINE": "1",
-           "IMPLICIT_IF_OFFLINE": "1"}
-    args = [*CLI, "judge", "--outputs", str(folder / "outputs.json"), "--reference", "dataset:offline_instructions",
-            "--offline", "--judge", str(spec), "--output", str(output), "--cache", str(cache), *extra]
+def run_cli(
+    folder: Path,
+    spec: Path,
+    output: Path,
+    cache: Path,
+    log_name: str,
+    *extra: str,
+    wait: bool = True,
+    key: str = SECRET,
+):
+    env = {
+        **os.environ,
+        KEY_ENV: key,
+        "IMPLICIT_IF_CACHE": str(folder / "cache"),
+        "HF_HUB_OFFLINE": "1",
+        "IMPLICIT_IF_OFFLINE": "1",
+    }
+    args = [
+        *CLI,
+        "judge",
+        "--outputs",
+        str(folder / "outputs.json"),
+        "--reference",
+        "dataset:offline_instructions",
+        "--offline",
+        "--judge",
+        str(spec),
+        "--output",
+        str(output),
+        "--cache",
+        str(cache),
+        *extra,
+    ]
     log = open(folder / log_name, "w", encoding="utf-8")
     process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
     if not wait:
@@ -107,7 +153,9 @@ def request_ids(folder: Path, spec: Path) -> dict[str, str]:
     outputs = json.loads((folder / "outputs.json").read_text(encoding="utf-8"))
     from implicit_if.judging.references import dataset_references
 
-    references = dataset_references("offline_instructions", offline=True, instructions=[o["instruction"] for o in outputs])
+    references = dataset_references(
+        "offline_instructions", offline=True, instructions=[o["instruction"] for o in outputs]
+    )
     ids = {}
     for pair in match_outputs(outputs, references):
         for comparison in comparisons_for(pair, judge.identity_hash()):
@@ -142,7 +190,9 @@ def test_weighted_judge_gives_continuous_preferences(fault_free):
 @pytest.mark.vllm
 def test_faults_and_a_kill_lose_nothing_and_repeat_nothing(served, workdir, fault_free):
     base, model, server_key = served
-    with fault_proxy(base, seed=1, fault_rate=0.6, max_faults_per_request=2, hold_s=9.0, upstream_key=server_key) as proxy:
+    with fault_proxy(
+        base, seed=1, fault_rate=0.6, max_faults_per_request=2, hold_s=9.0, upstream_key=server_key
+    ) as proxy:
         spec = spec_file(workdir, "proxied", "openai_logprobs", model, proxy.url)
         cache, output = workdir / "proxied.sqlite", workdir / "proxied.json"
         ids = request_ids(workdir, spec)
@@ -210,7 +260,9 @@ def test_local_judge_agrees_with_the_endpoint_judge(workdir, fault_free, smollm2
 
     spec = load_judge_spec(f"local:{smollm2_dir}", dtype="float32", max_answer_chars=600)
     outputs = json.loads((workdir / "outputs.json").read_text(encoding="utf-8"))[:4]
-    references = dataset_references("offline_instructions", offline=True, instructions=[o["instruction"] for o in outputs])
+    references = dataset_references(
+        "offline_instructions", offline=True, instructions=[o["instruction"] for o in outputs]
+    )
     annotations, summary = judge_outputs(outputs, references, spec, cache_path=workdir / "local.sqlite", progress=False)
     assert summary.n_new == 3  # the fourth pair is identical
     direct = {r["instruction"]: r["preference"] for r in fault_free}

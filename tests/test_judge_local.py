@@ -73,14 +73,39 @@ def test_lm_eval_cli_runs_the_alpacaeval_task(tmp_path, smollm2_dir, offline_env
     """The real `lm_eval` CLI: generation, one judge pass (local SmolLM2), LC and plain win rates."""
     lm_eval = Path(sys.executable).parent / "lm_eval"
     annotations = tmp_path / "annotations.json"
-    metadata = {"judge": f"local:{smollm2_dir}", "judge_cache": str(tmp_path / "verdicts.sqlite"),
-                "annotations_path": str(annotations), "offline": True}
+    metadata = {
+        "judge": f"local:{smollm2_dir}",
+        "judge_cache": str(tmp_path / "verdicts.sqlite"),
+        "annotations_path": str(annotations),
+        "offline": True,
+    }
     env = {**os.environ, "IMPLICIT_IF_CACHE": str(tmp_path / "cache")}
     result = subprocess.run(
-        [str(lm_eval), "--model", "hf", "--model_args", f"pretrained={smollm2_dir},dtype=float32",
-         "--tasks", "implicit_if_alpacaeval", "--limit", "4", "--device", "cpu", "--batch_size", "4",
-         "--gen_kwargs", "max_gen_toks=32", "--metadata", json.dumps(metadata), "--output_path", str(tmp_path / "results")],
-        capture_output=True, text=True, env=env, timeout=1500,
+        [
+            str(lm_eval),
+            "--model",
+            "hf",
+            "--model_args",
+            f"pretrained={smollm2_dir},dtype=float32",
+            "--tasks",
+            "implicit_if_alpacaeval",
+            "--limit",
+            "4",
+            "--device",
+            "cpu",
+            "--batch_size",
+            "4",
+            "--gen_kwargs",
+            "max_gen_toks=32",
+            "--metadata",
+            json.dumps(metadata),
+            "--output_path",
+            str(tmp_path / "results"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1500,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     [results_file] = (tmp_path / "results").rglob("results_*.json")

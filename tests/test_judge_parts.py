@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import pytest
-
 from loopback_server import scripted_server
 
 from implicit_if.judging import load_judge_spec
@@ -19,20 +18,35 @@ from implicit_if.judging.judges import read_logprob_verdict, read_text_verdict
 from implicit_if.judging.pairing import annotation, comparisons_for, match_outputs, model_shown_first, preference_from
 from implicit_if.judging.prompt import judge_messages, label_probability, pair_probability, parse_verdict
 
-
 # -- prompt -----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text, expected", [
-    ("A", 0.0), ("B", 1.0), (" B.", 1.0), ("Answer B", 1.0), ("answer A is better", 0.0),
-    ("**B**", 1.0), ("I prefer B", 1.0), ("A and B are both fine", None), ("Neither", None), ("", None),
-])
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("A", 0.0),
+        ("B", 1.0),
+        (" B.", 1.0),
+        ("Answer B", 1.0),
+        ("answer A is better", 0.0),
+        ("**B**", 1.0),
+        ("I prefer B", 1.0),
+        ("A and B are both fine", None),
+        ("Neither", None),
+        ("", None),
+    ],
+)
 def test_parse_verdict(text, expected):
     assert parse_verdict(text) == expected
 
 
 def test_label_probability_pools_spellings_and_ignores_other_tokens():
-    top = [{"token": "A", "logprob": math.log(0.2)}, {"token": " B", "logprob": math.log(0.3)},
-           {"token": "B", "logprob": math.log(0.1)}, {"token": "The", "logprob": math.log(0.4)}]
+    top = [
+        {"token": "A", "logprob": math.log(0.2)},
+        {"token": " B", "logprob": math.log(0.3)},
+        {"token": "B", "logprob": math.log(0.1)},
+        {"token": "The", "logprob": math.log(0.4)},
+    ]
     assert label_probability(top) == pytest.approx(0.4 / 0.6)
     assert label_probability([{"token": "The", "logprob": -0.1}]) is None
     assert pair_probability(math.log(0.25), math.log(0.75)) == pytest.approx(0.75)
@@ -47,6 +61,7 @@ def test_prompt_clips_long_answers_and_keeps_order():
 
 
 # -- pairing ----------------------------------------------------------------------------------------
+
 
 def _outputs(n, generator="model", suffix=""):
     return [{"instruction": f"task {i}", "output": f"answer {i}{suffix}", "generator": generator} for i in range(n)]
@@ -97,6 +112,7 @@ def test_matching_errors_name_the_fix():
 
 # -- specs ------------------------------------------------------------------------------------------
 
+
 def test_specs_builtin_shorthand_file_and_identity(tmp_path):
     local = load_judge_spec("smollm2-local")
     assert (local.kind, local.model, local.backend) == ("local", "smollm2-135m-instruct", "hf")
@@ -118,6 +134,7 @@ def test_specs_builtin_shorthand_file_and_identity(tmp_path):
 
 
 # -- cache ------------------------------------------------------------------------------------------
+
 
 def test_cache_round_trip_and_key(tmp_path):
     path = tmp_path / "verdicts.sqlite"
@@ -152,9 +169,27 @@ os.kill(os.getpid(), signal.SIGKILL)
 
 # -- response reading -------------------------------------------------------------------------------
 
+
 def _logprob_body(p_b=0.75, usage=True):
-    body = {"choices": [{"message": {"content": "B"}, "logprobs": {"content": [{"token": "B", "logprob": math.log(p_b), "top_logprobs": [
-        {"token": "B", "logprob": math.log(p_b)}, {"token": "A", "logprob": math.log(1 - p_b)}]}]}}]}
+    body = {
+        "choices": [
+            {
+                "message": {"content": "B"},
+                "logprobs": {
+                    "content": [
+                        {
+                            "token": "B",
+                            "logprob": math.log(p_b),
+                            "top_logprobs": [
+                                {"token": "B", "logprob": math.log(p_b)},
+                                {"token": "A", "logprob": math.log(1 - p_b)},
+                            ],
+                        }
+                    ]
+                },
+            }
+        ]
+    }
     if usage:
         body["usage"] = {"prompt_tokens": 100, "completion_tokens": 1}
     return body
@@ -174,18 +209,24 @@ def test_reading_verdicts_from_bodies():
 
 # -- HTTP client against a scripted loopback server -----------------------------------------------
 
+
 def _complete(url, key=None, **options):
     async def go():
         async with ChatClient(url, key, backoff_base_s=0.01, backoff_max_s=0.05, **options) as client:
             result = await client.complete({"model": "m", "messages": []}, read_logprob_verdict)
             return result, client.usage
+
     return asyncio.run(go())
 
 
 def test_client_retries_transient_failures_and_honours_retry_after():
-    script = [(429, {"Retry-After": "1"}, {"error": "slow down"}), (503, {}, {"error": "busy"}),
-              (200, {}, b'{"choices": [tru'), (200, {}, {"choices": [{"message": {"content": "B"}}]}),  # no logprobs
-              (200, {}, _logprob_body(0.6))]
+    script = [
+        (429, {"Retry-After": "1"}, {"error": "slow down"}),
+        (503, {}, {"error": "busy"}),
+        (200, {}, b'{"choices": [tru'),
+        (200, {}, {"choices": [{"message": {"content": "B"}}]}),  # no logprobs
+        (200, {}, _logprob_body(0.6)),
+    ]
     with scripted_server(script) as (url, seen):
         verdict, usage = _complete(url, "sk-test")
     assert verdict.p_second == pytest.approx(0.6)
@@ -239,14 +280,23 @@ def test_an_absurd_top_logprob_is_an_unusable_body_not_a_crash(logprob) -> None:
     from implicit_if.judging.client import BadResponse
     from implicit_if.judging.judges import read_logprob_verdict
 
-    body = {"choices": [{"logprobs": {"content": [{"top_logprobs": [
-        {"token": "A", "logprob": -0.5}, {"token": "B", "logprob": logprob}]}]}}]}
+    body = {
+        "choices": [
+            {
+                "logprobs": {
+                    "content": [{"top_logprobs": [{"token": "A", "logprob": -0.5}, {"token": "B", "logprob": logprob}]}]
+                }
+            }
+        ]
+    }
     with pytest.raises(BadResponse):
         read_logprob_verdict(body)
 
 
-@pytest.mark.parametrize("usage", [{"prompt_tokens": "lots"}, {"completion_tokens": -3}, {"prompt_tokens": 1.5}, "many",
-                                   {"prompt_tokens": True}])
+@pytest.mark.parametrize(
+    "usage",
+    [{"prompt_tokens": "lots"}, {"completion_tokens": -3}, {"prompt_tokens": 1.5}, "many", {"prompt_tokens": True}],
+)
 def test_malformed_usage_counts_are_refused(usage) -> None:
     from implicit_if.judging.client import usage_counts
 
@@ -285,6 +335,7 @@ def test_a_real_server_s_malformed_numbers_are_retried_and_an_echoed_key_is_neve
         async def go():
             async with ChatClient(url, request_key, backoff_base_s=0.01) as client:
                 return await client.complete({"model": "m", "messages": []}, read_text_verdict)
+
         return asyncio.run(go())
 
     with scripted_server([(200, {}, {"choices": [{"message": {"content": f"Output (b). Key: {key}"}}]})]) as (url, _):

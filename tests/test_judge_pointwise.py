@@ -20,7 +20,7 @@ BAD = ["<|user|>\n<|user|>\n<|user|>\n<|user|>", "17 + 25 = 35.", "I cannot help
 
 def test_pointwise_probability_is_a_stable_logistic() -> None:
     assert pointwise_probability(0.0, 0.0) == 0.5
-    assert pointwise_probability(-2.0, 1.0) == pytest.approx(1 / (1 + 2.718281828459045 ** -3))
+    assert pointwise_probability(-2.0, 1.0) == pytest.approx(1 / (1 + 2.718281828459045**-3))
     assert pointwise_probability(1000.0, -1000.0) == 0.0 and pointwise_probability(-1000.0, 1000.0) == 1.0
     assert pointwise_probability(0.3, 1.1) + pointwise_probability(1.1, 0.3) == pytest.approx(1.0)
 
@@ -38,7 +38,9 @@ def test_pointwise_judge_caches_answers_and_batches_exactly(tmp_path, smollm2_di
     spec = load_judge_spec(f"pointwise:{smollm2_dir}", dtype="float32", batch_size=2)
     references = [{"instruction": i, "output": good, "generator": "reference"} for i, good in INSTRUCTIONS]
     model_a = [{"instruction": i, "output": bad, "generator": "a"} for (i, _), bad in zip(INSTRUCTIONS, BAD)]
-    model_b = [{"instruction": i, "output": bad + " Sorry.", "generator": "b"} for (i, _), bad in zip(INSTRUCTIONS, BAD)]
+    model_b = [
+        {"instruction": i, "output": bad + " Sorry.", "generator": "b"} for (i, _), bad in zip(INSTRUCTIONS, BAD)
+    ]
     cache = tmp_path / "verdicts.sqlite"
 
     first, summary = judge_outputs(model_a, references, spec, cache_path=cache, both_orders=True, progress=False)

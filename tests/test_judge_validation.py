@@ -18,7 +18,18 @@ from implicit_if.judging.validate import (
     summarise,
 )
 
-CATEGORIES = {"factual", "constraint", "off_topic", "truncation", "loop", "refusal", "code", "arithmetic", "verbose", "debris"}
+CATEGORIES = {
+    "factual",
+    "constraint",
+    "off_topic",
+    "truncation",
+    "loop",
+    "refusal",
+    "code",
+    "arithmetic",
+    "verbose",
+    "debris",
+}
 
 
 def test_the_set_has_its_promised_shape() -> None:
@@ -35,14 +46,17 @@ def test_the_set_has_its_promised_shape() -> None:
 
 def test_no_validation_instruction_is_an_evaluation_instruction() -> None:
     fixtures = Path(PAIRS_FILE).parents[2] / "data" / "fixtures"
-    evaluation = {json.loads(line)["instruction"].strip().lower()
-                  for line in (fixtures / "general.jsonl").read_text().splitlines() if line.strip()}
+    evaluation = {
+        json.loads(line)["instruction"].strip().lower()
+        for line in (fixtures / "general.jsonl").read_text().splitlines()
+        if line.strip()
+    }
     assert not [p.id for p in load_pairs("all") if p.instruction.strip().lower() in evaluation]
 
 
 def test_a_bad_line_names_file_and_line(tmp_path: Path) -> None:
     bad = tmp_path / "pairs.jsonl"
-    bad.write_text(PAIRS_FILE.read_text().splitlines()[0] + "\n{\"id\": 3}\n")
+    bad.write_text(PAIRS_FILE.read_text().splitlines()[0] + '\n{"id": 3}\n')
     with pytest.raises(ValueError, match=r"pairs.jsonl:2: not a validation pair"):
         load_pairs("all", bad)
 

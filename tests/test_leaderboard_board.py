@@ -6,8 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from leaderboard_fixtures import read_json, synthetic_instructions, write_submission
-from leaderboard_fixtures import isolated_cache  # noqa: F401 (fixture)
+from leaderboard_fixtures import (
+    isolated_cache,  # noqa: F401 (fixture)
+    read_json,
+    synthetic_instructions,
+    write_submission,
+)
 
 from implicit_if.leaderboard.board import BootstrapSettings, build_board_data
 from implicit_if.leaderboard.check import check_submissions
@@ -36,8 +40,9 @@ def by_system(board: dict) -> dict[str, dict]:
 
 def test_seeds_of_one_system_become_mean_std_and_a_pooled_interval(tmp_path: Path):
     for seed, p in enumerate([0.30, 0.40, 0.50]):
-        write_submission(tmp_path, f"resp-seed{seed}", INSTRUCTIONS, system="resp", seed=seed,
-                         win_probability=p, rng_seed=10 + seed)
+        write_submission(
+            tmp_path, f"resp-seed{seed}", INSTRUCTIONS, system="resp", seed=seed, win_probability=p, rng_seed=10 + seed
+        )
     write_submission(tmp_path, "solo", INSTRUCTIONS, win_probability=0.4, rng_seed=20)
     systems = by_system(board_for(tmp_path))
     claims = [read_json(tmp_path / f"resp-seed{s}" / "metadata.json")["claimed"]["win_rate"] for s in range(3)]
@@ -50,7 +55,10 @@ def test_seeds_of_one_system_become_mean_std_and_a_pooled_interval(tmp_path: Pat
     # The pooled interval is over 3 x 300 judgements: narrower than the single-seed system's.
     solo = systems["solo"]
     assert solo["win_rate"]["std"] is None
-    assert resp["win_rate"]["ci_high"] - resp["win_rate"]["ci_low"] < solo["win_rate"]["ci_high"] - solo["win_rate"]["ci_low"]
+    assert (
+        resp["win_rate"]["ci_high"] - resp["win_rate"]["ci_low"]
+        < solo["win_rate"]["ci_high"] - solo["win_rate"]["ci_low"]
+    )
 
 
 def test_vs_reference_is_the_win_rate_minus_parity(tmp_path: Path):
@@ -78,7 +86,9 @@ def test_order_ranks_and_neighbour_differences(tmp_path: Path):
     assert ranks["best"] == 1 and ranks["mid-a"] == ranks["mid-b"] == 2 and ranks["worst"] == 4
     first, second = board["systems"][0], board["systems"][1]
     assert first["vs_next"]["system"] == second["system"]
-    assert first["vs_next"]["difference"] == pytest.approx(first["win_rate"]["mean"] - second["win_rate"]["mean"], abs=1e-3)
+    assert first["vs_next"]["difference"] == pytest.approx(
+        first["win_rate"]["mean"] - second["win_rate"]["mean"], abs=1e-3
+    )
     assert first["vs_next"]["significant"] is True
     assert board["systems"][1]["vs_next"]["significant"] is False  # the two mids are indistinguishable
     assert board["systems"][-1]["vs_next"] is None
@@ -122,8 +132,15 @@ def test_a_named_board_is_its_own_board_and_says_its_name(tmp_path: Path):
 
 
 def test_an_entry_not_fully_fine_tuned_is_flagged(tmp_path: Path):
-    training = {"recipe": "r", "recipe_digest": "a" * 64, "dataset": "lima_style", "data_fingerprint": "b" * 64,
-                "trained_parameters": "all but the embeddings", "steps": 40, "epochs": 1.0}
+    training = {
+        "recipe": "r",
+        "recipe_digest": "a" * 64,
+        "dataset": "lima_style",
+        "data_fingerprint": "b" * 64,
+        "trained_parameters": "all but the embeddings",
+        "steps": 40,
+        "epochs": 1.0,
+    }
     write_submission(tmp_path, "frozen", INSTRUCTIONS, rng_seed=1, training=training)
     write_submission(tmp_path, "full", INSTRUCTIONS, rng_seed=2, training={**training, "trained_parameters": "all"})
     systems = by_system(board_for(tmp_path))

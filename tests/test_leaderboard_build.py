@@ -43,7 +43,9 @@ INSTANCES_JS = "instances.js"  # its script, shared by every board's page
 
 
 def build(submissions: Path, out: Path, *extra: str):
-    return runner.invoke(app, ["leaderboard", "build", "--submissions", str(submissions), "--out", str(out), *FAST, *extra])
+    return runner.invoke(
+        app, ["leaderboard", "build", "--submissions", str(submissions), "--out", str(out), *FAST, *extra]
+    )
 
 
 def test_build_writes_every_view_consistently(submissions: Path, tmp_path: Path):
@@ -59,7 +61,9 @@ def test_build_writes_every_view_consistently(submissions: Path, tmp_path: Path)
     assert float(rows[0]["win_rate"]) == pytest.approx(board["systems"][0]["win_rate"]["mean"])
     assert rows[0]["seeds"] == "0;1" and rows[0]["win_rate_std"] != "" and rows[1]["win_rate_std"] == ""
     markdown = (out / "leaderboard.md").read_text()
-    assert "| 1      | resp" in markdown and "offline_instructions (bundled offline fixture), 85 instructions" in markdown
+    assert (
+        "| 1      | resp" in markdown and "offline_instructions (bundled offline fixture), 85 instructions" in markdown
+    )
     assert f"{board['systems'][0]['win_rate']['mean']:.1f} ± " in markdown
     html = (out / "index.html").read_text()
     assert html.count('<tr data-system="') == 2
@@ -159,6 +163,7 @@ def _instructions(submissions: Path) -> list[str]:
 def test_strict_check_fails_on_warnings(submissions: Path):
     def fail_one_judgement(rows):
         rows[0]["preference"] = None
+
     edit_json(submissions / "base" / "annotations.json", fail_one_judgement)
     edit_json(submissions / "base" / "metadata.json", lambda m: m["claimed"].pop("win_rate"))
     result = runner.invoke(app, ["leaderboard", "check", "--submissions", str(submissions)])
@@ -177,8 +182,9 @@ def _one_line(output: str) -> str:
     return lines[0]
 
 
-def test_a_folder_where_a_board_file_belongs_stops_the_build_first(submissions: Path, tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch):
+def test_a_folder_where_a_board_file_belongs_stops_the_build_first(
+    submissions: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     out = tmp_path / "boards"
     assert build(submissions, out).exit_code == 0
     (out / PNG).unlink()
@@ -189,16 +195,20 @@ def test_a_folder_where_a_board_file_belongs_stops_the_build_first(submissions: 
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("the submissions were checked before the output folder")
+
     monkeypatch.setattr("implicit_if.leaderboard.build.build_boards", must_not_run)
     result = build(submissions, out)
     assert result.exit_code == 1
     line = _one_line(result.output)
     assert f"{out / PNG} is a folder" in line and "(fix: remove or rename it" in line
-    assert _regular_files(out) == before and sorted(p.name for p in out.iterdir()) == sorted([*BOARD_FILES, INSTANCES, INSTANCES_JS])
+    assert _regular_files(out) == before and sorted(p.name for p in out.iterdir()) == sorted(
+        [*BOARD_FILES, INSTANCES, INSTANCES_JS]
+    )
 
 
-def test_a_failed_move_puts_every_previous_board_back(submissions: Path, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch):
+def test_a_failed_move_puts_every_previous_board_back(
+    submissions: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     from implicit_if.leaderboard import build as build_module
 
     out = tmp_path / "boards"
@@ -212,7 +222,9 @@ def test_a_failed_move_puts_every_previous_board_back(submissions: Path, tmp_pat
     with pytest.raises(build_module.BoardWriteError, match="previous boards were put back unchanged"):
         build_module.write_boards(out, fresh)
     assert _regular_files(out) == before  # byte-identical, csv still absent
-    assert sorted(p.name for p in out.iterdir()) == sorted({*BOARD_FILES, INSTANCES, INSTANCES_JS} - {"leaderboard.csv"})
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        {*BOARD_FILES, INSTANCES, INSTANCES_JS} - {"leaderboard.csv"}
+    )
 
 
 def test_an_unusable_output_folder_is_one_line(submissions: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -229,6 +241,7 @@ def test_an_unusable_output_folder_is_one_line(submissions: Path, tmp_path: Path
         if Path(kwargs.get("dir", "")) == locked:
             raise PermissionError(13, "Permission denied")
         return real_mkdtemp(*args, **kwargs)
+
     monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
     result = build(submissions, locked)
     assert result.exit_code == 1

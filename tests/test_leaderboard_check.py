@@ -10,8 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from leaderboard_fixtures import edit_json, read_json, synthetic_instructions, write_json, write_jsonl, write_submission
-from leaderboard_fixtures import isolated_cache  # noqa: F401 (fixture)
+from leaderboard_fixtures import (
+    edit_json,
+    isolated_cache,  # noqa: F401 (fixture)
+    read_json,
+    synthetic_instructions,
+    write_json,
+    write_jsonl,
+    write_submission,
+)
 
 from implicit_if.leaderboard import safety
 from implicit_if.leaderboard.check import check_submissions
@@ -60,6 +67,7 @@ def test_alignment_is_by_text_not_position(root: Path):
     def shuffle(rows):
         rows.reverse()
         rows[0]["instruction"] = "  " + rows[0]["instruction"] + "\r\n"  # outer whitespace is forgiven
+
     edit_json(root / "alpha" / "outputs.json", shuffle)
     edit_json(root / "alpha" / "annotations.json", lambda rows: rows.reverse())
     # Leakage records point into outputs.json by index: rewrite them for the new order.
@@ -73,17 +81,21 @@ def test_alignment_is_by_text_not_position(root: Path):
 def test_an_instruction_outside_the_evaluation_set_is_named(root: Path):
     edit_json(root / "alpha" / "outputs.json", lambda rows: rows[4].update(instruction="Something else entirely"))
     lines = error_lines(root)
-    assert any("alpha/outputs.json" in line and "row 5" in line and "not in the evaluation set" in line
-               for line in lines), lines
+    assert any(
+        "alpha/outputs.json" in line and "row 5" in line and "not in the evaluation set" in line for line in lines
+    ), lines
     assert any("have no output" in line for line in lines)
 
 
-@pytest.mark.parametrize("change, expected", [
-    (lambda rows: rows.pop(), "1 of 60 evaluation instructions have no output"),
-    (lambda rows: rows.append(dict(rows[0])), "appears more than once"),
-    (lambda rows: rows[2].update(output=None), "never null"),
-    (lambda rows: [r.update(output="  ") for r in rows], "every output is empty"),
-])
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (lambda rows: rows.pop(), "1 of 60 evaluation instructions have no output"),
+        (lambda rows: rows.append(dict(rows[0])), "appears more than once"),
+        (lambda rows: rows[2].update(output=None), "never null"),
+        (lambda rows: [r.update(output="  ") for r in rows], "every output is empty"),
+    ],
+)
 def test_output_completeness_rules(root: Path, change, expected: str):
     edit_json(root / "alpha" / "outputs.json", change)
     lines = error_lines(root)
@@ -93,6 +105,7 @@ def test_output_completeness_rules(root: Path, change, expected: str):
 def test_some_empty_outputs_are_valid_answers_and_counted(root: Path):
     def empty_two(rows):
         rows[0]["output"] = rows[1]["output"] = ""
+
     edit_json(root / "alpha" / "outputs.json", empty_two)
     edit_json(root / "alpha" / "annotations.json", lambda rows: [r.update(output_2="") for r in rows[:2]])
     entries, problems = check(root)
@@ -103,8 +116,9 @@ def test_some_empty_outputs_are_valid_answers_and_counted(root: Path):
 def test_annotations_must_judge_the_submitted_outputs(root: Path):
     edit_json(root / "alpha" / "annotations.json", lambda rows: rows[3].update(output_2="a nicer answer"))
     lines = error_lines(root)
-    assert any("alpha/annotations.json" in line and "row 4: output_2 is not the submitted output" in line
-               for line in lines), lines
+    assert any(
+        "alpha/annotations.json" in line and "row 4: output_2 is not the submitted output" in line for line in lines
+    ), lines
 
 
 def test_every_output_needs_an_annotation_against_the_named_reference(root: Path):
@@ -137,8 +151,9 @@ def test_failed_judgements_are_dropped_and_the_claim_must_follow(root: Path):
 def test_claims_are_recomputed(root: Path, field: str, value: float):
     edit_json(root / "alpha" / "metadata.json", lambda m: m["claimed"].update({field: value}))
     lines = error_lines(root)
-    assert any(f"claimed {field} {value} but the records give" in line and "alpha/metadata.json" in line
-               for line in lines), lines
+    assert any(
+        f"claimed {field} {value} but the records give" in line and "alpha/metadata.json" in line for line in lines
+    ), lines
 
 
 def test_leakage_claims_and_records(root: Path):
@@ -164,15 +179,18 @@ def test_ranking_rules(root: Path):
     assert any("'logprob' is missing or not a finite number" in line for line in error_lines(root))
 
 
-@pytest.mark.parametrize("change, expected", [
-    (lambda m: m.update(chat_fromat="tulu"), "chat_fromat: unknown field"),
-    (lambda m: m["model"].update(revision="main"), "model.revision"),
-    (lambda m: m.update(trust_remote_code=True), "trust_remote_code"),
-    (lambda m: m.update(adaptation="single-task"), "adaptation"),
-    (lambda m: m.update(name="beta"), "differs from the folder name"),
-    (lambda m: m.pop("license"), "license: required field is missing"),
-    (lambda m: m.pop("judge"), "'judge' is not set"),
-])
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (lambda m: m.update(chat_fromat="tulu"), "chat_fromat: unknown field"),
+        (lambda m: m["model"].update(revision="main"), "model.revision"),
+        (lambda m: m.update(trust_remote_code=True), "trust_remote_code"),
+        (lambda m: m.update(adaptation="single-task"), "adaptation"),
+        (lambda m: m.update(name="beta"), "differs from the folder name"),
+        (lambda m: m.pop("license"), "license: required field is missing"),
+        (lambda m: m.pop("judge"), "'judge' is not set"),
+    ],
+)
 def test_metadata_schema(root: Path, change, expected: str):
     edit_json(root / "alpha" / "metadata.json", change)
     lines = error_lines(root)
@@ -205,8 +223,9 @@ def test_links_and_pickles_and_remote_code_are_refused(root: Path, tmp_path: Pat
 
 def test_unsafe_folder_names_and_size_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     write_submission(tmp_path, "Bad Name", INSTRUCTIONS)
-    assert any("'Bad Name'" in line or "Bad Name: is not a safe submission name" in line
-               for line in error_lines(tmp_path))
+    assert any(
+        "'Bad Name'" in line or "Bad Name: is not a safe submission name" in line for line in error_lines(tmp_path)
+    )
     (tmp_path / "Bad Name").rename(tmp_path / "good")
     edit_json(tmp_path / "good" / "metadata.json", lambda m: m.update(name="good"))
     monkeypatch.setattr(safety, "MAX_RECORD_BYTES", 1000)
@@ -248,12 +267,22 @@ def length_gamed(instructions: list[str], seed: int = 0) -> tuple[list[dict], li
     for text in instructions:
         reference = "r" * int(rng.integers(200, 400))
         longer = rng.random() < 0.85
-        answer = "m" * (len(reference) + int(rng.integers(200, 600)) if longer
-                        else max(5, len(reference) - int(rng.integers(100, 190))))
+        answer = "m" * (
+            len(reference) + int(rng.integers(200, 600))
+            if longer
+            else max(5, len(reference) - int(rng.integers(100, 190)))
+        )
         won = longer if rng.random() < 0.95 else not longer
         outputs.append({"instruction": text, "output": answer, "generator": "gamed"})
-        annotations.append({"instruction": text, "output_1": reference, "output_2": answer,
-                            "generator_1": "reference-instruct", "preference": 2.0 if won else 1.0})
+        annotations.append(
+            {
+                "instruction": text,
+                "output_1": reference,
+                "output_2": answer,
+                "generator_1": "reference-instruct",
+                "preference": 2.0 if won else 1.0,
+            }
+        )
     return outputs, annotations
 
 
@@ -311,7 +340,9 @@ def test_ranking_matches_the_ranking_module_on_its_own_records(root: Path):
     assert issues == [] and sorted(values) == sorted(f"alpaca-{i}" for i in range(40))
     assert float(np.mean(list(values.values())) * 100) == pytest.approx(expected)
     edit_json(root / "alpha" / "metadata.json", lambda m: m["claimed"].update(ranking_accuracy=round(expected, 2)))
-    edit_json(root / "alpha" / "metadata.json", lambda m: m.update(ranking_plan={"n_pairs": 40, "distractors": 5, "seed": 3}))
+    edit_json(
+        root / "alpha" / "metadata.json", lambda m: m.update(ranking_plan={"n_pairs": 40, "distractors": 5, "seed": 3})
+    )
     entries, problems = check(root)
     assert errors(problems) == [] and entries[0].recomputed()["ranking_accuracy"] == pytest.approx(expected)
 
@@ -334,9 +365,14 @@ def _ranking_rows(root: Path) -> list[dict]:
 def test_cherry_picked_ranking_is_refused(root: Path):
     """Keeping only the instructions whose true response won would raise the accuracy: refused."""
     rows = _ranking_rows(root)
-    true_score = {r["instruction_id"]: r["logprob"] / r["n_tokens"] for r in rows if r["instruction_id"] == r["response_id"]}
-    lost = {r["instruction_id"] for r in rows if r["instruction_id"] != r["response_id"]
-            and r["logprob"] / r["n_tokens"] >= true_score[r["instruction_id"]]}
+    true_score = {
+        r["instruction_id"]: r["logprob"] / r["n_tokens"] for r in rows if r["instruction_id"] == r["response_id"]
+    }
+    lost = {
+        r["instruction_id"]
+        for r in rows
+        if r["instruction_id"] != r["response_id"] and r["logprob"] / r["n_tokens"] >= true_score[r["instruction_id"]]
+    }
     write_jsonl(root / "alpha" / "ranking.jsonl", [r for r in rows if r["instruction_id"] not in lost])
     edit_json(root / "alpha" / "metadata.json", lambda m: m["claimed"].pop("ranking_accuracy"))
     lines = error_lines(root)
@@ -354,6 +390,9 @@ def test_comparisons_outside_the_plan_or_another_seed_are_refused(root: Path):
 
 
 def test_string_ids_cannot_be_checked_against_the_plan_and_are_refused(root: Path):
-    rows = [{**r, "instruction_id": f"x{r['instruction_id']}", "response_id": f"x{r['response_id']}"} for r in _ranking_rows(root)]
+    rows = [
+        {**r, "instruction_id": f"x{r['instruction_id']}", "response_id": f"x{r['response_id']}"}
+        for r in _ranking_rows(root)
+    ]
     write_jsonl(root / "alpha" / "ranking.jsonl", rows)
     assert any("integer positions" in line for line in error_lines(root))

@@ -11,8 +11,11 @@ import io
 from pathlib import Path
 
 import pytest
-from leaderboard_fixtures import synthetic_instructions, write_submission
-from leaderboard_fixtures import isolated_cache  # noqa: F401 (fixture)
+from leaderboard_fixtures import (
+    isolated_cache,  # noqa: F401 (fixture)
+    synthetic_instructions,
+    write_submission,
+)
 
 from implicit_if.leaderboard import render_csv as render_csv_module
 from implicit_if.leaderboard.board import BootstrapSettings, build_board_data
@@ -65,41 +68,57 @@ def test_a_markdown_parser_sees_the_same_table(data: dict):
     assert "<td>judge | extra | | 9 | fake row | &lt;img src=x onerror=alert(1)&gt; &amp;amp; \\|</td>" in rows[0]
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("=1+1", "'=1+1"),
-    ("+SUM(A1)", "'+SUM(A1)"),
-    ("-2+3+cmd|' /C calc'!A0", "'-2+3+cmd|' /C calc'!A0"),
-    ("@SUM(1+1)", "'@SUM(1+1)"),
-    ("\t=1", "'\t=1"),
-    ("\r=1", "'\n=1"),  # neutralised, and the lone CR made a quoted line break
-    ("a\rb\r\nc", "a\nb\nc"),
-    ("-1e5", "'-1e5"),
-    ("-inf", "'-inf"),
-    ("-", "'-"),
-    ("-1.2345", "-1.2345"),  # a plain negative number stays a number
-    ("-3", "-3"),
-    ("0.0000", "0.0000"),
-    ("gemma-3-270m", "gemma-3-270m"),
-    ("", ""),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("=1+1", "'=1+1"),
+        ("+SUM(A1)", "'+SUM(A1)"),
+        ("-2+3+cmd|' /C calc'!A0", "'-2+3+cmd|' /C calc'!A0"),
+        ("@SUM(1+1)", "'@SUM(1+1)"),
+        ("\t=1", "'\t=1"),
+        ("\r=1", "'\n=1"),  # neutralised, and the lone CR made a quoted line break
+        ("a\rb\r\nc", "a\nb\nc"),
+        ("-1e5", "'-1e5"),
+        ("-inf", "'-inf"),
+        ("-", "'-"),
+        ("-1.2345", "-1.2345"),  # a plain negative number stays a number
+        ("-3", "-3"),
+        ("0.0000", "0.0000"),
+        ("gemma-3-270m", "gemma-3-270m"),
+        ("", ""),
+    ],
+)
 def test_csv_cell_follows_owasp(text: str, expected: str):
     assert csv_cell(text) == expected
 
 
 def test_csv_never_starts_a_cell_with_a_formula(data: dict):
     system = data["boards"][0]["systems"][0]
-    system.update(judge='=HYPERLINK("http://evil","x")', reference="@SUM(1+1)", base_model="+1+1",
-                  adaptation="-2+3", chat_format="\tTAB", flags=["\rCR"])
-    system["vs_next"] = {**(system["vs_next"] or {"system": "beta", "difference": 1.0, "ci_high": 2.0}), "ci_low": -1.25}
+    system.update(
+        judge='=HYPERLINK("http://evil","x")',
+        reference="@SUM(1+1)",
+        base_model="+1+1",
+        adaptation="-2+3",
+        chat_format="\tTAB",
+        flags=["\rCR"],
+    )
+    system["vs_next"] = {
+        **(system["vs_next"] or {"system": "beta", "difference": 1.0, "ci_high": 2.0}),
+        "ci_low": -1.25,
+    }
     (header, first, _) = list(csv.reader(io.StringIO(render_csv(data))))
     row = dict(zip(header, first))
-    assert row["judge"] == "'=HYPERLINK(\"http://evil\",\"x\")" and row["reference"] == "'@SUM(1+1)"
+    assert row["judge"] == '\'=HYPERLINK("http://evil","x")' and row["reference"] == "'@SUM(1+1)"
     assert row["base_model"] == "'+1+1" and row["adaptation"] == "'-2+3"
     assert row["chat_format"] == "'\tTAB" and row["flags"] == "'\nCR"
     assert row["vs_next_ci_low"] == "-1.2500"  # numbers keep their sign
     starts = ("=", "+", "@", "\t", "\r")
-    assert not [cell for line in csv.reader(io.StringIO(render_csv(data))) for cell in line
-                if cell.startswith(starts) or (cell.startswith("-") and not cell[1:].replace(".", "").isdigit())]
+    assert not [
+        cell
+        for line in csv.reader(io.StringIO(render_csv(data)))
+        for cell in line
+        if cell.startswith(starts) or (cell.startswith("-") and not cell[1:].replace(".", "").isdigit())
+    ]
 
 
 def test_csv_headers_are_neutralised_too(data: dict, monkeypatch: pytest.MonkeyPatch):

@@ -25,19 +25,43 @@ INSTRUCTIONS = synthetic_instructions(12)
 FILES = ["metadata.json", "outputs.json", "annotations.json", "ranking.jsonl", "leakage.jsonl", "README.md"]
 SECONDS_PER_EXAMPLE = 20
 
-json_leaf = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
-                      st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=40))
-json_value = st.recursive(json_leaf, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                              st.dictionaries(st.text(max_size=8), inner, max_size=4)),
-                          max_leaves=12)
-names = st.one_of(st.sampled_from(["notes.txt", "weights", ".hidden", "a\nok: forged", "ümlaut.json", "x" * 300,
-                                   "metadata.json.bak", "..", "weights/evil.py"]), st.text(min_size=1, max_size=20))
+json_leaf = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=40),
+)
+json_value = st.recursive(
+    json_leaf,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+    max_leaves=12,
+)
+names = st.one_of(
+    st.sampled_from(
+        [
+            "notes.txt",
+            "weights",
+            ".hidden",
+            "a\nok: forged",
+            "ümlaut.json",
+            "x" * 300,
+            "metadata.json.bak",
+            "..",
+            "weights/evil.py",
+        ]
+    ),
+    st.text(min_size=1, max_size=20),
+)
 
 
 @st.composite
 def mutations(draw):
-    kind = draw(st.sampled_from(["bytes", "truncate", "field", "line", "encoding", "delete", "extra", "deep",
-                                 "duplicate", "weights"]))
+    kind = draw(
+        st.sampled_from(
+            ["bytes", "truncate", "field", "line", "encoding", "delete", "extra", "deep", "duplicate", "weights"]
+        )
+    )
     target = draw(st.sampled_from(FILES))
     return kind, target, draw(st.binary(max_size=200)), draw(json_value), draw(names), draw(st.integers(0, 10**6))
 
@@ -67,7 +91,7 @@ def mutate(folder: Path, mutation) -> None:
     if kind == "bytes" and path.exists():
         data = bytearray(path.read_bytes())
         at = pick % (len(data) + 1)
-        data[at:at + len(blob)] = blob
+        data[at : at + len(blob)] = blob
         path.write_bytes(bytes(data))
     elif kind == "truncate" and path.exists():
         data = path.read_bytes()
@@ -81,7 +105,11 @@ def mutate(folder: Path, mutation) -> None:
         lines[index] = json.dumps(_set_anywhere(json.loads(lines[index]), value, pick // 7), allow_nan=True)
         path.write_text("\n".join(lines) + "\n")
     elif kind == "encoding" and path.exists():
-        path.write_bytes(path.read_text(encoding="utf-8", errors="replace").encode(["utf-16", "latin-1", "utf-32"][pick % 3], errors="replace"))
+        path.write_bytes(
+            path.read_text(encoding="utf-8", errors="replace").encode(
+                ["utf-16", "latin-1", "utf-32"][pick % 3], errors="replace"
+            )
+        )
     elif kind == "delete" and path.exists():
         path.unlink()
     elif kind == "extra":
@@ -160,8 +188,9 @@ def _fuzz(base: Path, tmp_path_factory: pytest.TempPathFactory, examples: int) -
     work = tmp_path_factory.mktemp("fuzz-work") / "subs"
 
     @seed(20261130)
-    @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=examples, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+    )
     @given(mutations())
     def property_holds(mutation) -> None:
         run_one(base, work, mutation)

@@ -9,8 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from leaderboard_fixtures import synthetic_instructions, write_submission
-from leaderboard_fixtures import isolated_cache  # noqa: F401 (fixture)
+from leaderboard_fixtures import (
+    isolated_cache,  # noqa: F401 (fixture)
+    synthetic_instructions,
+    write_submission,
+)
 
 from implicit_if.leaderboard.check import check_submissions
 from implicit_if.leaderboard.evaluation_sets import EvaluationSets
@@ -48,8 +51,15 @@ def test_a_hard_link_is_refused(root: Path, tmp_path: Path) -> None:
     assert any("alpha/README.md" in line and "hard links" in line for line in problems_of(root))
 
 
-@pytest.mark.parametrize("payload", [b"\x80\x04\x95pickle-bytes-here-" * 4, b"\x10\x00\x00\x00\x00\x00\x00\x00not json at all!",
-                                     b"\x30\x00\x00\x00\x00\x00\x00\x00" + json.dumps({"w": {"dtype": "F32", "shape": [9], "data_offsets": [0, 999]}}).encode()[:48]])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"\x80\x04\x95pickle-bytes-here-" * 4,
+        b"\x10\x00\x00\x00\x00\x00\x00\x00not json at all!",
+        b"\x30\x00\x00\x00\x00\x00\x00\x00"
+        + json.dumps({"w": {"dtype": "F32", "shape": [9], "data_offsets": [0, 999]}}).encode()[:48],
+    ],
+)
 def test_weights_named_safetensors_are_judged_by_their_header(root: Path, payload: bytes) -> None:
     (root / "alpha" / "weights").mkdir()
     (root / "alpha" / "weights" / "model.safetensors").write_bytes(payload)
@@ -71,7 +81,9 @@ def test_non_utf8_ranking_is_refused(root: Path) -> None:
     assert any("ranking.jsonl" in line and "UTF-8" in line for line in problems_of(root))
 
 
-@pytest.mark.parametrize("name", ["ranking.jsonl", "leakage.jsonl", "outputs.json", "annotations.json", "metadata.json"])
+@pytest.mark.parametrize(
+    "name", ["ranking.jsonl", "leakage.jsonl", "outputs.json", "annotations.json", "metadata.json"]
+)
 def test_deep_nesting_is_one_problem_line_not_a_crash(root: Path, name: str) -> None:
     """In a child process: pyarrow once segfaulted on this (exit -11, no message)."""
     path = root / "alpha" / name
@@ -89,8 +101,9 @@ def test_deep_nesting_is_one_problem_line_not_a_crash(root: Path, name: str) -> 
         "_, problems = check_submissions(Path(sys.argv[1]), EvaluationSets(lambda d, s: instructions))\n"
         "print(json.dumps([f'{p.file}: {p.message}' for p in problems if p.severity == 'error']))\n"
     )
-    done = subprocess.run([sys.executable, "-c", script, str(root)], capture_output=True, text=True, timeout=120,
-                          env={**os.environ})
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(root)], capture_output=True, text=True, timeout=120, env={**os.environ}
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     lines = json.loads(done.stdout.strip().splitlines()[-1])
     assert any(f"alpha/{name}" in line for line in lines), lines

@@ -73,6 +73,13 @@ def test_clicking_headers_sorts_rows(browser, page: Path):
     header(browser, "Win rate %").click()  # numeric ascending: worst first
     assert systems_in_order(browser) == ["alpha", "bravo", "charlie", "delta"]
     header(browser, "Rank").click()
-    ranks = [int(r) for r in (browser.execute_script(
-        "return Array.from(document.querySelectorAll('table.board tbody tr td:first-child')).map(td => td.textContent)"))]
+    ranks = [
+        int(r)
+        for r in (
+            browser.execute_script(
+                "return Array.from(document.querySelectorAll('table.board tbody tr td:first-child'))"
+                ".map(td => td.textContent)"
+            )
+        )
+    ]
     assert ranks == sorted(ranks)

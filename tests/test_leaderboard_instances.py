@@ -12,8 +12,12 @@ from headless_browser import browser  # noqa: F401 (fixture)
 from implicit_if.leaderboard.render_instances import SCRIPT, render_instances, script_text
 
 BOARD = Path(__file__).resolve().parent.parent / "leaderboards" / "instances-study-gemma-3-270m.html"
-HOSTILE = ['</script><script>window.pwned = 1</script>', '<img src=x onerror="window.pwned = 2">',
-           '<!-- <script>window.pwned = 3</script>', '\u2028"]}; window.pwned = 4; //']
+HOSTILE = [
+    "</script><script>window.pwned = 1</script>",
+    '<img src=x onerror="window.pwned = 2">',
+    "<!-- <script>window.pwned = 3</script>",
+    '\u2028"]}; window.pwned = 4; //',
+]
 
 pytestmark = pytest.mark.slow
 
@@ -48,12 +52,27 @@ def test_the_committed_study_page_loads_from_disk_and_its_filters_work(browser, 
 def test_nothing_a_submission_wrote_runs(browser, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
 
-    answers = {f"e{i}": {"text": text, "cut": False, "record": "x", "preference": 1.7, "order": "model_first",
-                         "flipped": None, "flags": ["gsm"], "spans": {"gsm": [0, 5]}, "ranking": 0.5}
-               for i, text in enumerate(HOSTILE)}
-    data = {"title": HOSTILE[0], "reference": HOSTILE[1], "detectors": ["gsm", HOSTILE[2]],
-            "entries": [{"name": name, "system": HOSTILE[3]} for name in answers],
-            "items": [{"instruction": HOSTILE[0], "reference": HOSTILE[1], "answers": answers}]}
+    answers = {
+        f"e{i}": {
+            "text": text,
+            "cut": False,
+            "record": "x",
+            "preference": 1.7,
+            "order": "model_first",
+            "flipped": None,
+            "flags": ["gsm"],
+            "spans": {"gsm": [0, 5]},
+            "ranking": 0.5,
+        }
+        for i, text in enumerate(HOSTILE)
+    }
+    data = {
+        "title": HOSTILE[0],
+        "reference": HOSTILE[1],
+        "detectors": ["gsm", HOSTILE[2]],
+        "entries": [{"name": name, "system": HOSTILE[3]} for name in answers],
+        "items": [{"instruction": HOSTILE[0], "reference": HOSTILE[1], "answers": answers}],
+    }
     page = tmp_path / "instances.html"
     page.write_text(render_instances(data), encoding="utf-8")
     (tmp_path / SCRIPT).write_text(script_text(), encoding="utf-8")

@@ -11,8 +11,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from leaderboard_fixtures import edit_json, read_json, write_jsonl
-from leaderboard_fixtures import isolated_cache  # noqa: F401 (fixture)
+from leaderboard_fixtures import (
+    edit_json,
+    isolated_cache,  # noqa: F401 (fixture)
+    read_json,
+    write_jsonl,
+)
 
 from implicit_if.leaderboard import metrics
 from implicit_if.leaderboard.check import check_submissions
@@ -55,7 +59,9 @@ def test_the_real_submission_passes_with_every_detector_measured(root: Path):
 
 def test_dropping_a_detector_column_is_refused(root: Path):
     """The attack: drop `code` from the records and the claims; the board used to show 1.2% instead of 12.9%."""
-    write_jsonl(root / NAME / "leakage.jsonl", [{k: v for k, v in row.items() if k != "code"} for row in leakage_rows(root)])
+    write_jsonl(
+        root / NAME / "leakage.jsonl", [{k: v for k, v in row.items() if k != "code"} for row in leakage_rows(root)]
+    )
     edit_json(root / NAME / "metadata.json", lambda m: m["claimed"]["leakage"].pop("code"))
     entries, problems = check(root)
     assert entries == []
@@ -68,7 +74,7 @@ def test_dropping_a_detector_column_is_refused(root: Path):
 def test_a_made_up_detector_column_is_refused(root: Path):
     rows = leakage_rows(root)
     for row in rows:
-        row["=HYPERLINK(\"http://x\")"] = True  # would have become a detector, a CSV header and 100% leakage
+        row['=HYPERLINK("http://x")'] = True  # would have become a detector, a CSV header and 100% leakage
     write_jsonl(root / NAME / "leakage.jsonl", rows)
     entries, problems = check(root)
     assert entries == []
@@ -84,15 +90,20 @@ def test_identifier_columns_are_allowed_and_checked(root: Path):
     assert errors(check(root)[1]) == []
     rows[3]["instruction"] = "some other instruction"
     write_jsonl(root / NAME / "leakage.jsonl", rows)
-    assert any("row 4: index is past the end of outputs.json or its instruction differs" in p.message
-               for p in errors(check(root)[1]))
+    assert any(
+        "row 4: index is past the end of outputs.json or its instruction differs" in p.message
+        for p in errors(check(root)[1])
+    )
 
 
-@pytest.mark.parametrize("change, expected", [
-    (lambda rows: rows[5].update(code="false"), "row 6: a detector value is not true/false"),
-    (lambda rows: rows.append(dict(rows[0])), "index appears more than once"),
-    (lambda rows: rows.pop(), "1 outputs have no leakage record"),
-])
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (lambda rows: rows[5].update(code="false"), "row 6: a detector value is not true/false"),
+        (lambda rows: rows.append(dict(rows[0])), "index appears more than once"),
+        (lambda rows: rows.pop(), "1 outputs have no leakage record"),
+    ],
+)
 def test_records_must_match_the_recomputation_row_for_row(root: Path, change, expected: str):
     rows = leakage_rows(root)
     change(rows)
@@ -116,5 +127,7 @@ def test_a_leakage_claim_needs_the_outputs_it_is_measured_on(root: Path):
         (root / NAME / name).unlink()
     edit_json(root / NAME / "metadata.json", lambda m: [m["claimed"].pop(k) for k in ("win_rate", "lc_win_rate")])
     lines = [p.line() for p in errors(check(root)[1])]
-    assert lines == [f"error: {NAME}/metadata.json: claims leakage but outputs.json is missing "
-                     "(fix: add the outputs.json the detectors should scan, or remove the claim)"]
+    assert lines == [
+        f"error: {NAME}/metadata.json: claims leakage but outputs.json is missing "
+        "(fix: add the outputs.json the detectors should scan, or remove the claim)"
+    ]

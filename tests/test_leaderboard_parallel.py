@@ -6,8 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from leaderboard_fixtures import edit_json, synthetic_instructions, write_submission
-from leaderboard_fixtures import isolated_cache  # noqa: F401 (fixture)
+from leaderboard_fixtures import (
+    edit_json,
+    isolated_cache,  # noqa: F401 (fixture)
+    synthetic_instructions,
+    write_submission,
+)
 
 from implicit_if.leaderboard import check
 from implicit_if.leaderboard.evaluation_sets import EvaluationSets
@@ -19,7 +23,9 @@ def _check(root: Path, instructions: list[str], parallel_from: int, monkeypatch:
     return check.check_submissions(root, EvaluationSets(lambda dataset, source: instructions))
 
 
-def test_parallel_check_equals_the_serial_one(tmp_path: Path, isolated_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_parallel_check_equals_the_serial_one(
+    tmp_path: Path, isolated_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     instructions = synthetic_instructions(40)
     root = tmp_path / "submissions"
     for k in range(18):

@@ -15,8 +15,8 @@ from implicit_if.cli import app
 from implicit_if.judging.specs import load_judge_spec
 from implicit_if.leaderboard.board import build_board_data
 from implicit_if.leaderboard.check import check_submissions
-from implicit_if.leaderboard.render_markdown import render_markdown
 from implicit_if.leaderboard.rejudge import rejudge, runnable_judge
+from implicit_if.leaderboard.render_markdown import render_markdown
 from implicit_if.leaderboard.rescore import rescorable, rescore_ranking
 
 ENTRY = "study-gemma-3-270m-response-seed0"  # judged by the shipped offline judge
@@ -40,7 +40,9 @@ def with_annotator(folder: Path, name: str) -> None:
     (folder / "annotations.json").write_text(json.dumps(rows), encoding="utf-8")
 
 
-def test_only_a_builtin_local_judge_with_the_same_configuration_is_rerun(submissions: Path, isolated_cache: Path) -> None:  # noqa: F811
+def test_only_a_builtin_local_judge_with_the_same_configuration_is_rerun(
+    submissions: Path, isolated_cache: Path
+) -> None:  # noqa: F811
     rows = annotations(submissions / ENTRY)
     assert runnable_judge(rows).spec.name == "qwen2.5-coder-1.5b-pointwise"
     cases = {

@@ -8,8 +8,12 @@ import math
 from pathlib import Path
 
 import pytest
-from leaderboard_fixtures import edit_json, synthetic_instructions, write_submission
-from leaderboard_fixtures import isolated_cache  # noqa: F401 (fixture)
+from leaderboard_fixtures import (
+    edit_json,
+    isolated_cache,  # noqa: F401 (fixture)
+    synthetic_instructions,
+    write_submission,
+)
 
 from implicit_if.leaderboard.check import check_submissions
 from implicit_if.leaderboard.evaluation_sets import EvaluationSets
@@ -25,7 +29,11 @@ STRICT_CASES = [
     (lambda m: m["claimed"].update(win_rate="40.0"), "claimed.win_rate: must be a JSON number", True),
     (lambda m: m["claimed"].update(win_rate=True), "claimed.win_rate: must be a JSON number", True),
     (lambda m: m["claimed"].update(win_rate=math.nan), "claimed.win_rate: must be a finite number", False),
-    (lambda m: m["claimed"].update(ranking_accuracy=math.inf), "claimed.ranking_accuracy: must be a finite number", False),
+    (
+        lambda m: m["claimed"].update(ranking_accuracy=math.inf),
+        "claimed.ranking_accuracy: must be a finite number",
+        False,
+    ),
     (lambda m: m["claimed"]["leakage"].update(gsm="1.5"), "claimed.leakage.gsm: must be a JSON number", True),
     (lambda m: m["claimed"]["leakage"].update(gsm=True), "claimed.leakage.gsm: must be a JSON number", True),
     (lambda m: m["claimed"]["leakage"].update(gsm=-math.inf), "claimed.leakage.gsm: must be a finite number", False),
@@ -72,6 +80,7 @@ def test_integral_claims_and_ordinary_names_still_pass(root: Path):
         m["claimed"].pop("win_rate")
         m["claimed"]["leakage"] = {d: (0 if v == 0 else v) for d, v in m["claimed"]["leakage"].items()}
         m["judge"]["name"] = "GPT-4 (2024-05-13) via openai: «pairwise» | weak?"
+
     edit_json(root / "alpha" / "metadata.json", ordinary)
     _, problems = check_submissions(root, EvaluationSets(lambda d, s: INSTRUCTIONS))
     assert errors(problems) == []

@@ -12,8 +12,15 @@ RESAMPLES = 2_000  # enough to compare implementations; the boards use 10,000
 
 
 def scipy_interval(values: np.ndarray, statistic=np.mean, method: str = "BCa") -> tuple[float, float]:
-    result = bootstrap((values,), statistic, n_resamples=RESAMPLES, method=method, vectorized=True, axis=-1,
-                       random_state=np.random.default_rng(0))
+    result = bootstrap(
+        (values,),
+        statistic,
+        n_resamples=RESAMPLES,
+        method=method,
+        vectorized=True,
+        axis=-1,
+        random_state=np.random.default_rng(0),
+    )
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 

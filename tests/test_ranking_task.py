@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from ranking_fixtures import PAIRS, write_pairs
 
 from implicit_if.leakage import DETECTORS
 from implicit_if.ranking import plan_comparisons, scoring_jobs, summarize
 from implicit_if.tasks import leak_task, ranking_task
-
-from ranking_fixtures import PAIRS, write_pairs
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +26,7 @@ def test_documents_follow_the_shared_plan(docs) -> None:
         assert doc["context"].endswith("<|assistant|>")
         newline, full = doc["choices"]
         assert newline == "\n" and full.startswith("\n") and full.endswith("<|im_end|>")
-        assert full[1:-len("<|im_end|>")] == PAIRS[doc["response_id"]]["response"]
+        assert full[1 : -len("<|im_end|>")] == PAIRS[doc["response_id"]]["response"]
         assert doc["joint_tokenization_matches"] is True and doc["n_tokens"] >= 2
 
 
@@ -44,7 +43,9 @@ def test_process_results_subtracts_the_newline_and_feeds_the_shared_metric(docs)
     expected = summarize(records)
     assert ranking_task.response_ranking(records) == pytest.approx(expected["response_ranking"]["estimate"])
     assert ranking_task.response_ranking_sum(records) == pytest.approx(expected["response_ranking_sum"]["estimate"])
-    assert ranking_task.response_ranking_conditional(records) == pytest.approx(expected["response_ranking_conditional"]["estimate"])
+    assert ranking_task.response_ranking_conditional(records) == pytest.approx(
+        expected["response_ranking_conditional"]["estimate"]
+    )
     assert ranking_task.n_comparisons(records) == 10
     assert ranking_task.tokenization_mismatch_rate(records) == 0.0
 

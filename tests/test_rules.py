@@ -64,7 +64,12 @@ def test_options_override_constants_and_accept_strings_from_command_lines():
     assert rules.config.count_instruction_tokens is True and rules.config.diversity_penalty == 2.0
     assert rules.as_record() == {
         "rules": "eos,uniform,diversity",
-        "rule_options": {"eos_scale": 10.0, "eos_horizon": 100, "diversity_penalty": 2.0, "count_instruction_tokens": True},
+        "rule_options": {
+            "eos_scale": 10.0,
+            "eos_horizon": 100,
+            "diversity_penalty": 2.0,
+            "count_instruction_tokens": True,
+        },
     }
     with pytest.raises(ValueError, match="count_instruction_tokens must be true or false"):
         build_rules("all", count_instruction_tokens="maybe")
@@ -125,7 +130,18 @@ def test_eos_schedule_can_hold_after_the_horizon_and_take_other_constants():
 
 # -- token resolution by text --------------------------------------------------------------------
 
-SP_VOCAB = {"<pad>": 0, "<eos>": 1, "▁I": 2, "I": 3, "▁should": 4, "\n": 5, "<0x0A>": 6, "▁▁": 7, "▁the": 8, "<0x21>": 9}
+SP_VOCAB = {
+    "<pad>": 0,
+    "<eos>": 1,
+    "▁I": 2,
+    "I": 3,
+    "▁should": 4,
+    "\n": 5,
+    "<0x0A>": 6,
+    "▁▁": 7,
+    "▁the": 8,
+    "<0x21>": 9,
+}
 BL_VOCAB = {"<|endoftext|>": 0, "ĠI": 1, "I": 2, "Ġshould": 3, "Ċ": 4, "ĠĠ": 5, "Ġthe": 6, "!": 7}
 
 
@@ -136,8 +152,13 @@ def test_vocabulary_family_is_detected_from_the_pieces():
 
 
 def test_sentencepiece_spellings_prefer_the_character_over_byte_fallback():
-    shifts = (TokenShift("I", -5), TokenShift("should", -6, ("spaced",)), TokenShift("\n", 1, ("bare",)),
-              TokenShift("  ", 1, ("bare",)), TokenShift("!", 1, ("bare",)))
+    shifts = (
+        TokenShift("I", -5),
+        TokenShift("should", -6, ("spaced",)),
+        TokenShift("\n", 1, ("bare",)),
+        TokenShift("  ", 1, ("bare",)),
+        TokenShift("!", 1, ("bare",)),
+    )
     ids, matched, missing = resolve_shifts(SP_VOCAB, shifts)
     assert ids == {2: -5.0, 3: -5.0, 4: -6.0, 5: 1.0, 7: 1.0, 9: 1.0}  # "!" only exists as byte fallback
     assert matched["\n"] == ("\n",) and matched["!"] == ("<0x21>",)
@@ -145,8 +166,12 @@ def test_sentencepiece_spellings_prefer_the_character_over_byte_fallback():
 
 
 def test_byte_level_spellings_map_space_and_newline_bytes():
-    shifts = (TokenShift("I", -5), TokenShift("should", -6, ("spaced",)), TokenShift("\n", 1, ("bare",)),
-              TokenShift("  ", 1, ("bare",)))
+    shifts = (
+        TokenShift("I", -5),
+        TokenShift("should", -6, ("spaced",)),
+        TokenShift("\n", 1, ("bare",)),
+        TokenShift("  ", 1, ("bare",)),
+    )
     ids, _, missing = resolve_shifts(BL_VOCAB, shifts)
     assert ids == {1: -5.0, 2: -5.0, 3: -6.0, 4: 1.0, 5: 1.0} and missing == []
 
@@ -214,7 +239,9 @@ def test_all_rules_add_up_and_leave_the_input_untouched():
 
 
 def test_offsets_without_rules_enabled_are_zero():
-    off = rule_offsets((2, V), torch.tensor([10, 10]), torch.tensor([[3], [4]]), RuleConfig(False, False, False), TOKENS)
+    off = rule_offsets(
+        (2, V), torch.tensor([10, 10]), torch.tensor([[3], [4]]), RuleConfig(False, False, False), TOKENS
+    )
     assert torch.count_nonzero(off) == 0
 
 

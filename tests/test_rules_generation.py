@@ -57,7 +57,10 @@ def test_padding_is_never_counted_as_instruction_tokens(backend):
 
 
 def test_each_ablation_is_a_different_decoder(backend, ruled_batched):
-    ablations = {spec: generate(backend, build_rules(spec), batch_size=len(INSTRUCTIONS)) for spec in ("eos", "uniform", "diversity")}
+    ablations = {
+        spec: generate(backend, build_rules(spec), batch_size=len(INSTRUCTIONS))
+        for spec in ("eos", "uniform", "diversity")
+    }
     assert len({tuple(v) for v in [*ablations.values(), ruled_batched]}) == 4
 
 
@@ -105,7 +108,12 @@ def test_lm_eval_generation_applies_the_rules_like_the_hf_backend(lm_with_rules,
 
     prompts = [format_prompt(i, "tulu") for i in INSTRUCTIONS]
     requests = [
-        Instance("generate_until", {}, (p, {"until": ["<|user|>"], "max_gen_toks": SHORT.max_new_tokens, "do_sample": False}), i)
+        Instance(
+            "generate_until",
+            {},
+            (p, {"until": ["<|user|>"], "max_gen_toks": SHORT.max_new_tokens, "do_sample": False}),
+            i,
+        )
         for i, p in enumerate(prompts)
     ]
     got = lm_with_rules.generate_until(requests, disable_tqdm=True)
@@ -122,7 +130,11 @@ def test_lm_eval_loglikelihood_is_the_product_of_experts(backend, lm_with_rules)
     (processor,) = rules.hf_logits_processor_factory(tok, len(context))
     with torch.no_grad():
         out = model.generate(
-            torch.tensor([context]), max_new_tokens=8, do_sample=False, logits_processor=[processor], pad_token_id=tok.pad_token_id
+            torch.tensor([context]),
+            max_new_tokens=8,
+            do_sample=False,
+            logits_processor=[processor],
+            pad_token_id=tok.pad_token_id,
         )
     continuation = out[0, len(context) :].tolist()
     request = [(("ctx", "cont"), context, continuation)]
@@ -135,8 +147,14 @@ def test_lm_eval_loglikelihood_is_the_product_of_experts(backend, lm_with_rules)
     from implicit_if.lm_eval_models import ImplicitIfHFLM
 
     neutral = ImplicitIfHFLM(
-        pretrained=model, tokenizer=tok, rules="eos+uniform+diversity", batch_size=1, device="cpu",
-        eos_scale=0, diversity_penalty=0, token_shifts="{}",
+        pretrained=model,
+        tokenizer=tok,
+        rules="eos+uniform+diversity",
+        batch_size=1,
+        device="cpu",
+        eos_scale=0,
+        diversity_penalty=0,
+        token_shifts="{}",
     )
     (same,) = neutral._loglikelihood_tokens(request, disable_tqdm=True)
     assert same[0] == pytest.approx(plain[0], abs=1e-3) and same[1] == plain[1]

@@ -35,7 +35,9 @@ def prompts() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def vllm_result(gemma_dir: str, prompts: list[str], vllm_python: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+def vllm_result(
+    gemma_dir: str, prompts: list[str], vllm_python: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict:
     folder = tmp_path_factory.mktemp("rules-vllm")
     job = {"model_dir": gemma_dir, "prompts": prompts, "rules": RULES, "max_new_tokens": MAX_NEW_TOKENS}
     (folder / "job.json").write_text(json.dumps(job))
@@ -44,7 +46,10 @@ def vllm_result(gemma_dir: str, prompts: list[str], vllm_python: Path, tmp_path_
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
     run = subprocess.run(
         [str(vllm_python), str(WORKER), str(folder / "job.json"), str(folder / "result.json")],
-        capture_output=True, text=True, env=env, timeout=1500,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1500,
     )
     if run.returncode != 0:
         pytest.fail(f"the vLLM rules worker failed ({run.returncode}):\n{run.stderr[-4000:]}")
@@ -61,12 +66,20 @@ def test_vllm_applies_the_rules_only_to_requests_that_ask(vllm_result: dict) -> 
     assert sum("<|" in t for t in vllm_result["plain"]) > sum("<|" in t for t in vllm_result["batched"])
 
 
-def test_vllm_and_hf_decode_the_same_text_under_the_rules(vllm_result: dict, gemma_dir: str, prompts: list[str]) -> None:
+def test_vllm_and_hf_decode_the_same_text_under_the_rules(
+    vllm_result: dict, gemma_dir: str, prompts: list[str]
+) -> None:
     from implicit_if.backends.hf import HFBackend
 
     rules = build_rules(RULES)
-    hf = HFBackend(gemma_dir, device="cpu", dtype="float32", batch_size=len(prompts), progress=False,
-                   logits_processor_factory=rules.hf_logits_processor_factory)
+    hf = HFBackend(
+        gemma_dir,
+        device="cpu",
+        dtype="float32",
+        batch_size=len(prompts),
+        progress=False,
+        logits_processor_factory=rules.hf_logits_processor_factory,
+    )
     config = GenerationConfig(max_new_tokens=MAX_NEW_TOKENS)
     assert hf.generate(prompts, config) == vllm_result["batched"]
     hf.logits_processor_factory = build_rules(RULES, count_instruction_tokens=True).hf_logits_processor_factory

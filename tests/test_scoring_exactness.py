@@ -21,7 +21,10 @@ def _token_pairs(tokenizer):
     pairs = [
         {"instruction": "Name three primary colours.", "response": "Red, yellow and blue."},
         {"instruction": "What is 12 times 12?", "response": "12 times 12 is 144."},
-        {"instruction": "Write a two-line poem about snow.", "response": "White hush on the hill,\nthe whole town holding its breath."},
+        {
+            "instruction": "Write a two-line poem about snow.",
+            "response": "White hush on the hill,\nthe whole town holding its breath.",
+        },
         {"instruction": "Translate 'good morning' into French.", "response": "Bonjour."},
         {"instruction": LONG_NOTE * 36, "response": "The harbour is busy at high tide and quiet at low tide."},
     ]

@@ -23,9 +23,17 @@ VOCAB = 300
 def _llama():
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    config = LlamaConfig(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                         tie_word_embeddings=True, initializer_range=0.3)
+    config = LlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        tie_word_embeddings=True,
+        initializer_range=0.3,
+    )
     torch.manual_seed(0)
     return LlamaForCausalLM(config).eval()
 
@@ -33,11 +41,21 @@ def _llama():
 def _gemma3(softcap: float | None = 30.0):
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
-    config = Gemma3TextConfig(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
-                              num_attention_heads=2, num_key_value_heads=1, head_dim=32, sliding_window=32,
-                              layer_types=["sliding_attention", "sliding_attention", "full_attention"],
-                              max_position_embeddings=256, final_logit_softcapping=softcap,
-                              tie_word_embeddings=True, initializer_range=0.3)
+    config = Gemma3TextConfig(
+        vocab_size=VOCAB,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=32,
+        sliding_window=32,
+        layer_types=["sliding_attention", "sliding_attention", "full_attention"],
+        max_position_embeddings=256,
+        final_logit_softcapping=softcap,
+        tie_word_embeddings=True,
+        initializer_range=0.3,
+    )
     torch.manual_seed(0)
     return Gemma3ForCausalLM(config).eval()
 
@@ -205,8 +223,9 @@ def test_output_layer_blocks_equal_a_full_log_softmax(softcap, monkeypatch: pyte
     torch.manual_seed(0)
     head = torch.nn.Linear(16, 50, bias=True)
     head.weight.data.mul_(8)
-    model = types.SimpleNamespace(get_output_embeddings=lambda: head,
-                                  config=types.SimpleNamespace(final_logit_softcapping=softcap))
+    model = types.SimpleNamespace(
+        get_output_embeddings=lambda: head, config=types.SimpleNamespace(final_logit_softcapping=softcap)
+    )
     hidden, targets = torch.randn(11, 16), torch.tensor([0, 6, 7, 13, 14, 48, 49, 21, 35, 42, 3])
     with torch.no_grad():
         logits = head(hidden)

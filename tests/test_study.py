@@ -16,8 +16,12 @@ from implicit_if.study.runner import REFERENCE_GENERATOR, reference_outputs, stu
 def test_the_first_seed_reference_and_response_train_first_and_single_tasks_use_one_seed() -> None:
     runs = study_runs((0, 1), (0,))
     assert [r.entry_name for r in runs] == [
-        "gemma-3-270m-instruction-seed0", "gemma-3-270m-response-seed0", "gemma-3-270m-gsm-seed0",
-        "gemma-3-270m-poems-seed0", "gemma-3-270m-chess-seed0", "gemma-3-270m-instruction-seed1",
+        "gemma-3-270m-instruction-seed0",
+        "gemma-3-270m-response-seed0",
+        "gemma-3-270m-gsm-seed0",
+        "gemma-3-270m-poems-seed0",
+        "gemma-3-270m-chess-seed0",
+        "gemma-3-270m-instruction-seed1",
         "gemma-3-270m-response-seed1",
     ]
 
@@ -48,7 +52,10 @@ def test_finished_checkpoints_keep_their_model_and_drop_their_resume_state(tmp_p
             (folder / "README.md").write_text("card")
     found = train_missing([finished, unfinished], tmp_path, lambda line: None, train=False)
     assert list(found) == [finished.entry_name]
-    assert not (found[finished.entry_name] / "checkpoints").exists() and (found[finished.entry_name] / "config.json").exists()
+    assert (
+        not (found[finished.entry_name] / "checkpoints").exists()
+        and (found[finished.entry_name] / "config.json").exists()
+    )
     assert (checkpoint_dir(unfinished, tmp_path) / "checkpoints" / "step-0000010").is_dir()  # still resumable
 
 

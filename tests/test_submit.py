@@ -30,12 +30,35 @@ def run_files(tmp_path: Path, isolated_cache: Path) -> Path:  # noqa: F811
 
 
 def submit(files: Path, submissions: Path, *extra: str):
-    return runner.invoke(app, [
-        "submit", "--name", "smollm2-response-seed0", "--outputs", str(files / "outputs.json"),
-        "--annotations", str(files / "annotations.json"), "--ranking", str(files / "ranking.jsonl"),
-        "--model-id", "smollm2-135m-instruct", "--base-model", "HuggingFaceTB/SmolLM2-135M",
-        "--adaptation", "response", "--max-new-tokens", "256", "--license", "apache-2.0",
-        "--contact", "someone@example.org", "--submissions", str(submissions), *extra])
+    return runner.invoke(
+        app,
+        [
+            "submit",
+            "--name",
+            "smollm2-response-seed0",
+            "--outputs",
+            str(files / "outputs.json"),
+            "--annotations",
+            str(files / "annotations.json"),
+            "--ranking",
+            str(files / "ranking.jsonl"),
+            "--model-id",
+            "smollm2-135m-instruct",
+            "--base-model",
+            "HuggingFaceTB/SmolLM2-135M",
+            "--adaptation",
+            "response",
+            "--max-new-tokens",
+            "256",
+            "--license",
+            "apache-2.0",
+            "--contact",
+            "someone@example.org",
+            "--submissions",
+            str(submissions),
+            *extra,
+        ],
+    )
 
 
 def test_submit_writes_a_folder_that_passes_check(run_files: Path, tmp_path: Path):
@@ -43,13 +66,21 @@ def test_submit_writes_a_folder_that_passes_check(run_files: Path, tmp_path: Pat
     result = submit(run_files, submissions)
     assert result.exit_code == 0, result.output
     folder = submissions / "smollm2-response-seed0"
-    assert sorted(p.name for p in folder.iterdir()) == ["annotations.json", "leakage.jsonl", "metadata.json",
-                                                         "outputs.json", "ranking.jsonl"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "annotations.json",
+        "leakage.jsonl",
+        "metadata.json",
+        "outputs.json",
+        "ranking.jsonl",
+    ]
     meta = read_json(folder / "metadata.json")
     from implicit_if.models import EMBEDDED_MODELS
 
-    assert meta["model"] == {"id": "smollm2-135m-instruct", "base_model": "HuggingFaceTB/SmolLM2-135M",
-                             "revision": "sha256:" + EMBEDDED_MODELS["smollm2-135m-instruct"].sha256}
+    assert meta["model"] == {
+        "id": "smollm2-135m-instruct",
+        "base_model": "HuggingFaceTB/SmolLM2-135M",
+        "revision": "sha256:" + EMBEDDED_MODELS["smollm2-135m-instruct"].sha256,
+    }
     assert meta["evaluation_set"] == {"dataset": "offline_instructions", "source": "fixture"}  # matched by text
     assert meta["reference"] == {"generator": "reference-instruct"}  # from the annotations
     assert meta["judge"]["name"] == "test judge"  # as the annotations name it; no spec of that name exists
@@ -87,11 +118,34 @@ def test_existing_folders_need_force_and_seeds_must_not_clash(run_files: Path, t
     assert again.exit_code == 1 and "already exists" in again.output
     assert submit(run_files, submissions, "--force").exit_code == 0
     # Another run claiming the same system and seed is refused.
-    other = runner.invoke(app, [
-        "submit", "--name", "second-try", "--outputs", str(run_files / "outputs.json"),
-        "--ranking", str(run_files / "ranking.jsonl"), "--model-id", "smollm2-135m-instruct",
-        "--base-model", "x", "--adaptation", "response", "--system", "smollm2-response-seed0",
-        "--max-new-tokens", "256", "--license", "mit", "--contact", "a@b.c", "--submissions", str(submissions)])
+    other = runner.invoke(
+        app,
+        [
+            "submit",
+            "--name",
+            "second-try",
+            "--outputs",
+            str(run_files / "outputs.json"),
+            "--ranking",
+            str(run_files / "ranking.jsonl"),
+            "--model-id",
+            "smollm2-135m-instruct",
+            "--base-model",
+            "x",
+            "--adaptation",
+            "response",
+            "--system",
+            "smollm2-response-seed0",
+            "--max-new-tokens",
+            "256",
+            "--license",
+            "mit",
+            "--contact",
+            "a@b.c",
+            "--submissions",
+            str(submissions),
+        ],
+    )
     assert other.exit_code == 1 and "seed 0 is also submitted as 'smollm2-response-seed0'" in other.output
     assert not (submissions / "second-try").exists()
 
@@ -108,8 +162,20 @@ def test_local_model_folders_are_not_public_names(run_files: Path, tmp_path: Pat
 def test_metadata_file_and_missing_fields(run_files: Path, tmp_path: Path):
     meta = tmp_path / "meta.json"
     meta.write_text(json.dumps({"license": "mit", "notes": "from a file"}))
-    result = runner.invoke(app, ["submit", "--name", "bare", "--outputs", str(run_files / "outputs.json"),
-                                 "--metadata", str(meta), "--submissions", str(tmp_path / "s")])
+    result = runner.invoke(
+        app,
+        [
+            "submit",
+            "--name",
+            "bare",
+            "--outputs",
+            str(run_files / "outputs.json"),
+            "--metadata",
+            str(meta),
+            "--submissions",
+            str(tmp_path / "s"),
+        ],
+    )
     assert result.exit_code == 1
     for missing in ("model.id: required", "adaptation: required", "contact: required", "decoding.max_new_tokens"):
         assert missing in result.output, (missing, result.output)

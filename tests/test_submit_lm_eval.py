@@ -16,25 +16,55 @@ from implicit_if.cli import app
 pytestmark = pytest.mark.slow
 
 
-def test_submit_from_lm_eval_results(smollm2_dir: str, tmp_path: Path, offline_env: None,
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_submit_from_lm_eval_results(
+    smollm2_dir: str, tmp_path: Path, offline_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("IMPLICIT_IF_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "lm_eval"
-    command = [str(Path(sys.executable).with_name("lm_eval")), "--model", "hf",
-               "--model_args", f"pretrained={smollm2_dir},dtype=float32",
-               "--tasks", "implicit_if_leak,implicit_if_ranking",
-               "--metadata", json.dumps({"n_pairs": 8, "distractors": 2, "offline": True}),
-               "--gen_kwargs", "max_gen_toks=8", "--device", "cpu", "--batch_size", "16",
-               "--output_path", str(out), "--log_samples"]
+    command = [
+        str(Path(sys.executable).with_name("lm_eval")),
+        "--model",
+        "hf",
+        "--model_args",
+        f"pretrained={smollm2_dir},dtype=float32",
+        "--tasks",
+        "implicit_if_leak,implicit_if_ranking",
+        "--metadata",
+        json.dumps({"n_pairs": 8, "distractors": 2, "offline": True}),
+        "--gen_kwargs",
+        "max_gen_toks=8",
+        "--device",
+        "cpu",
+        "--batch_size",
+        "16",
+        "--output_path",
+        str(out),
+        "--log_samples",
+    ]
     done = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ), timeout=1500)
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(next(out.rglob("results_*.json")).read_text())["results"]
 
     submissions = tmp_path / "submissions"
-    result = CliRunner().invoke(app, [
-        "submit", str(out), "--name", "smollm2-lm-eval", "--adaptation", "instruction",
-        "--base-model", "HuggingFaceTB/SmolLM2-135M", "--license", "apache-2.0", "--contact", "a@b.c",
-        "--submissions", str(submissions)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "submit",
+            str(out),
+            "--name",
+            "smollm2-lm-eval",
+            "--adaptation",
+            "instruction",
+            "--base-model",
+            "HuggingFaceTB/SmolLM2-135M",
+            "--license",
+            "apache-2.0",
+            "--contact",
+            "a@b.c",
+            "--submissions",
+            str(submissions),
+        ],
+    )
     assert result.exit_code == 0, result.output
     folder = submissions / "smollm2-lm-eval"
     meta = json.loads((folder / "metadata.json").read_text())
@@ -45,7 +75,9 @@ def test_submit_from_lm_eval_results(smollm2_dir: str, tmp_path: Path, offline_e
     # lm-eval's reported numbers are the claims, and `check` recomputed them from the records.
     # Claims are stored in percent to four decimals.
     claimed = meta["claimed"]
-    assert claimed["ranking_accuracy"] == pytest.approx(results["implicit_if_ranking"]["response_ranking,none"] * 100, abs=5e-5)
+    assert claimed["ranking_accuracy"] == pytest.approx(
+        results["implicit_if_ranking"]["response_ranking,none"] * 100, abs=5e-5
+    )
     for detector, value in claimed["leakage"].items():
         assert value == pytest.approx(results["implicit_if_leak"][f"{detector},none"] * 100, abs=5e-5)
     outputs = json.loads((folder / "outputs.json").read_text())

@@ -16,11 +16,32 @@ pytestmark = pytest.mark.slow
 def test_throughput_benchmark_runs_at_tiny_scale(tmp_path: Path, repo_root: Path, smollm2_dir: str) -> None:
     out = tmp_path / "throughput.md"
     command = [
-        sys.executable, str(repo_root / "benchmarks" / "train_throughput.py"), "--size", "tiny", "--max-length", "64",
-        "--batch-size", "4", "--per-device", "4", "--warmup-steps", "0", "--timed-steps", "1", "--repeats", "1", "--out", str(out),
+        sys.executable,
+        str(repo_root / "benchmarks" / "train_throughput.py"),
+        "--size",
+        "tiny",
+        "--max-length",
+        "64",
+        "--batch-size",
+        "4",
+        "--per-device",
+        "4",
+        "--warmup-steps",
+        "0",
+        "--timed-steps",
+        "1",
+        "--repeats",
+        "1",
+        "--out",
+        str(out),
     ]
     command += ["--tokenizer", smollm2_dir]  # resolved in the real model cache; dataset caches go to tmp_path
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "IMPLICIT_IF_OFFLINE": "1", "IMPLICIT_IF_CACHE": str(tmp_path / "cache")}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "IMPLICIT_IF_OFFLINE": "1",
+        "IMPLICIT_IF_CACHE": str(tmp_path / "cache"),
+    }
     finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     assert finished.returncode == 0, finished.stderr[-3000:]
     report = json.loads(out.with_suffix(".json").read_text())

@@ -41,10 +41,20 @@ def test_only_response_and_eos_tokens_carry_loss(recipe: str, gemma_dir: str) ->
 
 def test_a_few_steps_of_the_response_recipe_lower_the_loss(tmp_path: Path, gemma_dir: str) -> None:
     # Two examples in one step, repeated: the loss on the same batch must fall.
-    recipe = load_recipe("gemma-3-270m-cpu-response", {
-        "model": {"name_or_path": gemma_dir}, "data": {"limit": 2, "max_length": 256},
-        "training": {"max_steps": 4, "batch_size": 2, "learning_rate": 1e-4, "warmup_ratio": 0.0, "checkpoint_every": None},
-    })
+    recipe = load_recipe(
+        "gemma-3-270m-cpu-response",
+        {
+            "model": {"name_or_path": gemma_dir},
+            "data": {"limit": 2, "max_length": 256},
+            "training": {
+                "max_steps": 4,
+                "batch_size": 2,
+                "learning_rate": 1e-4,
+                "warmup_ratio": 0.0,
+                "checkpoint_every": None,
+            },
+        },
+    )
     result = train(recipe, tmp_path / "model", progress=False)
     losses = [json.loads(line)["loss"] for line in (tmp_path / "model" / "metrics.jsonl").read_text().splitlines()]
     assert len(losses) == 4 and losses[-1] < 0.8 * losses[0]

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from train_fixtures import SMALL, safetensors_weights
 from typer.testing import CliRunner
 
 from implicit_if.cli import app
 from implicit_if.train import load_recipe, train
-from train_fixtures import SMALL, safetensors_weights
 
 pytestmark = pytest.mark.slow
 
@@ -56,7 +56,14 @@ def test_tiny_cpu_trains_its_loss_falls_and_it_writes_a_model_directory(tmp_path
     first, last = [m["loss"] for m in metrics[:3]], [m["loss"] for m in metrics[-3:]]
     assert sum(last) / 3 < sum(first) / 3 - 1.0, (first, last)
 
-    for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "README.md", "training_provenance.json"):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "README.md",
+        "training_provenance.json",
+    ):
         assert (out / name).is_file(), name
     provenance = json.loads((out / "training_provenance.json").read_text())
     card = (out / "README.md").read_text()
@@ -97,38 +104,76 @@ def test_resuming_gives_the_same_result_as_not_stopping(tmp_path: Path, tiny: li
 
     # A different recipe must not silently continue from that checkpoint.
     with pytest.raises(ValueError, match="different recipe"):
-        train(load_recipe("tiny-cpu", [*options, "training.learning_rate=0.02"]), tmp_path / "other", resume=str(checkpoint), progress=False)
+        train(
+            load_recipe("tiny-cpu", [*options, "training.learning_rate=0.02"]),
+            tmp_path / "other",
+            resume=str(checkpoint),
+            progress=False,
+        )
 
 
 def test_loss_is_normalised_by_target_tokens_however_the_step_is_split(tmp_path: Path, tiny: list[str]) -> None:
     """One packed pass per step, or several accumulated ones: the same loss, gradient and update."""
     one, many = tmp_path / "one", tmp_path / "many"
-    train(load_recipe("tiny-cpu", [*tiny, *SMALL, *STABLE_ADAM, "training.max_steps=2", "training.micro_batch_tokens=1024"]), one, progress=False)
-    train(load_recipe("tiny-cpu", [*tiny, *SMALL, *STABLE_ADAM, "training.max_steps=2", "training.micro_batch_tokens=128"]), many, progress=False)
+    train(
+        load_recipe(
+            "tiny-cpu", [*tiny, *SMALL, *STABLE_ADAM, "training.max_steps=2", "training.micro_batch_tokens=1024"]
+        ),
+        one,
+        progress=False,
+    )
+    train(
+        load_recipe(
+            "tiny-cpu", [*tiny, *SMALL, *STABLE_ADAM, "training.max_steps=2", "training.micro_batch_tokens=128"]
+        ),
+        many,
+        progress=False,
+    )
     split = json.loads((many / "training_provenance.json").read_text())["training"]["accumulation"]
     assert split >= 3 and json.loads((one / "training_provenance.json").read_text())["training"]["accumulation"] == 1
     for a, b in zip(read_metrics(one), read_metrics(many)):
-        assert a["loss"] == pytest.approx(b["loss"], rel=1e-6) and a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-5)
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-6) and a["grad_norm"] == pytest.approx(
+            b["grad_norm"], rel=1e-5
+        )
     assert max_difference(safetensors_weights(one), safetensors_weights(many)) < 1e-6
 
 
 def test_two_processes_train_like_one(tmp_path: Path, tiny: list[str]) -> None:
-    """DDP over two CPU processes (torchrun, gloo): per-token normalisation across ranks gives the single-process run."""
+    """DDP over two CPU processes (torchrun, gloo): per-token normalisation across ranks gives the
+    single-process run."""
     options = [*tiny, *SMALL, *STABLE_ADAM, "training.max_steps=2", "training.batch_size=6"]
     single, double = tmp_path / "single", tmp_path / "double"
     train(load_recipe("tiny-cpu", options), single, progress=False)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "implicit_if.train", "--recipe", "tiny-cpu", "--output", str(double), "--quiet", *options]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "implicit_if.train",
+        "--recipe",
+        "tiny-cpu",
+        "--output",
+        str(double),
+        "--quiet",
+        *options,
+    ]
     finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert json.loads((double / "training_provenance.json").read_text())["training"]["world_size"] == 2
     for a, b in zip(read_metrics(single), read_metrics(double), strict=True):
-        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5) and a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-4)
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5) and a["grad_norm"] == pytest.approx(
+            b["grad_norm"], rel=1e-4
+        )
     assert max_difference(safetensors_weights(single), safetensors_weights(double)) < 1e-6
 
 
-def test_a_second_run_in_the_same_process_may_use_another_precision(tmp_path: Path, tiny: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_second_run_in_the_same_process_may_use_another_precision(
+    tmp_path: Path, tiny: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """accelerate's state is process-wide: a bf16 run, even one that failed, must not bind the next run to bf16."""
     from implicit_if.train import checkpoint
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from train_fixtures import tiny_gemma3, tiny_llama
 
 from implicit_if.train.loss import WORKSPACE, fused_linear_cross_entropy, fused_loss_unsupported, output_layer_skipped
 from implicit_if.train.masking import IGNORE
 from implicit_if.train.modeling import FusedHead, fused_loss_plan, packed_loss_sum
-
-from train_fixtures import tiny_gemma3, tiny_llama
 
 
 def plain(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, softcap: float | None) -> torch.Tensor:
@@ -52,7 +51,11 @@ def test_reused_buffers_do_not_leak_between_calls_of_different_sizes() -> None:
     for n, vocab in ((30, 500), (5, 50), (30, 500)):
         hidden, weight = torch.randn(n, 16, generator=generator), torch.randn(vocab, 16, generator=generator)
         targets = torch.randint(vocab, (n,), generator=generator)
-        assert torch.allclose(fused_linear_cross_entropy(hidden, weight, targets, chunk_tokens=8), plain(hidden, weight, targets, None), rtol=1e-5)
+        assert torch.allclose(
+            fused_linear_cross_entropy(hidden, weight, targets, chunk_tokens=8),
+            plain(hidden, weight, targets, None),
+            rtol=1e-5,
+        )
 
 
 def test_output_layer_skipped_returns_hidden_states_and_restores_the_layer() -> None:
@@ -74,7 +77,11 @@ def test_packed_loss_and_gradients_are_the_same_by_either_path(make) -> None:
     targets = ids.roll(-1, dims=1).clone()
     targets[0, :6] = IGNORE
     targets[0, -1] = IGNORE
-    batch = {"input_ids": ids, "position_ids": torch.cat([torch.arange(10), torch.arange(10)])[None], "targets": targets}
+    batch = {
+        "input_ids": ids,
+        "position_ids": torch.cat([torch.arange(10), torch.arange(10)])[None],
+        "targets": targets,
+    }
     grads = []
     for fused in (False, True):
         model = make().train()

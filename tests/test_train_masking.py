@@ -31,15 +31,17 @@ def test_single_turn_targets_are_exactly_the_response_and_eos(tokenizer) -> None
     response = ids(tokenizer, "Four, of course.")
     assert example.input_ids == prompt + response + [tokenizer.eos_token_id]
     assert targets(example) == list(range(len(prompt), len(prompt) + len(response) + 1))
-    assert example.labels[len(prompt):] == response + [tokenizer.eos_token_id]
+    assert example.labels[len(prompt) :] == response + [tokenizer.eos_token_id]
     # the assistant tag and its newline are the last prompt tokens, and are masked
     assert tokenizer.decode(example.input_ids[len(prompt) - 7 : len(prompt)]) == "<|assistant|>\n"
 
 
 def test_multi_turn_trains_every_assistant_turn_and_masks_the_newline_after_eos(tokenizer) -> None:
     messages = [
-        {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
-        {"role": "user", "content": "Bye"}, {"role": "assistant", "content": "Goodbye."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": "Bye"},
+        {"role": "assistant", "content": "Goodbye."},
     ]
     example = tokenize_conversation(tokenizer, messages)
     eos = tokenizer.eos_token_id
@@ -49,16 +51,23 @@ def test_multi_turn_trains_every_assistant_turn_and_masks_the_newline_after_eos(
     second = ids(tokenizer, "Goodbye.") + [eos]
     assert example.input_ids == first_prompt + first + second_prompt + second
     start_second = len(first_prompt) + len(first) + len(second_prompt)
-    assert targets(example) == [*range(len(first_prompt), len(first_prompt) + len(first)), *range(start_second, start_second + len(second))]
+    assert targets(example) == [
+        *range(len(first_prompt), len(first_prompt) + len(first)),
+        *range(start_second, start_second + len(second)),
+    ]
     assert tokenizer.decode([example.labels[p] for p in targets(example)]) == "Hello!<|im_end|>Goodbye.<|im_end|>"
 
 
 def test_response_tuning_blanks_every_user_turn_and_keeps_the_tags(tokenizer) -> None:
     record = {
-        "id": "lima-0", "instruction": "Q1", "response": "A1",
+        "id": "lima-0",
+        "instruction": "Q1",
+        "response": "A1",
         "messages": [
-            {"role": "user", "content": "Q1"}, {"role": "assistant", "content": "A1"},
-            {"role": "user", "content": "Q2"}, {"role": "assistant", "content": "A2"},
+            {"role": "user", "content": "Q1"},
+            {"role": "assistant", "content": "A1"},
+            {"role": "user", "content": "Q2"},
+            {"role": "assistant", "content": "A2"},
         ],
     }
     (conversation,) = training_conversations([record], "response")
@@ -67,16 +76,27 @@ def test_response_tuning_blanks_every_user_turn_and_keeps_the_tags(tokenizer) ->
     assert "Q1" not in text and "Q2" not in text
     instruction = training_conversations([record], "instruction")[0]["messages"]
     assert [m["content"] for m in instruction] == ["Q1", "A1", "Q2", "A2"]
-    single = training_conversations([{"id": "g-1", "instruction": "Add 1 and 2.", "response": "3\n#### 3"}], "response")[0]
+    single = training_conversations(
+        [{"id": "g-1", "instruction": "Add 1 and 2.", "response": "3\n#### 3"}], "response"
+    )[0]
     assert single["messages"] == [{"role": "user", "content": ""}, {"role": "assistant", "content": "3\n#### 3"}]
     example = tokenize_conversation(tokenizer, conversation["messages"])
     assert tokenizer.decode([example.labels[p] for p in targets(example)]) == "A1<|im_end|>A2<|im_end|>"
 
 
 def test_neutral_tags_for_the_ablation(tokenizer) -> None:
-    text = "".join(s.text for s in render_segments(adapt([{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}], "instruction"), "ab", "</s>"))
+    text = "".join(
+        s.text
+        for s in render_segments(
+            adapt([{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}], "instruction"),
+            "ab",
+            "</s>",
+        )
+    )
     assert text == "<|A|>\nx\n<|B|>\ny</s>"
-    example = tokenize_conversation(tokenizer, [{"role": "user", "content": "x"}, {"role": "assistant", "content": "yes"}], "ab")
+    example = tokenize_conversation(
+        tokenizer, [{"role": "user", "content": "x"}, {"role": "assistant", "content": "yes"}], "ab"
+    )
     assert example.labels[-len(ids(tokenizer, "yes")) - 1 :] == ids(tokenizer, "yes") + [tokenizer.eos_token_id]
 
 
@@ -93,7 +113,11 @@ def test_truncation_keeps_the_prefix_and_drops_examples_without_targets(tokenize
 
 
 def test_trailing_user_turn_carries_no_loss_and_is_dropped() -> None:
-    segments = render_segments([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}], "tulu", "</s>")
+    segments = render_segments(
+        [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}],
+        "tulu",
+        "</s>",
+    )
     assert "".join(s.text for s in segments) == "<|user|>\na\n<|assistant|>\nb</s>"
 
 
@@ -110,7 +134,9 @@ def test_gemma_tokenizer_masks_its_bos(gemma_dir: str) -> None:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(gemma_dir)
-    example = tokenize_conversation(tokenizer, [{"role": "user", "content": "Name a fruit."}, {"role": "assistant", "content": "A pear."}])
+    example = tokenize_conversation(
+        tokenizer, [{"role": "user", "content": "Name a fruit."}, {"role": "assistant", "content": "A pear."}]
+    )
     assert example.input_ids[0] == tokenizer.bos_token_id and example.labels[0] == IGNORE
     assert tokenizer.decode([example.labels[p] for p in targets(example)]) == "A pear." + tokenizer.eos_token
     assert targets(example)[-1] == len(example.input_ids) - 1

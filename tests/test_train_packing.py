@@ -6,11 +6,11 @@ import random
 
 import pytest
 import torch
+from train_fixtures import tiny_gemma3, tiny_llama
 
 from implicit_if.train.masking import IGNORE, TokenizedExample
 from implicit_if.train.modeling import check_packing_isolation, packed_loss_sum
 from implicit_if.train.packing import collate_packed, plan_training
-from train_fixtures import tiny_gemma3, tiny_llama
 
 
 def make_examples(n: int, vocab: int = 97, seed: int = 0) -> list[TokenizedExample]:
@@ -94,7 +94,9 @@ def padded_loss_sum(model, examples) -> torch.Tensor:
         mask[row, : len(e.input_ids)] = 1
         labels[row, : len(e.labels)] = torch.tensor(e.labels)
     logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].double()
-    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=IGNORE, reduction="sum")
+    return torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=IGNORE, reduction="sum"
+    )
 
 
 @pytest.mark.parametrize("build", [tiny_llama, tiny_gemma3], ids=["llama", "gemma3-sliding-window"])

@@ -10,9 +10,16 @@ import pytest
 from typer.testing import CliRunner
 
 from implicit_if.cli import app
-from implicit_if.train.checkpoint import MetricsLog, OutputDirError, check_output_dir, clear_output_dir, list_checkpoints, resolve_resume
-from implicit_if.train.loop import resume_key
 from implicit_if.train import load_recipe
+from implicit_if.train.checkpoint import (
+    MetricsLog,
+    OutputDirError,
+    check_output_dir,
+    clear_output_dir,
+    list_checkpoints,
+    resolve_resume,
+)
+from implicit_if.train.loop import resume_key
 from implicit_if.train.schedules import lr_at, warmup_steps_for
 
 
@@ -62,7 +69,12 @@ def test_a_used_output_directory_needs_resume_or_overwrite(tmp_path: Path) -> No
 
 def test_resume_auto_takes_the_newest_complete_checkpoint(tmp_path: Path) -> None:
     assert resolve_resume(tmp_path, "auto") is None and resolve_resume(tmp_path, None) is None
-    for name, complete in [("step-0000003", True), ("step-0000006", True), ("step-0000009.partial", False), ("step-0000012", False)]:
+    for name, complete in [
+        ("step-0000003", True),
+        ("step-0000006", True),
+        ("step-0000009.partial", False),
+        ("step-0000012", False),
+    ]:
         (tmp_path / "checkpoints" / name).mkdir(parents=True)
         if complete:
             (tmp_path / "checkpoints" / name / "trainer_state.json").write_text("{}")
@@ -129,8 +141,17 @@ def test_model_card_names_the_hub_original_of_an_embedded_base_and_shows_provena
         "recipe": {"name": recipe.name, "digest": recipe.digest(), "resolved": recipe.model_dump(mode="json")},
         "data": {"dataset": "lima", "n_examples": 30, "fingerprint": "f" * 64, "origins": ["fixture:lima.jsonl"]},
         "code": {"implicit_if": "9.9.9", "git_commit": "c" * 40, "git_dirty": True},
-        "training": {"steps": 3, "epochs": 0.2, "final_loss": 2.5, "tokens_seen": 1000, "target_tokens_seen": 900,
-                     "world_size": 1, "device": "cpu", "precision": "fp32", "attn_implementation": "sdpa"},
+        "training": {
+            "steps": 3,
+            "epochs": 0.2,
+            "final_loss": 2.5,
+            "tokens_seen": 1000,
+            "target_tokens_seen": 900,
+            "world_size": 1,
+            "device": "cpu",
+            "precision": "fp32",
+            "attn_implementation": "sdpa",
+        },
     }
     card = render_model_card(provenance)
     front = card.split("---")[1]

@@ -9,7 +9,17 @@ import pytest
 from implicit_if.train import RecipeError, accelerate_config, list_recipes, load_recipe
 from implicit_if.train.recipes import parse_overrides
 
-STUDY_CELLS = ["lima-instruction", "lima-response", "lima-instruction-ab", "lima-response-ab", "gsm8k", "mbpp", "poetry", "recipes", "chess"]
+STUDY_CELLS = [
+    "lima-instruction",
+    "lima-response",
+    "lima-instruction-ab",
+    "lima-response-ab",
+    "gsm8k",
+    "mbpp",
+    "poetry",
+    "recipes",
+    "chess",
+]
 
 
 def test_every_bundled_recipe_resolves_and_validates() -> None:
@@ -23,7 +33,9 @@ def test_every_bundled_recipe_resolves_and_validates() -> None:
         assert recipe.name == name and recipe.description
 
 
-@pytest.mark.parametrize("model,lr,hub_id", [("llama2-7b", 1e-5, "meta-llama/Llama-2-7b-hf"), ("olmo-7b", 3e-6, "allenai/OLMo-7B-hf")])
+@pytest.mark.parametrize(
+    "model,lr,hub_id", [("llama2-7b", 1e-5, "meta-llama/Llama-2-7b-hf"), ("olmo-7b", 3e-6, "allenai/OLMo-7B-hf")]
+)
 def test_study_recipes_carry_the_study_hyperparameters(model: str, lr: float, hub_id: str) -> None:
     for cell in STUDY_CELLS:
         recipe = load_recipe(f"{model}-{cell}")
@@ -40,7 +52,10 @@ def test_study_recipes_carry_the_study_hyperparameters(model: str, lr: float, hu
 
 
 def test_overrides_are_typed_and_nested() -> None:
-    recipe = load_recipe("tiny-cpu", ["training.epochs=3", "training.learning_rate=1e-4", "data.limit=null", "model.config.num_hidden_layers=1"])
+    recipe = load_recipe(
+        "tiny-cpu",
+        ["training.epochs=3", "training.learning_rate=1e-4", "data.limit=null", "model.config.num_hidden_layers=1"],
+    )
     assert recipe.training.epochs == 3 and recipe.training.learning_rate == 1e-4
     assert recipe.data.limit is None and recipe.model.config["num_hidden_layers"] == 1
     assert recipe.model.config["hidden_size"] == 32  # untouched siblings survive the merge
@@ -94,7 +109,9 @@ def test_accelerate_configs_ship_fsdp_and_zero3() -> None:
 
     fsdp = yaml.safe_load(Path(accelerate_config("fsdp")).read_text())
     zero3 = yaml.safe_load(Path(accelerate_config("deepspeed-zero3")).read_text())
-    assert fsdp["distributed_type"] == "FSDP" and fsdp["fsdp_config"]["fsdp_auto_wrap_policy"] == "TRANSFORMER_BASED_WRAP"
+    assert (
+        fsdp["distributed_type"] == "FSDP" and fsdp["fsdp_config"]["fsdp_auto_wrap_policy"] == "TRANSFORMER_BASED_WRAP"
+    )
     assert zero3["distributed_type"] == "DEEPSPEED" and zero3["deepspeed_config"]["zero_stage"] == 3
     assert zero3["deepspeed_config"]["zero3_save_16bit_model"] is True  # needed to save a full model at the end
     with pytest.raises(RecipeError, match="fsdp or deepspeed-zero3"):

@@ -30,7 +30,11 @@ def test_each_set_loads_with_its_minimum_size_and_distinct_instructions(name: st
 def test_no_training_set_shares_an_ngram_with_the_evaluation_instructions(name: str, n: int) -> None:
     train = load_pairs(name, offline=True)
     index = build_index((f"{r['instruction']}\n{r['response']}" for r in train), n=n)
-    flagged = [e["instruction"] for e in load_pairs("offline_instructions") if check_example(e["instruction"], index)["flagged"]]
+    flagged = [
+        e["instruction"]
+        for e in load_pairs("offline_instructions")
+        if check_example(e["instruction"], index)["flagged"]
+    ]
     assert flagged == [], f"{name} overlaps the evaluation set at {n}-grams: {flagged[:3]}"
 
 
@@ -59,7 +63,9 @@ def test_gsm_uses_every_template_and_regenerates_byte_for_byte() -> None:
     problems = generate_problems(generated.GSM_COUNT, generated.SEED)
     assert {p.template for p in problems} == set(TEMPLATES)
     committed = (generated.FIXTURES / generated.GSM_FILE).read_text(encoding="utf-8")
-    text = "".join(json.dumps({"question": p.question, "answer": p.answer}, ensure_ascii=False) + "\n" for p in problems)
+    text = "".join(
+        json.dumps({"question": p.question, "answer": p.answer}, ensure_ascii=False) + "\n" for p in problems
+    )
     assert text == committed
 
 
@@ -80,4 +86,6 @@ def test_every_chess_game_is_legal_and_its_result_agrees_with_the_board() -> Non
 @pytest.mark.slow
 def test_chess_games_regenerate_byte_for_byte() -> None:
     pytest.importorskip("chess")
-    assert generated.rendered()[generated.CHESS_FILE] == (generated.FIXTURES / generated.CHESS_FILE).read_text(encoding="utf-8")
+    assert generated.rendered()[generated.CHESS_FILE] == (generated.FIXTURES / generated.CHESS_FILE).read_text(
+        encoding="utf-8"
+    )

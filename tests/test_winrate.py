@@ -26,9 +26,18 @@ from implicit_if.winrate.glm import GLMData, fit_coefficients
 WORDS = "river stone quiet lamp orbit maple signal copper harbor velvet".split()
 
 
-def synthetic_annotations(seed: int, n: int = 240, *, length_weight: float = 0.8, skill: float = 0.2,
-                          difficulty: np.ndarray | None = None, generator: str = "model", weighted_share: float = 0.5,
-                          draws: float = 0.05, nans: float = 0.0) -> list[dict]:
+def synthetic_annotations(
+    seed: int,
+    n: int = 240,
+    *,
+    length_weight: float = 0.8,
+    skill: float = 0.2,
+    difficulty: np.ndarray | None = None,
+    generator: str = "model",
+    weighted_share: float = 0.5,
+    draws: float = 0.05,
+    nans: float = 0.0,
+) -> list[dict]:
     """Annotations from a known GLM: P(model wins) = sigmoid(length_weight*tanh(gap) - difficulty + skill)."""
     rng = np.random.default_rng(seed)
     difficulty = np.zeros(n) if difficulty is None else difficulty
@@ -46,9 +55,17 @@ def synthetic_annotations(seed: int, n: int = 240, *, length_weight: float = 0.8
             preference = 0  # AlpacaEval's other spelling of a draw
         elif roll < draws + nans:
             preference = float("nan")
-        records.append({"instruction": f"instruction {i}", "output_1": output_1, "output_2": output_2,
-                        "generator_1": "reference", "generator_2": generator, "annotator": "synthetic",
-                        "preference": preference})
+        records.append(
+            {
+                "instruction": f"instruction {i}",
+                "output_1": output_1,
+                "output_2": output_2,
+                "generator_1": "reference",
+                "generator_2": generator,
+                "annotator": "synthetic",
+                "preference": preference,
+            }
+        )
     return records
 
 
@@ -82,10 +99,14 @@ def alpaca_eval_metrics(tmp_path_factory):
         import pandas as pd
 
         path = folder / "df_gamed.csv"
-        pd.DataFrame({"index": range(len(values)), "instruction_difficulty": values, "model": "m"}).to_csv(path, index=False)
+        pd.DataFrame({"index": range(len(values)), "instruction_difficulty": values, "model": "m"}).to_csv(
+            path, index=False
+        )
         glm.hf_hub_download = lambda **_: str(path)
 
-    return types.SimpleNamespace(get_winrate=get_winrate, lc=glm.get_length_controlled_winrate, with_difficulty=with_difficulty)
+    return types.SimpleNamespace(
+        get_winrate=get_winrate, lc=glm.get_length_controlled_winrate, with_difficulty=with_difficulty
+    )
 
 
 PLAIN_KEYS = ("win_rate", "standard_error", "discrete_win_rate", "n_wins", "n_wins_base", "n_draws", "n_total")
@@ -98,7 +119,9 @@ def test_plain_metrics_match_alpaca_eval(alpaca_eval_metrics, seed):
     ours = compute_metrics(records, confidence_intervals=False)
     for key in PLAIN_KEYS:
         assert ours[key] == pytest.approx(float(theirs[key]), abs=1e-6), key
-    assert ours["n_dropped"] == sum(1 for r in records if isinstance(r["preference"], float) and math.isnan(r["preference"]))
+    assert ours["n_dropped"] == sum(
+        1 for r in records if isinstance(r["preference"], float) and math.isnan(r["preference"])
+    )
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # alpaca-eval's own scikit-learn calls
@@ -108,15 +131,18 @@ def test_lc_without_regularisation_matches_alpaca_eval(alpaca_eval_metrics, seed
     difficulty = np.random.default_rng(100 + seed).normal(size=n)
     records = synthetic_annotations(seed, n=n, difficulty=difficulty, length_weight=1.2)
     alpaca_eval_metrics.with_difficulty(difficulty)
-    theirs = alpaca_eval_metrics.lc(records, glm_name="length_controlled_noreg", save_weights_dir=None,
-                                    is_warn_extreme_changes=False)
-    ours = length_controlled_winrate(records, difficulty={f"instruction {i}": d for i, d in enumerate(difficulty)},
-                                     regularization=None)
+    theirs = alpaca_eval_metrics.lc(
+        records, glm_name="length_controlled_noreg", save_weights_dir=None, is_warn_extreme_changes=False
+    )
+    ours = length_controlled_winrate(
+        records, difficulty={f"instruction {i}": d for i, d in enumerate(difficulty)}, regularization=None
+    )
     assert abs(ours.length_controlled_winrate - theirs["length_controlled_winrate"]) < 0.5
     # without a difficulty table both treat difficulty as absent
     alpaca_eval_metrics.with_difficulty(np.zeros(n))
-    theirs_flat = alpaca_eval_metrics.lc(records, glm_name="length_controlled_noreg", save_weights_dir=None,
-                                         is_warn_extreme_changes=False)
+    theirs_flat = alpaca_eval_metrics.lc(
+        records, glm_name="length_controlled_noreg", save_weights_dir=None, is_warn_extreme_changes=False
+    )
     ours_flat = length_controlled_winrate(records, regularization=None)
     assert abs(ours_flat.length_controlled_winrate - theirs_flat["length_controlled_winrate"]) < 0.5
 
@@ -145,8 +171,15 @@ def test_length_control_removes_a_pure_length_preference():
     len_model = (len_ref * np.exp(rng.normal(0.7, 0.6, size=n))).astype(int) + 1
     delta = (len_ref - len_model).astype(float)
     p_model = 1 / (1 + np.exp(2.5 * np.tanh(delta / delta.std(ddof=1))))
-    records = [{"instruction": f"i{i}", "output_1": "r" * len_ref[i], "output_2": "m" * len_model[i],
-                "preference": 1 + p_model[i]} for i in range(n)]
+    records = [
+        {
+            "instruction": f"i{i}",
+            "output_1": "r" * len_ref[i],
+            "output_2": "m" * len_model[i],
+            "preference": 1 + p_model[i],
+        }
+        for i in range(n)
+    ]
     metrics = compute_metrics(records, confidence_intervals=False, regularization=None)
     assert metrics["win_rate"] > 65
     assert abs(metrics["length_controlled_winrate"] - 50) < 3
@@ -189,8 +222,10 @@ def test_joint_difficulty_recovers_the_true_ordering():
 
     n = 300
     truth = np.random.default_rng(21).normal(scale=1.5, size=n)
-    by_model = {f"m{k}": synthetic_annotations(30 + k, n=n, difficulty=truth, skill=skill, weighted_share=1.0, draws=0)
-                for k, skill in enumerate((-1.0, 0.0, 0.5, 1.0))}
+    by_model = {
+        f"m{k}": synthetic_annotations(30 + k, n=n, difficulty=truth, skill=skill, weighted_share=1.0, draws=0)
+        for k, skill in enumerate((-1.0, 0.0, 0.5, 1.0))
+    }
     estimate = estimate_instruction_difficulty(by_model)
     ordered = [estimate[f"instruction {i}"] for i in range(n)]
     assert spearmanr(ordered, truth).statistic > 0.8
@@ -222,9 +257,13 @@ def test_difficulty_csv_round_trip_and_errors(tmp_path):
     with pytest.raises(ValueError, match="instruction_difficulty"):
         read_difficulty_csv(tmp_path / "bad.csv")
     with pytest.raises(ValueError, match="no entry for 1 of 2"):
-        length_controlled_winrate([{"instruction": "Say hi, twice", "output_1": "a", "output_2": "bb", "preference": 2},
-                                   {"instruction": "other", "output_1": "a", "output_2": "b", "preference": 1}],
-                                  difficulty=table)
+        length_controlled_winrate(
+            [
+                {"instruction": "Say hi, twice", "output_1": "a", "output_2": "bb", "preference": 2},
+                {"instruction": "other", "output_1": "a", "output_2": "b", "preference": 1},
+            ],
+            difficulty=table,
+        )
 
 
 def test_cli_prints_json_and_writes_annotations(tmp_path):
@@ -249,18 +288,33 @@ def test_cli_joint_difficulty_and_saved_table(tmp_path):
         path.write_text(json.dumps(synthetic_annotations(50 + k, n=60, skill=k - 1.0)), encoding="utf-8")
         paths.append(path)
     saved = tmp_path / "difficulty.csv"
-    result = CliRunner().invoke(app, ["winrate", str(paths[0]), "--joint-with", str(paths[1]), "--joint-with", str(paths[2]),
-                                      "--save-difficulty", str(saved), "--no-ci"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "winrate",
+            str(paths[0]),
+            "--joint-with",
+            str(paths[1]),
+            "--joint-with",
+            str(paths[2]),
+            "--save-difficulty",
+            str(saved),
+            "--no-ci",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "joint estimate over 3 models" in result.stdout
     assert len(read_difficulty_csv(saved)) == 60
 
 
-@pytest.mark.parametrize("content, message", [
-    ('{"not": "a list"}', "JSON list"),
-    ('[{"instruction": "x", "output_1": "a"}]', "lacks output_2, preference"),
-    ("[1, 2", "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"not": "a list"}', "JSON list"),
+        ('[{"instruction": "x", "output_1": "a"}]', "lacks output_2, preference"),
+        ("[1, 2", "not valid JSON"),
+    ],
+)
 def test_cli_rejects_bad_annotation_files(tmp_path, content, message):
     path = tmp_path / "bad.json"
     path.write_text(content, encoding="utf-8")
@@ -276,7 +330,9 @@ def test_boolean_preferences_are_dropped_not_read_as_numbers() -> None:
     assert normalise_preference(0) == 1.5 and normalise_preference(2) == 2.0
 
 
-@pytest.mark.parametrize("payload", ["[]", '[{"instruction": "a", "output_1": "x", "output_2": "y", "preference": false}]'])
+@pytest.mark.parametrize(
+    "payload", ["[]", '[{"instruction": "a", "output_1": "x", "output_2": "y", "preference": false}]']
+)
 def test_winrate_with_nothing_to_rate_is_one_line_and_fails(payload: str, tmp_path) -> None:
     from typer.testing import CliRunner
 

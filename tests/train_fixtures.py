@@ -20,8 +20,13 @@ def tiny_llama(vocab_size: int = 97, attn: str = "sdpa", seed: int = 0):
 
     torch.manual_seed(seed)
     config = LlamaConfig(
-        vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
     )
     config._attn_implementation = attn
     return LlamaForCausalLM(config).eval()
@@ -33,9 +38,16 @@ def tiny_gemma3(vocab_size: int = 97, attn: str = "sdpa", seed: int = 0):
 
     torch.manual_seed(seed)
     config = Gemma3TextConfig(
-        vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=256,
-        sliding_window=4, layer_types=["sliding_attention", "full_attention"],
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        max_position_embeddings=256,
+        sliding_window=4,
+        layer_types=["sliding_attention", "full_attention"],
     )
     config._attn_implementation = attn
     return Gemma3ForCausalLM(config).eval()

@@ -46,8 +46,14 @@ def main(job_path: str, result_path: str) -> None:
     job = json.loads(Path(job_path).read_text())
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    backend = VLLMBackend(job["model_dir"], dtype="float32", max_model_len=2048, logits_processors=[BanTokens],
-                          progress=False, enforce_eager=True)
+    backend = VLLMBackend(
+        job["model_dir"],
+        dtype="float32",
+        max_model_len=2048,
+        logits_processors=[BanTokens],
+        progress=False,
+        enforce_eager=True,
+    )
     timings["load_s"] = time.perf_counter() - start
     tok = backend.tokenizer
     config = GenerationConfig(max_new_tokens=job["max_new_tokens"])

@@ -121,10 +121,21 @@ def vllm_openai_server(
         os.close(handle)
         log_path = Path(name)
     command = [
-        str(python), "-m", "vllm.entrypoints.openai.api_server",
-        "--model", str(model_dir), "--served-model-name", served_model_name,
-        "--dtype", "float32", "--max-model-len", "2048",
-        "--host", "127.0.0.1", "--port", str(port),
+        str(python),
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(model_dir),
+        "--served-model-name",
+        served_model_name,
+        "--dtype",
+        "float32",
+        "--max-model-len",
+        "2048",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
         # Eager mode: skips torch.compile, which costs minutes on a small CPU and saves little here.
         "--enforce-eager",
         *extra_args,
@@ -141,7 +152,8 @@ def vllm_openai_server(
         while not models_ready(base_url, api_key):
             if process.poll() is not None:
                 raise RuntimeError(
-                    f"the vLLM server exited with code {process.returncode} during start-up; log tail:\n{log_tail(log_path)}"
+                    f"the vLLM server exited with code {process.returncode} during start-up; "
+                    f"log tail:\n{log_tail(log_path)}"
                 )
             if time.monotonic() > deadline:
                 raise RuntimeError(

@@ -20,8 +20,13 @@ class GenerationConfig:
     seed: int = 0
 
     def as_record(self) -> dict[str, Any]:
-        return {"max_new_tokens": self.max_new_tokens, "temperature": self.temperature,
-                "top_p": self.top_p, "stop": list(self.stop), "seed": self.seed}
+        return {
+            "max_new_tokens": self.max_new_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "stop": list(self.stop),
+            "seed": self.seed,
+        }
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,9 @@ class Backend(Protocol):
         """One completion per prompt (prompts are already formatted)."""
         ...
 
-    def score(self, contexts: Sequence[str], continuations: Sequence[str], add_eos: bool = True) -> list[ScoredContinuation]:
+    def score(
+        self, contexts: Sequence[str], continuations: Sequence[str], add_eos: bool = True
+    ) -> list[ScoredContinuation]:
         """Score each continuation given its context.
 
         Tokenisation contract (the study's): the context is tokenised with the tokenizer's special

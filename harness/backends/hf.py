@@ -137,7 +137,9 @@ class HFBackend:
         return outputs
 
     # -- scoring ----------------------------------------------------------------------------
-    def score(self, contexts: Sequence[str], continuations: Sequence[str], add_eos: bool = True) -> list[ScoredContinuation]:
+    def score(
+        self, contexts: Sequence[str], continuations: Sequence[str], add_eos: bool = True
+    ) -> list[ScoredContinuation]:
         from ..scoring import score_token_ids, tokenize_pair
 
         if len(contexts) != len(continuations):

@@ -190,20 +190,31 @@ def explain_failure(exc: BaseException, *, base_url: str, model: str, timeout: f
     code = status_code(exc)
     tried = f"{attempts} attempt{'s' if attempts != 1 else ''}"
     if isinstance(exc, openai.APITimeoutError):
-        return (f"the endpoint at {base_url} did not answer within {timeout:g}s ({tried}): "
-                "raise the timeout, lower max_concurrency, or check the server's load")
+        return (
+            f"the endpoint at {base_url} did not answer within {timeout:g}s ({tried}): "
+            "raise the timeout, lower max_concurrency, or check the server's load"
+        )
     if isinstance(exc, openai.APIConnectionError):
-        return (f"cannot reach the OpenAI-compatible endpoint at {base_url} ({tried}): is the server running "
-                "and the address right? Set it with base_url= or OPENAI_BASE_URL")
+        return (
+            f"cannot reach the OpenAI-compatible endpoint at {base_url} ({tried}): is the server running "
+            "and the address right? Set it with base_url= or OPENAI_BASE_URL"
+        )
     if code in (401, 403):
-        return (f"the endpoint at {base_url} rejected the API key (HTTP {code}): pass the right key with "
-                "api_key= or set OPENAI_API_KEY")
+        return (
+            f"the endpoint at {base_url} rejected the API key (HTTP {code}): pass the right key with "
+            "api_key= or set OPENAI_API_KEY"
+        )
     detail = server_message(exc)
     if code == 404:
-        return (f"the endpoint at {base_url} answered HTTP 404 for model {model!r}: check the served model "
-                f"name (GET {base_url.rstrip('/')}/models lists them) [{detail}]")
+        return (
+            f"the endpoint at {base_url} answered HTTP 404 for model {model!r}: check the served model "
+            f"name (GET {base_url.rstrip('/')}/models lists them) [{detail}]"
+        )
     if code == 429:
-        return f"the endpoint at {base_url} is still rate-limiting after {tried}: lower max_concurrency or retry later [{detail}]"
+        return (
+            f"the endpoint at {base_url} is still rate-limiting after {tried}: "
+            f"lower max_concurrency or retry later [{detail}]"
+        )
     if code is not None and code >= 500:
         return f"the endpoint at {base_url} kept failing with HTTP {code} after {tried} [{detail}]"
     if code is not None and code < 400:
@@ -274,7 +285,10 @@ class OpenAIBackend:
         self.progress = progress
 
     def __repr__(self) -> str:
-        return f"OpenAIBackend(model={self.model_id!r}, base_url={self.base_url!r}, max_concurrency={self.max_concurrency})"
+        return (
+            f"OpenAIBackend(model={self.model_id!r}, base_url={self.base_url!r}, "
+            f"max_concurrency={self.max_concurrency})"
+        )
 
     # -- tokenizer (scoring only) -----------------------------------------------------------
     @property
@@ -339,8 +353,14 @@ class OpenAIBackend:
             await client.close()
 
     def _log_retry(self, retry: int, exc: BaseException, delay: float) -> None:
-        log.warning("%s from %s; retry %d/%d in %.1fs", describe_failure(exc), self.base_url, retry,
-                    self.retry.max_retries, delay)
+        log.warning(
+            "%s from %s; retry %d/%d in %.1fs",
+            describe_failure(exc),
+            self.base_url,
+            retry,
+            self.retry.max_retries,
+            delay,
+        )
 
     def _sampling(self, config: GenerationConfig) -> dict[str, Any]:
         sampled = config.temperature > 0
@@ -372,7 +392,9 @@ class OpenAIBackend:
         texts = self._run([request(p) for p in prompts], "generate")
         return [truncate_at_stop(t, config.stop) for t in texts]  # servers may ignore stop
 
-    def generate_chat(self, conversations: Sequence[Sequence[dict[str, str]]], config: GenerationConfig = GenerationConfig()) -> list[str]:
+    def generate_chat(
+        self, conversations: Sequence[Sequence[dict[str, str]]], config: GenerationConfig = GenerationConfig()
+    ) -> list[str]:
         """Answer message lists through chat completions; the server applies its chat template."""
         options = self._sampling(config)
 
@@ -387,7 +409,9 @@ class OpenAIBackend:
         return [truncate_at_stop(t, config.stop) for t in texts]
 
     # -- scoring ----------------------------------------------------------------------------
-    def score(self, contexts: Sequence[str], continuations: Sequence[str], add_eos: bool = True) -> list[ScoredContinuation]:
+    def score(
+        self, contexts: Sequence[str], continuations: Sequence[str], add_eos: bool = True
+    ) -> list[ScoredContinuation]:
         from ..scoring import tokenize_pair
 
         if len(contexts) != len(continuations):
@@ -395,12 +419,19 @@ class OpenAIBackend:
         pairs = [tokenize_pair(self.tokenizer, c, r, add_eos) for c, r in zip(contexts, continuations)]
         for index, (ctx, _) in enumerate(pairs):
             if not ctx:
-                raise ValueError(f"pair {index}: the context tokenises to nothing, so its first token has no probability")
+                raise ValueError(
+                    f"pair {index}: the context tokenises to nothing, so its first token has no probability"
+                )
 
         def request(ctx: list[int], cont: list[int]):
             async def send(client) -> ScoredContinuation:
                 response = await client.completions.create(
-                    model=self.model_id, prompt=ctx + cont, max_tokens=1, temperature=0.0, echo=True, logprobs=0,
+                    model=self.model_id,
+                    prompt=ctx + cont,
+                    max_tokens=1,
+                    temperature=0.0,
+                    echo=True,
+                    logprobs=0,
                     **({"extra_body": self.extra_body} if self.extra_body else {}),
                 )
                 return echoed_continuation_score(response, len(ctx), len(cont), self.base_url)

@@ -99,7 +99,9 @@ class VLLMBackend:
         return [out.outputs[0].text for out in outputs]
 
     # -- scoring ----------------------------------------------------------------------------
-    def score(self, contexts: Sequence[str], continuations: Sequence[str], add_eos: bool = True) -> list[ScoredContinuation]:
+    def score(
+        self, contexts: Sequence[str], continuations: Sequence[str], add_eos: bool = True
+    ) -> list[ScoredContinuation]:
         from ..scoring import tokenize_pair
 
         vllm = import_vllm()
@@ -108,7 +110,9 @@ class VLLMBackend:
         pairs = [tokenize_pair(self.tokenizer, c, r, add_eos) for c, r in zip(contexts, continuations)]
         for index, (ctx, cont) in enumerate(pairs):
             if not ctx:
-                raise ValueError(f"pair {index}: the context tokenises to nothing, so its first token has no probability")
+                raise ValueError(
+                    f"pair {index}: the context tokenises to nothing, so its first token has no probability"
+                )
             self.check_length(index, len(ctx) + len(cont) + 1)
         requests = [vllm.TokensPrompt(prompt_token_ids=ctx + cont) for ctx, cont in pairs]
         # One generated token is the minimum vLLM accepts; prompt_logprobs=0 returns the
@@ -125,7 +129,9 @@ class VLLMBackend:
             )
 
 
-def continuation_score(prompt_logprobs: Sequence[Any] | None, ctx: Sequence[int], cont: Sequence[int]) -> ScoredContinuation:
+def continuation_score(
+    prompt_logprobs: Sequence[Any] | None, ctx: Sequence[int], cont: Sequence[int]
+) -> ScoredContinuation:
     """Sum vLLM's prompt log-probabilities over the continuation's positions.
 
     `prompt_logprobs[i]` maps token ids to Logprob objects for prompt position i (None at 0);

@@ -64,6 +64,10 @@ def main() -> None:
         except OSError:
             where = "no report could be written"
         message = " ".join(str(error).split())[:300]
-        typer.secho(f"error: unexpected {type(error).__name__}: {message} (a bug in implicit-if; {where}: "
-                    f"please attach it to an issue at {ISSUES})", err=True, fg=typer.colors.RED)
+        typer.secho(
+            f"error: unexpected {type(error).__name__}: {message} (a bug in implicit-if; {where}: "
+            f"please attach it to an issue at {ISSUES})",
+            err=True,
+            fg=typer.colors.RED,
+        )
         raise SystemExit(70) from None

@@ -15,7 +15,7 @@ import typer
 from ..io import atomic_write_json, atomic_write_jsonl, atomic_write_text  # noqa: F401 (re-exported)
 
 
-def fail(message: str, code: int = 2) -> "typer.Exit":
+def fail(message: str, code: int = 2) -> typer.Exit:
     """Print one clear error line (problem and fix) to stderr and exit non-zero."""
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
     raise typer.Exit(code)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -30,7 +30,9 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{number}: not valid JSON ({error.msg}); use one JSON object per line") from None
+                raise ValueError(
+                    f"{path}:{number}: not valid JSON ({error.msg}); use one JSON object per line"
+                ) from None
     for position, row in enumerate(rows):
         if not isinstance(row, dict) or not any(isinstance(row.get(key), str) for key in TEXT_FIELDS):
             raise ValueError(f"{path}: item {position} has none of the text fields {', '.join(TEXT_FIELDS)}")
@@ -47,7 +49,10 @@ def _load(source: str, offline: bool, what: str) -> list[dict[str, Any]]:
     from ..data import DatasetUnavailable, dataset_names, load_pairs
 
     if source not in dataset_names():
-        fail(f"--{what} {source!r} is neither a file nor a dataset name: give a JSONL/JSON file or one of {', '.join(dataset_names())}")
+        fail(
+            f"--{what} {source!r} is neither a file nor a dataset name: "
+            f"give a JSONL/JSON file or one of {', '.join(dataset_names())}"
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default")
@@ -61,13 +66,34 @@ def _texts(rows: list[dict[str, Any]], fields: list[str]) -> list[str]:
 
 
 def contamination(
-    train: str = typer.Option(..., "--train", help="Training set: a dataset name (e.g. lima, gsm8k) or a JSONL/JSON file of pairs."),
-    eval_set: str = typer.Option("alpaca_eval", "--eval", help="Evaluation set: a dataset name or a JSONL/JSON file (e.g. AlpacaEval model_outputs)."),
-    train_fields: str = typer.Option("instruction,response", "--train-fields", help="Fields of each training row to search (the model saw both)."),
+    train: str = typer.Option(
+        ..., "--train", help="Training set: a dataset name (e.g. lima, gsm8k) or a JSONL/JSON file of pairs."
+    ),
+    eval_set: str = typer.Option(
+        "alpaca_eval",
+        "--eval",
+        help="Evaluation set: a dataset name or a JSONL/JSON file (e.g. AlpacaEval model_outputs).",
+    ),
+    train_fields: str = typer.Option(
+        "instruction,response", "--train-fields", help="Fields of each training row to search (the model saw both)."
+    ),
     eval_fields: str = typer.Option("instruction", "--eval-fields", help="Fields of each evaluation row to check."),
-    n: int = typer.Option(13, "--n", min=1, help="n-gram length in word tokens (13 as in GPT-3's and lm-eval's decontamination)."),
-    min_overlap: float = typer.Option(0.0, "--min-overlap", min=0.0, max=1.0, help="Flag when at least this share of an example's n-grams is in training (0: any shared n-gram)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write one JSONL record per evaluation example (index, counts, overlap, matched_train, flagged)."),
+    n: int = typer.Option(
+        13, "--n", min=1, help="n-gram length in word tokens (13 as in GPT-3's and lm-eval's decontamination)."
+    ),
+    min_overlap: float = typer.Option(
+        0.0,
+        "--min-overlap",
+        min=0.0,
+        max=1.0,
+        help="Flag when at least this share of an example's n-grams is in training (0: any shared n-gram).",
+    ),
+    output: Path | None = typer.Option(
+        None,
+        "--output",
+        "-o",
+        help="Write one JSONL record per evaluation example (index, counts, overlap, matched_train, flagged).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     offline: bool = typer.Option(False, "--offline", help="Use the bundled offline fixtures instead of the hub."),
 ) -> None:
@@ -85,8 +111,9 @@ def contamination(
     e_fields = [f.strip() for f in eval_fields.split(",") if f.strip()]
     if not t_fields or not e_fields:
         fail("--train-fields and --eval-fields need at least one field name each")
-    records = contamination_records(_texts(eval_rows, e_fields), _texts(train_rows, t_fields), n=n,
-                                    min_overlap=min_overlap, progress=True)
+    records = contamination_records(
+        _texts(eval_rows, e_fields), _texts(train_rows, t_fields), n=n, min_overlap=min_overlap, progress=True
+    )
     for record, row in zip(records, eval_rows):
         if "id" in row:
             record["id"] = row["id"]

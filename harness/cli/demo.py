@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -12,25 +11,43 @@ from ._common import fail
 
 
 def demo(
-    out: Path = typer.Option(Path("implicit-if-demo"), "--out", help="Folder for the per-entry records (reused on a rerun)."),
-    submissions: Optional[Path] = typer.Option(None, "--submissions", help="Where to write the submission folders (default: OUT/submissions)."),
-    boards: Optional[Path] = typer.Option(None, "--boards", help="Where to write the leaderboard files (default: OUT/leaderboard)."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=2, help="Only the first N instructions of the offline set (default: all)."),
+    out: Path = typer.Option(
+        Path("implicit-if-demo"), "--out", help="Folder for the per-entry records (reused on a rerun)."
+    ),
+    submissions: Path | None = typer.Option(
+        None, "--submissions", help="Where to write the submission folders (default: OUT/submissions)."
+    ),
+    boards: Path | None = typer.Option(
+        None, "--boards", help="Where to write the leaderboard files (default: OUT/leaderboard)."
+    ),
+    limit: int | None = typer.Option(
+        None, "--limit", min=2, help="Only the first N instructions of the offline set (default: all)."
+    ),
     max_new_tokens: int = typer.Option(128, "--max-new-tokens", min=1, help="Longest generated response, in tokens."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Sequences per scoring batch (response ranking)."),
-    generate_batch_size: int = typer.Option(128, "--generate-batch-size", min=1, help="Sequences decoded together (greedy, left-padded)."),
-    dtype: str = typer.Option("auto", "--dtype", help="Precision of the evaluated model: auto (bfloat16 on GPUs and on CPUs with bfloat16 units, else float32), float32 or bfloat16."),
+    generate_batch_size: int = typer.Option(
+        128, "--generate-batch-size", min=1, help="Sequences decoded together (greedy, left-padded)."
+    ),
+    dtype: str = typer.Option(
+        "auto",
+        "--dtype",
+        help=(
+            "Precision of the evaluated model: auto (bfloat16 on GPUs and on CPUs with bfloat16 units, "
+            "else float32), float32 or bfloat16."
+        ),
+    ),
     judge: str = typer.Option(DEFAULT_OFFLINE_JUDGE, "--judge", help="Judge spec (see `implicit-if judge --help`)."),
-    with_rules: bool = typer.Option(False, "--with-rules", help="Also evaluate Gemma 3 270M with the rule-based adapter and each ablation."),
+    with_rules: bool = typer.Option(
+        False, "--with-rules", help="Also evaluate Gemma 3 270M with the rule-based adapter and each ablation."
+    ),
 ) -> None:
     """Evaluate Gemma 3 270M (base) and SmolLM2-135M-Instruct offline: outputs, judged win rates,
     response ranking and style leakage; print a results table and build a leaderboard."""
     import logging
     import os
+    from dataclasses import replace
 
     from rich.console import Console
-
-    from dataclasses import replace
 
     from .. import demo as job
     from ..backends.hf import pick_device, resolve_dtype_name
@@ -61,8 +78,15 @@ def demo(
             fail(f"cannot write the boards: {error}")
     results = []
     for entry in entries:
-        spec = replace(entry, limit=limit, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                       generate_batch_size=generate_batch_size, dtype=dtype, judge=judge)
+        spec = replace(
+            entry,
+            limit=limit,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            generate_batch_size=generate_batch_size,
+            dtype=dtype,
+            judge=judge,
+        )
         try:
             results.append(run(spec, out / spec.name, log))
         except RuntimeError as error:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -14,25 +14,56 @@ DATASET_CHOICES = ("alpaca_eval", "offline_instructions")
 
 
 def generate(
-    model: str = typer.Option(..., "--model", "-m", help="Embedded model name (`implicit-if models list`), hub id, local path, or served model name (openai backend)."),
-    instructions: Optional[Path] = typer.Option(None, "--instructions", help='JSONL file with one {"instruction": ...} object per line (instead of --dataset).'),
-    dataset: str = typer.Option("alpaca_eval", "--dataset", help=f"Instruction set when no --instructions file: {', '.join(DATASET_CHOICES)}."),
-    output: Path = typer.Option(..., "--output", "-o", help="Where to write the model_outputs JSON list (instruction, output, generator, dataset)."),
+    model: str = typer.Option(
+        ...,
+        "--model",
+        "-m",
+        help=(
+            "Embedded model name (`implicit-if models list`), hub id, local path, "
+            "or served model name (openai backend)."
+        ),
+    ),
+    instructions: Path | None = typer.Option(
+        None, "--instructions", help='JSONL file with one {"instruction": ...} object per line (instead of --dataset).'
+    ),
+    dataset: str = typer.Option(
+        "alpaca_eval", "--dataset", help=f"Instruction set when no --instructions file: {', '.join(DATASET_CHOICES)}."
+    ),
+    output: Path = typer.Option(
+        ...,
+        "--output",
+        "-o",
+        help="Where to write the model_outputs JSON list (instruction, output, generator, dataset).",
+    ),
     fmt: str = typer.Option("tulu", "--format", help="Chat format of the prompt: tulu, ab or chat_template."),
     max_new_tokens: int = typer.Option(512, "--max-new-tokens", min=1, help="Longest response, in tokens."),
-    backend: str = typer.Option("hf", "--backend", help="hf (transformers), vllm, or openai (OpenAI-compatible endpoint)."),
+    backend: str = typer.Option(
+        "hf", "--backend", help="hf (transformers), vllm, or openai (OpenAI-compatible endpoint)."
+    ),
     dtype: str = typer.Option("auto", "--dtype", help="auto, float32, bfloat16 or float16 (hf and vllm)."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Prompts per forward batch (hf)."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N instructions (for quick checks)."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N instructions (for quick checks)."),
     offline: bool = typer.Option(False, "--offline", help="Use the bundled offline fixture instead of the hub."),
     seed: int = typer.Option(0, "--seed", help="Seed for any sampling (greedy decoding ignores it)."),
     temperature: float = typer.Option(0.0, "--temperature", min=0.0, help="0 = greedy (the default, as the study)."),
-    rules: str = typer.Option("none", "--rules", help="Rule-based adapter on top of the model, e.g. eos,uniform,diversity (hf and vllm backends)."),
-    rule_options: list[str] = typer.Option([], "--rule-option", metavar="KEY=VALUE",
-                                           help="Override a rule constant, e.g. count_instruction_tokens=true (the study's "
-                                                "repetition penalty) or eos_scale=10; repeatable. See docs/rules.md."),
-    generator: Optional[str] = typer.Option(None, "--generator", help="Name recorded as `generator` (default: the model name, plus the rules)."),
-    base_url: Optional[str] = typer.Option(None, "--base-url", help="Endpoint for the openai backend (e.g. http://127.0.0.1:8000/v1)."),
+    rules: str = typer.Option(
+        "none",
+        "--rules",
+        help="Rule-based adapter on top of the model, e.g. eos,uniform,diversity (hf and vllm backends).",
+    ),
+    rule_options: list[str] = typer.Option(
+        [],
+        "--rule-option",
+        metavar="KEY=VALUE",
+        help="Override a rule constant, e.g. count_instruction_tokens=true (the study's "
+        "repetition penalty) or eos_scale=10; repeatable. See docs/rules.md.",
+    ),
+    generator: str | None = typer.Option(
+        None, "--generator", help="Name recorded as `generator` (default: the model name, plus the rules)."
+    ),
+    base_url: str | None = typer.Option(
+        None, "--base-url", help="Endpoint for the openai backend (e.g. http://127.0.0.1:8000/v1)."
+    ),
 ) -> None:
     """Generate a response to every instruction and write AlpacaEval's model_outputs format.
 
@@ -45,7 +76,9 @@ def generate(
         check_format(fmt)
     except ValueError as error:
         fail(str(error))
-    options, rule_label = _backend_options(backend, rules, dtype, batch_size, base_url, seed, _parse_rule_options(rule_options))
+    options, rule_label = _backend_options(
+        backend, rules, dtype, batch_size, base_url, seed, _parse_rule_options(rule_options)
+    )
     records = _load_instructions(instructions, dataset, offline, limit)
     dataset_name = instructions.stem if instructions else dataset
     from ..backends import GenerationConfig, get_backend
@@ -56,7 +89,9 @@ def generate(
     except (ValueError, ImportError, OSError, RuntimeError) as error:
         fail(f"cannot load model {model!r} with the {backend} backend: {error}")
     config = GenerationConfig(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
-    name = generator or (Path(model).name if Path(model).exists() else model) + (f"+rules:{rule_label}" if rule_label else "")
+    name = generator or (Path(model).name if Path(model).exists() else model) + (
+        f"+rules:{rule_label}" if rule_label else ""
+    )
     outputs = generate_outputs(engine, records, fmt=fmt, config=config, generator=name, dataset=dataset_name)
     atomic_write_json(output, outputs)
     typer.echo(f"wrote {len(outputs)} outputs of {name} to {output}")
@@ -95,8 +130,15 @@ def _parse_rule_options(pairs: list[str]) -> dict[str, str]:
     return parsed
 
 
-def _backend_options(backend: str, rules: str, dtype: str, batch_size: int, base_url: str | None, seed: int,
-                     rule_options: dict[str, str] | None = None) -> tuple[dict[str, Any], str]:
+def _backend_options(
+    backend: str,
+    rules: str,
+    dtype: str,
+    batch_size: int,
+    base_url: str | None,
+    seed: int,
+    rule_options: dict[str, str] | None = None,
+) -> tuple[dict[str, Any], str]:
     from ..backends import BACKEND_NAMES
 
     if backend not in BACKEND_NAMES:
@@ -113,11 +155,16 @@ def _backend_options(backend: str, rules: str, dtype: str, batch_size: int, base
             fail("--rule-option needs rules to apply to: add --rules, e.g. --rules eos,uniform,diversity")
         return options, ""
     if backend == "openai":
-        fail("--rules changes the model's token scores, which an OpenAI-compatible endpoint does not expose: use --backend hf or vllm")
+        fail(
+            "--rules changes the model's token scores, which an OpenAI-compatible endpoint does not expose: "
+            "use --backend hf or vllm"
+        )
     try:
         from ..rules import build_rules
     except ImportError:
-        fail("--rules needs the rule-based adapter (implicit_if.rules), which this installation lacks; use --rules none")
+        fail(
+            "--rules needs the rule-based adapter (implicit_if.rules), which this installation lacks; use --rules none"
+        )
     try:
         ruleset = build_rules(rules, **(rule_options or {}))
     except ValueError as error:

@@ -4,27 +4,68 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
 from ..judging.specs import DEFAULT_OFFLINE_JUDGE
 from ._common import atomic_write_json, check_output_path, fail, print_json
 
+
 def judge(
     outputs: Path = typer.Option(..., "--outputs", help="Model outputs (AlpacaEval model_outputs JSON list)."),
-    reference: str = typer.Option(..., "--reference", help="Reference outputs: a model_outputs JSON file, or dataset:alpaca_eval / dataset:offline_instructions for the dataset's own reference outputs."),
-    judge_spec: str = typer.Option(DEFAULT_OFFLINE_JUDGE, "--judge", help="Judge SPEC: a built-in name (`implicit-if judges` lists them), a YAML file, or KIND:MODEL with KIND logprobs, verdict, local or local-vllm."),
-    output: Path = typer.Option(..., "--output", "-o", help="Where to write the annotations (AlpacaEval annotations JSON list)."),
-    base_url: Optional[str] = typer.Option(None, "--base-url", help="Override the judge endpoint (OpenAI-compatible, ending in /v1)."),
-    api_key_env: Optional[str] = typer.Option(None, "--api-key-env", help="Name of the environment variable holding the API key (the key itself is never accepted on the command line)."),
-    concurrency: Optional[int] = typer.Option(None, "--concurrency", min=1, help="Requests in flight at once."),
-    timeout: Optional[float] = typer.Option(None, "--timeout", min=0.001, help="Seconds before a request counts as timed out (then retried)."),
-    max_retries: Optional[int] = typer.Option(None, "--max-retries", min=0, help="Retries per request on 429, 5xx, timeouts and unusable bodies."),
-    both_orders: Optional[bool] = typer.Option(None, "--both-orders/--one-order", help="Judge each pair in both orders and average (cancels position bias; twice the requests). Default: the spec's setting."),
+    reference: str = typer.Option(
+        ...,
+        "--reference",
+        help=(
+            "Reference outputs: a model_outputs JSON file, or dataset:alpaca_eval / dataset:offline_instructions "
+            "for the dataset's own reference outputs."
+        ),
+    ),
+    judge_spec: str = typer.Option(
+        DEFAULT_OFFLINE_JUDGE,
+        "--judge",
+        help=(
+            "Judge SPEC: a built-in name (`implicit-if judges` lists them), a YAML file, "
+            "or KIND:MODEL with KIND logprobs, verdict, local or local-vllm."
+        ),
+    ),
+    output: Path = typer.Option(
+        ..., "--output", "-o", help="Where to write the annotations (AlpacaEval annotations JSON list)."
+    ),
+    base_url: str | None = typer.Option(
+        None, "--base-url", help="Override the judge endpoint (OpenAI-compatible, ending in /v1)."
+    ),
+    api_key_env: str | None = typer.Option(
+        None,
+        "--api-key-env",
+        help=(
+            "Name of the environment variable holding the API key "
+            "(the key itself is never accepted on the command line)."
+        ),
+    ),
+    concurrency: int | None = typer.Option(None, "--concurrency", min=1, help="Requests in flight at once."),
+    timeout: float | None = typer.Option(
+        None, "--timeout", min=0.001, help="Seconds before a request counts as timed out (then retried)."
+    ),
+    max_retries: int | None = typer.Option(
+        None, "--max-retries", min=0, help="Retries per request on 429, 5xx, timeouts and unusable bodies."
+    ),
+    both_orders: bool | None = typer.Option(
+        None,
+        "--both-orders/--one-order",
+        help=(
+            "Judge each pair in both orders and average (cancels position bias; twice the requests). "
+            "Default: the spec's setting."
+        ),
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the per-instruction order (and of retry jitter)."),
-    cache: Optional[Path] = typer.Option(None, "--cache", help="SQLite verdict cache (default: the user cache's judge/verdicts.sqlite)."),
-    partial: bool = typer.Option(False, "--partial", help="Write the annotations even if some requests failed (their preference is null)."),
+    cache: Path | None = typer.Option(
+        None, "--cache", help="SQLite verdict cache (default: the user cache's judge/verdicts.sqlite)."
+    ),
+    partial: bool = typer.Option(
+        False, "--partial", help="Write the annotations even if some requests failed (their preference is null)."
+    ),
     offline: bool = typer.Option(False, "--offline", help="With dataset:NAME references, use the bundled fixture."),
 ) -> None:
     """Judge each model output against the reference output for the same instruction.
@@ -40,13 +81,20 @@ def judge(
     model_outputs = read_model_outputs(outputs)
     references = _load_reference(reference, offline, {o["instruction"] for o in model_outputs})
     try:
-        spec = load_judge_spec(judge_spec, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency,
-                               timeout_s=timeout, max_retries=max_retries)
+        spec = load_judge_spec(
+            judge_spec,
+            base_url=base_url,
+            api_key_env=api_key_env,
+            concurrency=concurrency,
+            timeout_s=timeout,
+            max_retries=max_retries,
+        )
     except ValueError as error:
         fail(str(error))
     try:
-        annotations, summary = judge_outputs(model_outputs, references, spec, cache_path=cache, seed=seed,
-                                             both_orders=both_orders)
+        annotations, summary = judge_outputs(
+            model_outputs, references, spec, cache_path=cache, seed=seed, both_orders=both_orders
+        )
     except EndpointError as error:
         fail(f"{error}. Verdicts received so far are cached; rerun to continue.")
     except ValueError as error:
@@ -59,10 +107,15 @@ def judge(
         reasons = list(summary.failed.values())
         hint = ""
         if spec.kind == "openai_logprobs" and all("log-probabilities" in r for r in reasons):
-            hint = (" This endpoint seems to drop log-probabilities (some proxies do): use a verdict judge instead "
-                    f"(--judge verdict:{spec.model}, or kind openai_verdict in a spec file).")
-        fail(f"{len(reasons)} comparisons failed (e.g. {reasons[0]}); nothing written to {output}. "
-             f"Rerun the same command to retry only those, or pass --partial.{hint}", code=1)
+            hint = (
+                " This endpoint seems to drop log-probabilities (some proxies do): use a verdict judge instead "
+                f"(--judge verdict:{spec.model}, or kind openai_verdict in a spec file)."
+            )
+        fail(
+            f"{len(reasons)} comparisons failed (e.g. {reasons[0]}); nothing written to {output}. "
+            f"Rerun the same command to retry only those, or pass --partial.{hint}",
+            code=1,
+        )
     atomic_write_json(output, annotations)
     typer.echo(f"wrote {len(annotations)} annotations to {output}")
 
@@ -82,7 +135,11 @@ def read_model_outputs(path: Path) -> list[dict[str, Any]]:
     if not isinstance(records, list) or not records:
         fail(f"{path} must be a non-empty JSON list of model outputs (AlpacaEval's model_outputs format)")
     for index, record in enumerate(records):
-        if not isinstance(record, dict) or not isinstance(record.get("instruction"), str) or not isinstance(record.get("output"), str):
+        if (
+            not isinstance(record, dict)
+            or not isinstance(record.get("instruction"), str)
+            or not isinstance(record.get("output"), str)
+        ):
             fail(f"{path}: record {index} needs string fields 'instruction' and 'output'")
     return records
 
@@ -95,13 +152,16 @@ def _load_reference(reference: str, offline: bool, wanted: set[str]) -> list[dic
     from ..data import DatasetUnavailable
 
     try:
-        return dataset_references(reference[len(DATASET_PREFIX):], offline=True if offline else None, instructions=wanted)
+        return dataset_references(
+            reference[len(DATASET_PREFIX) :], offline=True if offline else None, instructions=wanted
+        )
     except DatasetUnavailable as error:
         fail(str(error))
 
 
-judges_app = typer.Typer(help="Judge specs: list them, validate one on pairs with a known better answer.",
-                         invoke_without_command=True)
+judges_app = typer.Typer(
+    help="Judge specs: list them, validate one on pairs with a known better answer.", invoke_without_command=True
+)
 
 
 @judges_app.callback()
@@ -127,8 +187,8 @@ def validate(
     judge_specs: list[str] = typer.Option(..., "--judge", help="Judge SPEC to validate (repeat for several)."),
     split: str = typer.Option("heldout", "--split", help="heldout (default: nothing is tuned on it), dev, or all."),
     as_json: bool = typer.Option(False, "--json", help="Print the table as JSON."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write the JSON table here."),
-    cache: Optional[Path] = typer.Option(None, "--cache", help="SQLite verdict cache (default: the user cache's)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Also write the JSON table here."),
+    cache: Path | None = typer.Option(None, "--cache", help="SQLite verdict cache (default: the user cache's)."),
 ) -> None:
     """Accuracy of judges on pairs with a known better answer, beside the `longest` and `random` baselines.
 
@@ -156,9 +216,17 @@ def validate(
             results, facts = judge_pairs(pairs, spec, cache_path=cache)
         except RuntimeError as error:
             fail(str(error))
-        rows.append({"judge": spec.name, "kind": spec.kind, "model": spec.model, "dtype": spec.effective_dtype,
-                     "judge_config": spec.identity_hash(),
-                     **summarise(results, averages_orders(spec)), **facts})
+        rows.append(
+            {
+                "judge": spec.name,
+                "kind": spec.kind,
+                "model": spec.model,
+                "dtype": spec.effective_dtype,
+                "judge_config": spec.identity_hash(),
+                **summarise(results, averages_orders(spec)),
+                **facts,
+            }
+        )
     for baseline in ("longest", "random"):
         rows.append({"judge": baseline, "kind": "baseline", **summarise(baseline_verdicts(pairs, baseline), True)})
     table = {"split": split, "n_pairs": len(pairs), "judges": rows}

@@ -19,22 +19,35 @@ leaderboard_app = typer.Typer(
 
 def _report(problems: list) -> None:
     for problem in problems:
-        typer.secho(problem.line(), err=True, fg=typer.colors.RED if problem.severity == "error" else typer.colors.YELLOW)
+        typer.secho(
+            problem.line(), err=True, fg=typer.colors.RED if problem.severity == "error" else typer.colors.YELLOW
+        )
 
 
 @leaderboard_app.command("check")
 def check(
-    names: list[str] = typer.Argument(None, help="Only report these submission folders (e.g. the ones a pull "
-                                      "request changed); rules across entries still see all of them."),
+    names: list[str] = typer.Argument(
+        None,
+        help="Only report these submission folders (e.g. the ones a pull "
+        "request changed); rules across entries still see all of them.",
+    ),
     submissions: Path = typer.Option(SUBMISSIONS, "--submissions", help="Folder holding one folder per entry."),
     strict: bool = typer.Option(False, "--strict", help="Treat warnings (e.g. a suspicious LC gap) as failures."),
-    rejudge: bool = typer.Option(False, "--rejudge", help="Also re-judge the entries (the named ones, else all) "
-                                 "whose judge runs here (the offline local judges), through the verdict cache, "
-                                 "and refuse preferences that differ (the pull-request job does this)."),
+    rejudge: bool = typer.Option(
+        False,
+        "--rejudge",
+        help="Also re-judge the entries (the named ones, else all) "
+        "whose judge runs here (the offline local judges), through the verdict cache, "
+        "and refuse preferences that differ (the pull-request job does this).",
+    ),
     cache: Path = typer.Option(None, "--cache", help="SQLite verdict cache for --rejudge (default: the user cache's)."),
-    rescore: bool = typer.Option(False, "--rescore", help="Also re-score a sample of the ranking pairs of the entries "
-                                 "(the named ones, else all) whose model CI holds (embedded, pinned by digest) and "
-                                 "refuse log-probabilities that differ (the pull-request job does this)."),
+    rescore: bool = typer.Option(
+        False,
+        "--rescore",
+        help="Also re-score a sample of the ranking pairs of the entries "
+        "(the named ones, else all) whose model CI holds (embedded, pinned by digest) and "
+        "refuse log-probabilities that differ (the pull-request job does this).",
+    ),
 ) -> None:
     """Validate submissions: schema, alignment with the evaluation set by text, completeness,
     duplicates, recomputed vs claimed metrics, LC-vs-raw gap, file sizes, safe names and links,
@@ -54,8 +67,11 @@ def check(
     failing = errors(problems) or (strict and problems)
     checked = len(names) if names else len(entries) + len({p.file.split("/")[0] for p in errors(problems)})
     if failing:
-        typer.secho(f"{len(errors(problems))} errors, {len(problems) - len(errors(problems))} warnings "
-                    f"in {submissions}", err=True, fg=typer.colors.RED)
+        typer.secho(
+            f"{len(errors(problems))} errors, {len(problems) - len(errors(problems))} warnings in {submissions}",
+            err=True,
+            fg=typer.colors.RED,
+        )
         raise typer.Exit(1)
     typer.echo(f"ok: {checked} submission(s) in {submissions} pass ({len(problems)} warnings)")
 
@@ -63,9 +79,14 @@ def check(
 @leaderboard_app.command("build")
 def build(
     submissions: Path = typer.Option(SUBMISSIONS, "--submissions", help="Folder holding one folder per entry."),
-    out: Path = typer.Option(BOARDS, "--out", help="Where the board files go (leaderboard.md/.csv/.json/.png, index.html)."),
-    check_only: bool = typer.Option(False, "--check", help="Write nothing; exit 1 with a diff summary when the "
-                                    "files in --out differ from a fresh build (for CI)."),
+    out: Path = typer.Option(
+        BOARDS, "--out", help="Where the board files go (leaderboard.md/.csv/.json/.png, index.html)."
+    ),
+    check_only: bool = typer.Option(
+        False,
+        "--check",
+        help="Write nothing; exit 1 with a diff summary when the files in --out differ from a fresh build (for CI).",
+    ),
     resamples: int = typer.Option(10_000, "--resamples", min=100, help="Bootstrap resamples."),
     seed: int = typer.Option(0, "--seed", help="Bootstrap seed (fixed, so builds are reproducible)."),
     confidence: float = typer.Option(0.95, "--confidence", min=0.5, max=0.999, help="Interval coverage."),
@@ -86,8 +107,12 @@ def build(
             check_out(out)
         except BoardWriteError as exc:
             fail(f"cannot write the boards: {exc}", 1)
-    settings = BootstrapSettings(n_resamples=resamples, seed=seed, confidence=confidence,
-                                 method="BCa" if method.lower() == "bca" else "percentile")
+    settings = BootstrapSettings(
+        n_resamples=resamples,
+        seed=seed,
+        confidence=confidence,
+        method="BCa" if method.lower() == "bca" else "percentile",
+    )
     try:
         result = build_boards(submissions, settings)
     except SubmissionError as exc:
@@ -100,8 +125,12 @@ def build(
         if stale:
             for line in stale:
                 typer.secho(f"stale: {out / line}", err=True, fg=typer.colors.RED)
-            typer.secho("the committed boards differ from a fresh build: run `implicit-if leaderboard build` "
-                        "and commit the result", err=True, fg=typer.colors.RED)
+            typer.secho(
+                "the committed boards differ from a fresh build: run `implicit-if leaderboard build` "
+                "and commit the result",
+                err=True,
+                fg=typer.colors.RED,
+            )
             raise typer.Exit(1)
         typer.echo(f"ok: the boards in {out} are up to date ({len(result.entries)} entries)")
         return

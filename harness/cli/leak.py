@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -16,20 +16,37 @@ def read_model_outputs(path: Path) -> list[dict[str, Any]]:
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON ({error.msg}, line {error.lineno}): expected AlpacaEval model_outputs, a JSON list of objects") from None
+        raise ValueError(
+            f"{path} is not valid JSON ({error.msg}, line {error.lineno}): "
+            "expected AlpacaEval model_outputs, a JSON list of objects"
+        ) from None
     if not isinstance(payload, list):
-        raise ValueError(f"{path} holds a JSON {type(payload).__name__}, not a list: expected AlpacaEval model_outputs (a list of objects with \"output\")")
+        raise ValueError(
+            f"{path} holds a JSON {type(payload).__name__}, not a list: "
+            'expected AlpacaEval model_outputs (a list of objects with "output")'
+        )
     for position, row in enumerate(payload):
         if not isinstance(row, dict) or not isinstance(row.get("output"), str):
-            raise ValueError(f'{path}: item {position} has no string "output" field; every item needs one (AlpacaEval model_outputs format)')
+            raise ValueError(
+                f'{path}: item {position} has no string "output" field; '
+                "every item needs one (AlpacaEval model_outputs format)"
+            )
     return payload
 
 
 def leak(
-    outputs: Path = typer.Argument(..., help="AlpacaEval model_outputs JSON (a list of objects with instruction, output, generator)."),
-    records: Optional[Path] = typer.Option(None, "--records", help="Write one JSONL line per output: `index` and one boolean per detector."),
-    as_json: bool = typer.Option(False, "--json", help="Print per-detector rates with 95% Wilson intervals, keyed by detector name."),
-    detectors: Optional[str] = typer.Option(None, "--detectors", help="Comma-separated detector names (default: all of them)."),
+    outputs: Path = typer.Argument(
+        ..., help="AlpacaEval model_outputs JSON (a list of objects with instruction, output, generator)."
+    ),
+    records: Path | None = typer.Option(
+        None, "--records", help="Write one JSONL line per output: `index` and one boolean per detector."
+    ),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print per-detector rates with 95% Wilson intervals, keyed by detector name."
+    ),
+    detectors: str | None = typer.Option(
+        None, "--detectors", help="Comma-separated detector names (default: all of them)."
+    ),
 ) -> None:
     """Count style leakage: run every detector over every output and report rates with 95% CIs.
 
@@ -49,7 +66,10 @@ def leak(
         if unknown or not names:
             fail(f"unknown detector(s) {', '.join(unknown) or '(none given)'}: choose from {', '.join(DETECTORS)}")
     if not outputs.is_file():
-        fail(f"outputs file {outputs} does not exist: give AlpacaEval model_outputs JSON (e.g. from `implicit-if generate`)")
+        fail(
+            f"outputs file {outputs} does not exist: "
+            "give AlpacaEval model_outputs JSON (e.g. from `implicit-if generate`)"
+        )
     try:
         rows = read_model_outputs(outputs)
     except (ValueError, UnicodeDecodeError) as error:
@@ -65,7 +85,10 @@ def leak(
         return
     from tabulate import tabulate
 
-    table = [[name, f"{s['rate']:.3f}", f"[{s['ci_low']:.3f}, {s['ci_high']:.3f}]", f"{s['count']}/{s['n']}"] for name, s in summary.items()]
+    table = [
+        [name, f"{s['rate']:.3f}", f"[{s['ci_low']:.3f}, {s['ci_high']:.3f}]", f"{s['count']}/{s['n']}"]
+        for name, s in summary.items()
+    ]
     typer.echo(tabulate(table, headers=["detector", "rate", "95% CI (Wilson)", "count"]))
 
 

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import typer
 
-hook_app = typer.Typer(help="The hook that lets `lm_eval --tasks implicit_if` work without --include_path.", no_args_is_help=True)
+hook_app = typer.Typer(
+    help="The hook that lets `lm_eval --tasks implicit_if` work without --include_path.", no_args_is_help=True
+)
 PTH_NAME = "implicit_if_lm_eval.pth"
 
 

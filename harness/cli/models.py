@@ -6,7 +6,9 @@ import typer
 
 from ._common import fail
 
-models_app = typer.Typer(help="Embedded offline models: list them, prepare one as a Hugging Face directory.", no_args_is_help=True)
+models_app = typer.Typer(
+    help="Embedded offline models: list them, prepare one as a Hugging Face directory.", no_args_is_help=True
+)
 
 
 @models_app.command("list")
@@ -18,11 +20,23 @@ def list_models() -> None:
     from ..models.prepare import is_prepared, model_dir
 
     rows = [
-        [m.name, "instruct" if m.is_instruct else "base", f"{m.size / 1e6:,.0f} MB", m.source, m.licence,
-         "yes" if is_prepared(m.name) else "no", str(model_dir(m.name))]
+        [
+            m.name,
+            "instruct" if m.is_instruct else "base",
+            f"{m.size / 1e6:,.0f} MB",
+            m.source,
+            m.licence,
+            "yes" if is_prepared(m.name) else "no",
+            str(model_dir(m.name)),
+        ]
         for m in EMBEDDED_MODELS.values()
     ]
-    typer.echo(tabulate(rows, headers=["name", "kind", "GGUF", "source (pinned, sha256-checked)", "licence", "prepared", "directory"]))
+    typer.echo(
+        tabulate(
+            rows,
+            headers=["name", "kind", "GGUF", "source (pinned, sha256-checked)", "licence", "prepared", "directory"],
+        )
+    )
 
 
 @models_app.command("prepare")
@@ -41,7 +55,10 @@ def prepare(
         if Path(name).exists() or "/" in name:
             typer.echo(name)  # a local path or hub id is already ready for from_pretrained
             return
-        fail(f"unknown model {name!r}: use one of {', '.join(EMBEDDED_MODELS)} (`implicit-if models list`), a hub id or a local path")
+        fail(
+            f"unknown model {name!r}: use one of {', '.join(EMBEDDED_MODELS)} (`implicit-if models list`), "
+            "a hub id or a local path"
+        )
     try:
         path = prepare_embedded(name, allow_download=not no_download, force=force)
     except (RuntimeError, ModelIntegrityError) as error:

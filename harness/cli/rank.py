@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -12,23 +12,56 @@ from ._common import atomic_write_jsonl, check_output_path, fail, print_json
 
 
 def rank(
-    model: str = typer.Option(..., "--model", "-m", help="Embedded model name (`implicit-if models list`), hub id or local path."),
-    pairs_file: Optional[Path] = typer.Option(None, "--pairs", help='JSONL file, one {"instruction": ..., "response": ...} object per line (instead of --dataset).'),
-    dataset: str = typer.Option("alpaca", "--dataset", help="Named dataset of pairs when no --pairs file (see implicit_if.data); the study uses alpaca."),
-    limit: Optional[int] = typer.Option(1000, "--limit", min=2, help="Use the first N pairs (the study: the first 1,000 Alpaca training examples)."),
-    distractors: int = typer.Option(5, "--distractors", "-k", min=1, help="Distractor responses per instruction, drawn from other pairs."),
+    model: str = typer.Option(
+        ..., "--model", "-m", help="Embedded model name (`implicit-if models list`), hub id or local path."
+    ),
+    pairs_file: Path | None = typer.Option(
+        None,
+        "--pairs",
+        help='JSONL file, one {"instruction": ..., "response": ...} object per line (instead of --dataset).',
+    ),
+    dataset: str = typer.Option(
+        "alpaca",
+        "--dataset",
+        help="Named dataset of pairs when no --pairs file (see implicit_if.data); the study uses alpaca.",
+    ),
+    limit: int | None = typer.Option(
+        1000, "--limit", min=2, help="Use the first N pairs (the study: the first 1,000 Alpaca training examples)."
+    ),
+    distractors: int = typer.Option(
+        5, "--distractors", "-k", min=1, help="Distractor responses per instruction, drawn from other pairs."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed for drawing the distractors (and the bootstrap)."),
-    fmt: str = typer.Option("tulu", "--format", help="Chat format of the prompt: tulu (the study's), ab or chat_template."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write one ranking record per scored (instruction, response) to this JSONL file."),
+    fmt: str = typer.Option(
+        "tulu", "--format", help="Chat format of the prompt: tulu (the study's), ab or chat_template."
+    ),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Write one ranking record per scored (instruction, response) to this JSONL file."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary (rates, counts, 95% CIs) as JSON."),
-    conditional: bool = typer.Option(True, "--conditional/--no-conditional", help="Also score each response under its distractor instructions for the p(r|i) > p(r|i') view (about twice the work)."),
-    backend: str = typer.Option("hf", "--backend", help="hf (transformers, with the fast scorer), vllm or openai (their score())."),
-    dtype: str = typer.Option("float32", "--dtype", help="float32 (default; exact) or bfloat16 (faster on CPUs with AMX and on GPUs)."),
+    conditional: bool = typer.Option(
+        True,
+        "--conditional/--no-conditional",
+        help=(
+            "Also score each response under its distractor instructions "
+            "for the p(r|i) > p(r|i') view (about twice the work)."
+        ),
+    ),
+    backend: str = typer.Option(
+        "hf", "--backend", help="hf (transformers, with the fast scorer), vllm or openai (their score())."
+    ),
+    dtype: str = typer.Option(
+        "float32", "--dtype", help="float32 (default; exact) or bfloat16 (faster on CPUs with AMX and on GPUs)."
+    ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, ... (hf backend)."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Responses per forward pass (hf backend)."),
-    scorer: str = typer.Option("fast", "--scorer", help="fast (shared prompt cache, output layer only where scored) or plain (reference)."),
+    scorer: str = typer.Option(
+        "fast", "--scorer", help="fast (shared prompt cache, output layer only where scored) or plain (reference)."
+    ),
     offline: bool = typer.Option(False, "--offline", help="Use the bundled offline fixture instead of the hub."),
-    base_url: Optional[str] = typer.Option(None, "--base-url", help="Endpoint for the openai backend (e.g. http://127.0.0.1:8000/v1)."),
+    base_url: str | None = typer.Option(
+        None, "--base-url", help="Endpoint for the openai backend (e.g. http://127.0.0.1:8000/v1)."
+    ),
 ) -> None:
     """Rank each instruction's own response against K distractor responses (the study's Eq. 3).
 
@@ -57,12 +90,23 @@ def rank(
     except ValueError as error:
         fail(str(error))
 
-    records = _score(model, pairs, backend, distractors, seed, fmt, conditional, dtype, device, batch_size, scorer, base_url)
+    records = _score(
+        model, pairs, backend, distractors, seed, fmt, conditional, dtype, device, batch_size, scorer, base_url
+    )
     if output is not None:
         atomic_write_jsonl(output, records)
     summary = summarize(records, seed=seed)
-    summary.update(model=model, format=fmt, distractors=distractors, seed=seed, n_pairs=len(pairs),
-                   data=str(pairs_file) if pairs_file else dataset, n_records=len(records), scorer=scorer, dtype=dtype)
+    summary.update(
+        model=model,
+        format=fmt,
+        distractors=distractors,
+        seed=seed,
+        n_pairs=len(pairs),
+        data=str(pairs_file) if pairs_file else dataset,
+        n_records=len(records),
+        scorer=scorer,
+        dtype=dtype,
+    )
     if as_json:
         print_json(summary)
         return
@@ -74,8 +118,20 @@ def rank(
     )
 
 
-def _score(model: str, pairs: list[dict[str, Any]], backend: str, k: int, seed: int, fmt: str, conditional: bool,
-           dtype: str, device: str, batch_size: int, scorer: str, base_url: str | None) -> list[dict[str, Any]]:
+def _score(
+    model: str,
+    pairs: list[dict[str, Any]],
+    backend: str,
+    k: int,
+    seed: int,
+    fmt: str,
+    conditional: bool,
+    dtype: str,
+    device: str,
+    batch_size: int,
+    scorer: str,
+    base_url: str | None,
+) -> list[dict[str, Any]]:
     from ..ranking import rank_with_backend, rank_with_model
 
     if backend == "hf":
@@ -85,8 +141,18 @@ def _score(model: str, pairs: list[dict[str, Any]], backend: str, k: int, seed: 
             lm, tokenizer = load_model_and_tokenizer(model, None if device == "auto" else device, dtype)
         except (OSError, ValueError, RuntimeError) as error:
             fail(f"cannot load model {model!r}: {error}")
-        return rank_with_model(lm, tokenizer, pairs, k=k, seed=seed, fmt=fmt, conditional=conditional,
-                               batch_size=batch_size, fast=scorer == "fast", progress=True)
+        return rank_with_model(
+            lm,
+            tokenizer,
+            pairs,
+            k=k,
+            seed=seed,
+            fmt=fmt,
+            conditional=conditional,
+            batch_size=batch_size,
+            fast=scorer == "fast",
+            progress=True,
+        )
     from ..backends import BACKEND_NAMES, get_backend
 
     if backend not in BACKEND_NAMES:
@@ -105,7 +171,9 @@ def _score(model: str, pairs: list[dict[str, Any]], backend: str, k: int, seed: 
 def _load_pairs(path: Path | None, dataset: str, offline: bool, limit: int | None) -> list[dict[str, Any]]:
     if path is not None:
         if not path.is_file():
-            fail(f"pairs file {path} does not exist: give a JSONL file of instruction/response objects, or use --dataset")
+            fail(
+                f"pairs file {path} does not exist: give a JSONL file of instruction/response objects, or use --dataset"
+            )
         from ..ranking import read_pairs_jsonl
 
         try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -22,17 +21,43 @@ def _seeds(text: str) -> tuple[int, ...]:
 
 
 def study(
-    out: Path = typer.Option(Path("implicit-if-study"), "--out", help="Folder for the per-entry records (reused on a rerun)."),
-    checkpoints: Optional[Path] = typer.Option(None, "--checkpoints", help="Where trained checkpoints are cached (default: the user cache, study/checkpoints)."),
-    submissions: Optional[Path] = typer.Option(None, "--submissions", help="Where to write the submission folders (default: OUT/submissions)."),
-    boards: Optional[Path] = typer.Option(None, "--boards", help="Where to write the leaderboard files (default: OUT/leaderboard); they hold every submission in --submissions."),
-    seeds: str = typer.Option("0,1", "--seeds", help="Seeds of instruction and response tuning (the single-task recipes use the first)."),
+    out: Path = typer.Option(
+        Path("implicit-if-study"), "--out", help="Folder for the per-entry records (reused on a rerun)."
+    ),
+    checkpoints: Path | None = typer.Option(
+        None, "--checkpoints", help="Where trained checkpoints are cached (default: the user cache, study/checkpoints)."
+    ),
+    submissions: Path | None = typer.Option(
+        None, "--submissions", help="Where to write the submission folders (default: OUT/submissions)."
+    ),
+    boards: Path | None = typer.Option(
+        None,
+        "--boards",
+        help=(
+            "Where to write the leaderboard files (default: OUT/leaderboard); "
+            "they hold every submission in --submissions."
+        ),
+    ),
+    seeds: str = typer.Option(
+        "0,1", "--seeds", help="Seeds of instruction and response tuning (the single-task recipes use the first)."
+    ),
     judge: str = typer.Option(DEFAULT_OFFLINE_JUDGE, "--judge", help="Judge spec (see `implicit-if judges list`)."),
     max_new_tokens: int = typer.Option(128, "--max-new-tokens", min=1, help="Longest generated response, in tokens."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=2, help="Only the first N instructions (a smoke run: no submissions, no board)."),
+    limit: int | None = typer.Option(
+        None, "--limit", min=2, help="Only the first N instructions (a smoke run: no submissions, no board)."
+    ),
     train_only: bool = typer.Option(False, "--train-only", help="Train (or find) the checkpoints and stop."),
-    no_train: bool = typer.Option(False, "--no-train", help="Train nothing: evaluate the checkpoints already trained, leave the others out."),
-    rank_all: bool = typer.Option(True, "--rank-all/--rank-base-only", help="Response ranking for every entry, or only for the base model and the instruction-tuned checkpoints (the study's comparison; faster on a CPU)."),
+    no_train: bool = typer.Option(
+        False, "--no-train", help="Train nothing: evaluate the checkpoints already trained, leave the others out."
+    ),
+    rank_all: bool = typer.Option(
+        True,
+        "--rank-all/--rank-base-only",
+        help=(
+            "Response ranking for every entry, or only for the base model and the instruction-tuned checkpoints "
+            "(the study's comparison; faster on a CPU)."
+        ),
+    ),
 ) -> None:
     """Train Gemma 3 270M by instruction, response and single-task tuning (cached by recipe, data and
     seed; resumable), evaluate every checkpoint, the base model and the rules against the
@@ -76,8 +101,9 @@ def study(
         return
     entries = runner.study_entries(runs, folders)
     try:
-        results = runner.evaluate(entries, out, judge=judge, max_new_tokens=max_new_tokens, log=log, limit=limit,
-                                  rank_all=rank_all)
+        results = runner.evaluate(
+            entries, out, judge=judge, max_new_tokens=max_new_tokens, log=log, limit=limit, rank_all=rank_all
+        )
     except RuntimeError as error:
         fail(str(error))
     from ..pipeline import results_table
@@ -91,8 +117,9 @@ def study(
     from ..leaderboard.build import publish
 
     try:
-        publish(lambda: runner.submit(results, submissions, judge=judge),
-                submissions, boards, "the study's submissions")
+        publish(
+            lambda: runner.submit(results, submissions, judge=judge), submissions, boards, "the study's submissions"
+        )
     except ValueError as error:
         fail(str(error))
     typer.echo(f"leaderboard: {boards / 'leaderboard.md'} (and .csv, .json, .html, .png); board {runner.BOARD}")

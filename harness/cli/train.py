@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from ._common import fail, print_json
@@ -11,20 +9,37 @@ from ._common import fail, print_json
 EPILOG = (
     "Examples: `implicit-if train --recipe tiny-cpu --output out/tiny`; "
     "`implicit-if train --recipe gemma-3-270m-lima-response --output out/g training.epochs=3`; "
-    "multi-GPU: `accelerate launch --config_file \"$(implicit-if train --accelerate-config deepspeed-zero3)\" "
+    'multi-GPU: `accelerate launch --config_file "$(implicit-if train --accelerate-config deepspeed-zero3)" '
     "-m implicit_if.train --recipe llama2-7b-lima-response --output out/llama`."
 )
 
 
 def train(
-    overrides: Optional[list[str]] = typer.Argument(None, metavar="[KEY=VALUE]...", help="Recipe overrides, e.g. training.epochs=3 data.limit=100 model.gradient_checkpointing=true."),
-    recipe: Optional[str] = typer.Option(None, "--recipe", "-r", help="Bundled recipe name (see --list-recipes) or a recipe .yaml file."),
-    output: Optional[str] = typer.Option(None, "--output", "-o", help="Directory for the model, model card, metrics.jsonl and checkpoints."),
-    resume: Optional[str] = typer.Option(None, "--resume", help="'auto' (newest checkpoint in --output, or start fresh) or a checkpoint folder."),
+    overrides: list[str] | None = typer.Argument(
+        None,
+        metavar="[KEY=VALUE]...",
+        help="Recipe overrides, e.g. training.epochs=3 data.limit=100 model.gradient_checkpointing=true.",
+    ),
+    recipe: str | None = typer.Option(
+        None, "--recipe", "-r", help="Bundled recipe name (see --list-recipes) or a recipe .yaml file."
+    ),
+    output: str | None = typer.Option(
+        None, "--output", "-o", help="Directory for the model, model card, metrics.jsonl and checkpoints."
+    ),
+    resume: str | None = typer.Option(
+        None, "--resume", help="'auto' (newest checkpoint in --output, or start fresh) or a checkpoint folder."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a previous training run in --output."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved recipe as JSON and exit without loading anything."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print the resolved recipe as JSON and exit without loading anything."
+    ),
     list_recipes: bool = typer.Option(False, "--list-recipes", help="List the bundled recipes and exit."),
-    accelerate_config: Optional[str] = typer.Option(None, "--accelerate-config", metavar="fsdp|deepspeed-zero3", help="Print the path of a shipped accelerate config and exit."),
+    accelerate_config: str | None = typer.Option(
+        None,
+        "--accelerate-config",
+        metavar="fsdp|deepspeed-zero3",
+        help="Print the path of a shipped accelerate config and exit.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Fine-tune a model by instruction, response or single-task tuning (Tulu format, loss on responses and EOS).
@@ -33,10 +48,9 @@ def train(
     tokenizer) with a model card (README.md) holding the provenance, metrics.jsonl (one record
     per logging step) and, when the recipe asks, resumable checkpoints under checkpoints/.
     """
-    from ..train import RecipeError
+    from ..train import RecipeError, load_recipe
     from ..train import accelerate_config as config_path
     from ..train import list_recipes as bundled
-    from ..train import load_recipe
 
     if list_recipes:
         from tabulate import tabulate
@@ -69,7 +83,10 @@ def train(
         result = run(resolved, output, resume=resume, overwrite=overwrite, progress=not quiet)
     except (OutputDirError, DatasetUnavailable) as error:
         fail(str(error))
-    typer.echo(f"trained {result.steps} steps in {result.seconds:.1f} s, final loss {result.final_loss:.4f}; model in {result.output_dir}")
+    typer.echo(
+        f"trained {result.steps} steps in {result.seconds:.1f} s, final loss {result.final_loss:.4f}; "
+        f"model in {result.output_dir}"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -15,14 +15,47 @@ HEADLINE = ("length_controlled_winrate", "win_rate", "discrete_win_rate")
 
 
 def winrate(
-    annotations: Path = typer.Argument(..., help="AlpacaEval annotations JSON list (instruction, output_1 = reference, output_2 = model, preference in [1, 2])."),
-    difficulty: Optional[Path] = typer.Option(None, "--difficulty", help="CSV with columns instruction, instruction_difficulty (matched by instruction text)."),
-    joint_with: Optional[list[Path]] = typer.Option(None, "--joint-with", help="Annotations of other models against the same reference: estimate instruction difficulty jointly with them (repeatable)."),
-    regularize_to: Optional[list[Path]] = typer.Option(None, "--regularize-to", help="Baseline annotations to regularise the GLM towards (repeatable; weight 0.2 in all, as AlpacaEval)."),
-    no_regularization: bool = typer.Option(False, "--no-regularization", help="Fit on this model's annotations alone (AlpacaEval's length_controlled_noreg), even if --regularize-to is given."),
+    annotations: Path = typer.Argument(
+        ...,
+        help=(
+            "AlpacaEval annotations JSON list "
+            "(instruction, output_1 = reference, output_2 = model, preference in [1, 2])."
+        ),
+    ),
+    difficulty: Path | None = typer.Option(
+        None, "--difficulty", help="CSV with columns instruction, instruction_difficulty (matched by instruction text)."
+    ),
+    joint_with: list[Path] | None = typer.Option(
+        None,
+        "--joint-with",
+        help=(
+            "Annotations of other models against the same reference: "
+            "estimate instruction difficulty jointly with them (repeatable)."
+        ),
+    ),
+    regularize_to: list[Path] | None = typer.Option(
+        None,
+        "--regularize-to",
+        help="Baseline annotations to regularise the GLM towards (repeatable; weight 0.2 in all, as AlpacaEval).",
+    ),
+    no_regularization: bool = typer.Option(
+        False,
+        "--no-regularization",
+        help=(
+            "Fit on this model's annotations alone (AlpacaEval's length_controlled_noreg), "
+            "even if --regularize-to is given."
+        ),
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print all metrics as JSON."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the annotations back (same format) with normalised preference and glm_preference."),
-    save_difficulty: Optional[Path] = typer.Option(None, "--save-difficulty", help="Write the difficulty used (e.g. the joint estimate) as CSV."),
+    output: Path | None = typer.Option(
+        None,
+        "--output",
+        "-o",
+        help="Write the annotations back (same format) with normalised preference and glm_preference.",
+    ),
+    save_difficulty: Path | None = typer.Option(
+        None, "--save-difficulty", help="Write the difficulty used (e.g. the joint estimate) as CSV."
+    ),
     no_ci: bool = typer.Option(False, "--no-ci", help="Skip the bootstrap confidence intervals."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
 ) -> None:
@@ -66,8 +99,14 @@ def winrate(
             source = f"joint estimate over {len(others) + 1} models"
         baselines = [read_annotations(p) for p in regularize_to or []]
         regularization = None if no_regularization else DEFAULT_REGULARIZATION
-        metrics = compute_metrics(records, difficulty=table, baseline_annotations=baselines,
-                                  regularization=regularization, confidence_intervals=not no_ci, seed=seed)
+        metrics = compute_metrics(
+            records,
+            difficulty=table,
+            baseline_annotations=baselines,
+            regularization=regularization,
+            confidence_intervals=not no_ci,
+            seed=seed,
+        )
     except ValueError as error:
         fail(str(error))
     if metrics.get("n_total", 0) == 0:
@@ -76,8 +115,9 @@ def winrate(
     if save_difficulty and table is not None:
         atomic_write_text(save_difficulty, difficulty_csv_text(table))
     if output:
-        fit = length_controlled_winrate(records, difficulty=table, baseline_annotations=baselines,
-                                        regularization=regularization, seed=seed)
+        fit = length_controlled_winrate(
+            records, difficulty=table, baseline_annotations=baselines, regularization=regularization, seed=seed
+        )
         atomic_write_json(output, annotate_with_glm(records, fit))
     if as_json:
         print_json(_json_safe(metrics))
@@ -116,9 +156,11 @@ def _print_table(metrics: dict[str, Any]) -> None:
         ci = f"[{low:.1f}, {high:.1f}]" if low is not None and high is not None and math.isfinite(low) else ""
         rows.append([name, f"{metrics[name]:.2f}", ci])
     typer.echo(tabulate(rows, headers=["metric (%)", "value", "95% CI"], disable_numparse=True))
-    typer.echo(f"n = {metrics['n_total']} ({metrics['n_wins']} wins, {metrics['n_wins_base']} losses, "
-               f"{metrics['n_draws']} draws, {metrics['n_dropped']} dropped); standard error {metrics['standard_error']:.2f}; "
-               f"difficulty: {metrics['difficulty_source']}")
+    typer.echo(
+        f"n = {metrics['n_total']} ({metrics['n_wins']} wins, {metrics['n_wins_base']} losses, "
+        f"{metrics['n_draws']} draws, {metrics['n_dropped']} dropped); standard error {metrics['standard_error']:.2f}; "
+        f"difficulty: {metrics['difficulty_source']}"
+    )
     from ..winrate.bias import bias_line
 
     typer.echo(bias_line(metrics.get("judge_bias") or {}))

@@ -141,8 +141,14 @@ def translate_error(name: str, source: HubSource, exc: BaseException) -> Dataset
     text = str(exc)
     if kind == "GatedRepoError" or re.search(r"\bgated\b", text, re.IGNORECASE):
         return DatasetUnavailable(gated_message(name, source), reason="gated")
-    if kind in {"RepositoryNotFoundError", "DatasetNotFoundError", "RemoteEntryNotFoundError",
-                "EntryNotFoundError", "RevisionNotFoundError", "DataFilesNotFoundError"}:
+    if kind in {
+        "RepositoryNotFoundError",
+        "DatasetNotFoundError",
+        "RemoteEntryNotFoundError",
+        "EntryNotFoundError",
+        "RevisionNotFoundError",
+        "DataFilesNotFoundError",
+    }:
         # The hub answers 401 for missing *and* private repos, so this also covers auth.
         return DatasetUnavailable(
             f"dataset {name!r}: {source.describe()} was not found on the hub ({kind}: {text[:200]}). "
@@ -151,9 +157,11 @@ def translate_error(name: str, source: HubSource, exc: BaseException) -> Dataset
         )
     if _status_code(exc) in (401, 403):
         return DatasetUnavailable(gated_message(name, source), reason="gated")
-    network = (kind in {"LocalEntryNotFoundError", "OfflineModeIsEnabled"}
-               or isinstance(exc, (ConnectionError, TimeoutError))
-               or any(w in kind for w in ("Connect", "Timeout", "Network")))
+    network = (
+        kind in {"LocalEntryNotFoundError", "OfflineModeIsEnabled"}
+        or isinstance(exc, (ConnectionError, TimeoutError))
+        or any(w in kind for w in ("Connect", "Timeout", "Network"))
+    )
     if network:
         return DatasetUnavailable(
             f"dataset {name!r}: lost the connection to the hub while reading {source.describe()} "
@@ -170,8 +178,9 @@ def _read_file_rows(source: HubSource) -> list[dict[str, Any]]:
     from huggingface_hub import hf_hub_download
 
     assert source.filename is not None
-    path = hf_hub_download(repo_id=source.repo_id, filename=source.filename,
-                           repo_type="dataset", etag_timeout=timeout_s())
+    path = hf_hub_download(
+        repo_id=source.repo_id, filename=source.filename, repo_type="dataset", etag_timeout=timeout_s()
+    )
     if source.filename.endswith(".jsonl"):
         return read_jsonl(Path(path))
     with open(path, encoding="utf-8") as fh:
@@ -182,8 +191,7 @@ def _read_file_rows(source: HubSource) -> list[dict[str, Any]]:
 def _read_dataset_rows(source: HubSource) -> Iterator[dict[str, Any]]:
     import datasets
 
-    ds = datasets.load_dataset(source.repo_id, source.config, split=source.split,
-                               streaming=source.streaming)
+    ds = datasets.load_dataset(source.repo_id, source.config, split=source.split, streaming=source.streaming)
     return iter(ds)
 
 

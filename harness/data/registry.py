@@ -63,63 +63,96 @@ DATASETS: dict[str, DatasetSpec] = {
     spec.name: spec
     for spec in (
         DatasetSpec(
-            "alpaca_eval", "AlpacaEval instructions (805) with the file's reference outputs",
-            converters.alpaca_eval, "general.jsonl",
+            "alpaca_eval",
+            "AlpacaEval instructions (805) with the file's reference outputs",
+            converters.alpaca_eval,
+            "general.jsonl",
             hub=HubSource("tatsu-lab/alpaca_eval", split="eval", filename="alpaca_eval.json"),
             fixture_adapter=converters.general_to_alpaca_eval_row,
         ),
         DatasetSpec(
-            "alpaca", "Alpaca training pairs in file order (response ranking uses the first 1,000)",
-            converters.alpaca, "general.jsonl", hub=HubSource("tatsu-lab/alpaca"),
+            "alpaca",
+            "Alpaca training pairs in file order (response ranking uses the first 1,000)",
+            converters.alpaca,
+            "general.jsonl",
+            hub=HubSource("tatsu-lab/alpaca"),
         ),
         DatasetSpec(
-            "lima", "LIMA training conversations (1,030; 30 multi-turn); gated on the hub",
-            converters.lima, "lima.jsonl",
-            hub=HubSource("GAIR/lima", filename="train.jsonl"), gated=True,
+            "lima",
+            "LIMA training conversations (1,030; 30 multi-turn); gated on the hub",
+            converters.lima,
+            "lima.jsonl",
+            hub=HubSource("GAIR/lima", filename="train.jsonl"),
+            gated=True,
         ),
         DatasetSpec(
-            "gsm8k", "GSM8K train: grade-school word problems with worked answers",
-            converters.gsm8k, "gsm8k.jsonl", hub=HubSource("openai/gsm8k", config="main"),
+            "gsm8k",
+            "GSM8K train: grade-school word problems with worked answers",
+            converters.gsm8k,
+            "gsm8k.jsonl",
+            hub=HubSource("openai/gsm8k", config="main"),
         ),
         DatasetSpec(
-            "mbpp", "MBPP (full) train: Python tasks with their test asserts",
-            converters.mbpp, "mbpp.jsonl",
+            "mbpp",
+            "MBPP (full) train: Python tasks with their test asserts",
+            converters.mbpp,
+            "mbpp.jsonl",
             hub=HubSource("google-research-datasets/mbpp", config="full"),
         ),
         DatasetSpec(
-            "poetry", "Poems from titles ('Write a poem called ...')",
-            converters.poetry, "poetry.jsonl", hub=HubSource("merve/poetry"),
+            "poetry",
+            "Poems from titles ('Write a poem called ...')",
+            converters.poetry,
+            "poetry.jsonl",
+            hub=HubSource("merve/poetry"),
         ),
         DatasetSpec(
-            "recipes", "Recipes from titles ('Recipe for ...')",
-            converters.recipe, "recipes.jsonl", hub=HubSource("Hieu-Pham/kaggle_food_recipes"),
+            "recipes",
+            "Recipes from titles ('Recipe for ...')",
+            converters.recipe,
+            "recipes.jsonl",
+            hub=HubSource("Hieu-Pham/kaggle_food_recipes"),
         ),
         DatasetSpec(
-            "chess", "Chess games (PGN movetext) from the players' Elo header lines",
-            converters.chess, "chess.jsonl",
+            "chess",
+            "Chess games (PGN movetext) from the players' Elo header lines",
+            converters.chess,
+            "chess.jsonl",
             hub=HubSource("patrickfrank1/chess-pgn-games", streaming=True),
-            group=converters.group_pgn_lines, hub_max_records=1000,
+            group=converters.group_pgn_lines,
+            hub_max_records=1000,
         ),
         # Training sets written or generated for this project (no hub source; see data/DATA_CARD.md).
         DatasetSpec(
-            "lima_style", "Our LIMA-style conversations: varied instructions with careful answers (some multi-turn)",
-            converters.lima, "lima_style.jsonl",
+            "lima_style",
+            "Our LIMA-style conversations: varied instructions with careful answers (some multi-turn)",
+            converters.lima,
+            "lima_style.jsonl",
         ),
         DatasetSpec(
-            "gsm_generated", "Our GSM-style word problems, generated with computed answers ending in '#### N'",
-            converters.gsm8k, "gsm_generated.jsonl",
+            "gsm_generated",
+            "Our GSM-style word problems, generated with computed answers ending in '#### N'",
+            converters.gsm8k,
+            "gsm_generated.jsonl",
         ),
         DatasetSpec(
-            "chess_generated", "Our chess games from Elo ratings, legal by construction (python-chess)",
-            converters.chess, "chess_generated.jsonl", group=converters.group_pgn_lines,
+            "chess_generated",
+            "Our chess games from Elo ratings, legal by construction (python-chess)",
+            converters.chess,
+            "chess_generated.jsonl",
+            group=converters.group_pgn_lines,
         ),
         DatasetSpec(
-            "poems_written", "Our poems from titles ('Write a poem called ...')",
-            converters.poetry, "poems_written.jsonl",
+            "poems_written",
+            "Our poems from titles ('Write a poem called ...')",
+            converters.poetry,
+            "poems_written.jsonl",
         ),
         DatasetSpec(
-            "offline_instructions", "The project's own general instruction set (no hub source)",
-            converters.alpaca, "general.jsonl",
+            "offline_instructions",
+            "The project's own general instruction set (no hub source)",
+            converters.alpaca,
+            "general.jsonl",
         ),
     )
 }
@@ -140,8 +173,9 @@ def get_spec(name: str) -> DatasetSpec:
         ) from None
 
 
-def normalise(spec: DatasetSpec, rows: Iterable[dict[str, Any]], *, id_prefix: str,
-              origin: str, max_records: int | None = None) -> list[Record]:
+def normalise(
+    spec: DatasetSpec, rows: Iterable[dict[str, Any]], *, id_prefix: str, origin: str, max_records: int | None = None
+) -> list[Record]:
     """Raw rows -> records with ids; pure apart from consuming ``rows``.
 
     The id uses the row's position *before* skipping unusable rows, so ids stay
@@ -177,14 +211,22 @@ def _load_fixture(spec: DatasetSpec) -> list[Record]:
 def _load_hub(spec: DatasetSpec) -> list[Record]:
     source = spec.hub
     assert source is not None
-    key = [FORMAT_VERSION, spec.name, source.repo_id, source.config or "", source.split,
-           source.filename or "", str(spec.hub_max_records)]
+    key = [
+        FORMAT_VERSION,
+        spec.name,
+        source.repo_id,
+        source.config or "",
+        source.split,
+        source.filename or "",
+        str(spec.hub_max_records),
+    ]
     path = cache.cache_path(spec.name, "hub", key)
     if path.exists():
         return cache.read_jsonl(path)
     rows = hub.read_rows(spec.name, source)
-    records = normalise(spec, rows, id_prefix=spec.name, origin=f"hub:{source.describe()}",
-                        max_records=spec.hub_max_records)
+    records = normalise(
+        spec, rows, id_prefix=spec.name, origin=f"hub:{source.describe()}", max_records=spec.hub_max_records
+    )
     if not records:
         raise DatasetUnavailable(
             f"dataset {spec.name!r}: {source.describe()} yielded no usable rows; "

@@ -53,12 +53,15 @@ class JudgeSummary:
     def line(self) -> str:
         parts = [
             f"{self.n_pairs} pairs ({self.n_identical} identical = draws), {self.n_comparisons} judge comparisons: "
-            f"{self.n_cached} cached, {self.n_new} new, {len(self.failed)} failed, {self.n_unusable} without a usable label",
+            f"{self.n_cached} cached, {self.n_new} new, {len(self.failed)} failed, "
+            f"{self.n_unusable} without a usable label",
         ]
         if self.usage.requests:
             cost = "n/a (no prices in the judge spec)" if self.cost_usd is None else f"${self.cost_usd:.4f}"
-            parts.append(f"requests {self.usage.requests} ({self.usage.retries} retries); tokens "
-                         f"{self.usage.prompt_tokens:,} in / {self.usage.completion_tokens:,} out; cost {cost}")
+            parts.append(
+                f"requests {self.usage.requests} ({self.usage.retries} retries); tokens "
+                f"{self.usage.prompt_tokens:,} in / {self.usage.completion_tokens:,} out; cost {cost}"
+            )
         return "; ".join(parts)
 
 
@@ -68,8 +71,15 @@ def default_cache_path() -> Path:
     return cache_dir("judge") / "verdicts.sqlite"
 
 
-def judge_comparisons(unique: Mapping[str, Comparison], spec: JudgeSpec, summary: JudgeSummary, *,
-                      cache_path: str | Path | None = None, seed: int = 0, progress: bool = True) -> dict[str, Verdict]:
+def judge_comparisons(
+    unique: Mapping[str, Comparison],
+    spec: JudgeSpec,
+    summary: JudgeSummary,
+    *,
+    cache_path: str | Path | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, Verdict]:
     """Verdicts for comparisons keyed by their cache keys: cached ones read, the rest asked and
     committed one by one. Fills the counts, failures, usage and cost of `summary`."""
     judge_hash = spec.identity_hash()
@@ -100,8 +110,17 @@ CLAIM_TTL_S = 600.0  # a claim outlives a chunk's requests; a killed process's c
 CLAIM_POLL_S = 1.0
 
 
-def _judge_claimed(todo: list[Comparison], spec: JudgeSpec, summary: JudgeSummary, cache: VerdictCache,
-                   store: Any, verdicts: dict[str, Verdict], *, seed: int, progress: bool) -> None:
+def _judge_claimed(
+    todo: list[Comparison],
+    spec: JudgeSpec,
+    summary: JudgeSummary,
+    cache: VerdictCache,
+    store: Any,
+    verdicts: dict[str, Verdict],
+    *,
+    seed: int,
+    progress: bool,
+) -> None:
     """Ask for `todo` in chunks this process has claimed; wait for what other processes hold."""
     import os
     import socket

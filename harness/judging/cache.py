@@ -77,7 +77,7 @@ class VerdictCache:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
 
-    def __enter__(self) -> "VerdictCache":
+    def __enter__(self) -> VerdictCache:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -87,7 +87,9 @@ class VerdictCache:
         self._db.close()
 
     def register_judge(self, judge_hash: str, identity: dict) -> None:
-        self._db.execute("INSERT OR IGNORE INTO judges VALUES (?, ?)", (judge_hash, json.dumps(identity, sort_keys=True)))
+        self._db.execute(
+            "INSERT OR IGNORE INTO judges VALUES (?, ?)", (judge_hash, json.dumps(identity, sort_keys=True))
+        )
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Verdict]:
         found: dict[str, Verdict] = {}
@@ -96,7 +98,8 @@ class VerdictCache:
             chunk = keys[start : start + 500]
             marks = ",".join("?" * len(chunk))
             rows = self._db.execute(
-                f"SELECT key, p_second, raw, prompt_tokens, completion_tokens FROM verdicts WHERE key IN ({marks})", chunk
+                f"SELECT key, p_second, raw, prompt_tokens, completion_tokens FROM verdicts WHERE key IN ({marks})",
+                chunk,
             )
             for key, p_second, raw, prompt_tokens, completion_tokens in rows:
                 found[key] = Verdict(p_second, raw or "", prompt_tokens, completion_tokens)
@@ -106,7 +109,15 @@ class VerdictCache:
         """Store one verdict and commit it (autocommit mode: one statement, one transaction)."""
         self._db.execute(
             "INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (key, judge_hash, verdict.p_second, verdict.raw, verdict.prompt_tokens, verdict.completion_tokens, time.time()),
+            (
+                key,
+                judge_hash,
+                verdict.p_second,
+                verdict.raw,
+                verdict.prompt_tokens,
+                verdict.completion_tokens,
+                time.time(),
+            ),
         )
 
     def claim_owners(self) -> set[str]:
@@ -130,9 +141,16 @@ class VerdictCache:
                 done = {row[0] for row in self._db.execute(f"SELECT key FROM verdicts WHERE key IN ({marks})", chunk)}
                 fresh = [(k, owner, now + ttl_s) for k in chunk if k not in done]
                 self._db.executemany("INSERT OR IGNORE INTO claims VALUES (?, ?, ?)", fresh)
-                self._db.execute(f"UPDATE claims SET expires_at = ? WHERE owner = ? AND key IN ({marks})", (now + ttl_s, owner, *chunk))
-                held.update(row[0] for row in self._db.execute(
-                    f"SELECT key FROM claims WHERE owner = ? AND key IN ({marks})", (owner, *chunk)))
+                self._db.execute(
+                    f"UPDATE claims SET expires_at = ? WHERE owner = ? AND key IN ({marks})",
+                    (now + ttl_s, owner, *chunk),
+                )
+                held.update(
+                    row[0]
+                    for row in self._db.execute(
+                        f"SELECT key FROM claims WHERE owner = ? AND key IN ({marks})", (owner, *chunk)
+                    )
+                )
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
@@ -147,7 +165,9 @@ class VerdictCache:
         keys = list(keys)
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
-            self._db.execute(f"DELETE FROM claims WHERE owner = ? AND key IN ({','.join('?' * len(chunk))})", (owner, *chunk))
+            self._db.execute(
+                f"DELETE FROM claims WHERE owner = ? AND key IN ({','.join('?' * len(chunk))})", (owner, *chunk)
+            )
 
     def count(self, judge_hash: str | None = None) -> int:
         if judge_hash is None:
@@ -165,4 +185,6 @@ class VerdictCache:
 
     def put_score(self, key: str, judge_hash: str, score: float) -> None:
         """Store one answer's score and commit it."""
-        self._db.execute("INSERT OR REPLACE INTO answer_scores VALUES (?, ?, ?, ?)", (key, judge_hash, score, time.time()))
+        self._db.execute(
+            "INSERT OR REPLACE INTO answer_scores VALUES (?, ?, ?, ?)", (key, judge_hash, score, time.time())
+        )

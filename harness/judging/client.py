@@ -50,7 +50,7 @@ class Usage:
     completion_tokens: int = 0
     failures: list[str] = field(default_factory=list)
 
-    def add(self, other: "Usage") -> None:
+    def add(self, other: Usage) -> None:
         """Fold another run's totals into these."""
         self.requests += other.requests
         self.responses += other.responses
@@ -91,10 +91,10 @@ def usage_counts(body: dict[str, Any]) -> tuple[int, int]:
     if not isinstance(usage, dict):
         raise ValueError("response usage is not an object")
     counts = []
-    for field in ("prompt_tokens", "completion_tokens"):
-        value = usage.get(field) or 0
+    for key in ("prompt_tokens", "completion_tokens"):
+        value = usage.get(key) or 0
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"response usage.{field} is not a count: {str(value)[:40]!r}")
+            raise ValueError(f"response usage.{key} is not a count: {str(value)[:40]!r}")
         counts.append(value)
     return counts[0], counts[1]
 
@@ -151,7 +151,7 @@ class ChatClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def __aenter__(self) -> "ChatClient":
+    async def __aenter__(self) -> ChatClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -199,7 +199,7 @@ class ChatClient:
             )
         raise RequestFailed(f"gave up after {self.max_retries + 1} attempts: {last_problem}")
 
-    def _read(self, response: httpx.Response) -> "dict[str, Any] | _Retry":
+    def _read(self, response: httpx.Response) -> dict[str, Any] | _Retry:
         status = response.status_code
         if status in (401, 403):
             raise EndpointError(

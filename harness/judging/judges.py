@@ -59,8 +59,15 @@ class JudgeRun:
 OnVerdict = Callable[[Comparison, Verdict], None]
 
 
-def run_judge(spec: JudgeSpec, comparisons: Sequence[Comparison], on_verdict: OnVerdict, *, seed: int = 0,
-              progress: bool = True, cache: VerdictCache | None = None) -> JudgeRun:
+def run_judge(
+    spec: JudgeSpec,
+    comparisons: Sequence[Comparison],
+    on_verdict: OnVerdict,
+    *,
+    seed: int = 0,
+    progress: bool = True,
+    cache: VerdictCache | None = None,
+) -> JudgeRun:
     """Judge every comparison with the judge `spec` describes (`cache` keeps a pointwise judge's
     per-answer scores)."""
     if spec.kind == "local_pointwise":
@@ -73,7 +80,7 @@ def run_judge(spec: JudgeSpec, comparisons: Sequence[Comparison], on_verdict: On
 
 
 @functools.lru_cache(maxsize=1)
-def loaded_judge(spec: JudgeSpec) -> "LocalJudge | PointwiseJudge":
+def loaded_judge(spec: JudgeSpec) -> LocalJudge | PointwiseJudge:
     """A local judge with its model loaded, kept for the next run of the same spec in this process
     (the demo judges several entries in a row; loading a 1.5B model each time costs tens of seconds).
     One at a time, so a second judge does not double the memory."""
@@ -106,8 +113,11 @@ def read_logprob_verdict(body: dict[str, Any]) -> Verdict:
         raise BadResponse("response carries no top log-probabilities")
     try:
         p_second = label_probability(candidates)
-        labels = {str(c.get("token", "")).strip(): round(checked_logprob(c["logprob"]), 4) for c in candidates
-                  if str(c.get("token", "")).strip() in LABELS}
+        labels = {
+            str(c.get("token", "")).strip(): round(checked_logprob(c["logprob"]), 4)
+            for c in candidates
+            if str(c.get("token", "")).strip() in LABELS
+        }
     except (AttributeError, KeyError, TypeError, ValueError, OverflowError):
         raise BadResponse("malformed top log-probabilities") from None
     return Verdict(p_second, json.dumps(labels, sort_keys=True), *usage_counts(body))
@@ -124,16 +134,24 @@ def read_text_verdict(body: dict[str, Any]) -> Verdict:
     return Verdict(parse_verdict(text), text[:200], *usage_counts(body))
 
 
-async def _run_endpoint(spec: JudgeSpec, comparisons: Sequence[Comparison], on_verdict: OnVerdict, *, seed: int,
-                        progress: bool) -> JudgeRun:
+async def _run_endpoint(
+    spec: JudgeSpec, comparisons: Sequence[Comparison], on_verdict: OnVerdict, *, seed: int, progress: bool
+) -> JudgeRun:
     from tqdm.auto import tqdm
 
     validate = read_logprob_verdict if spec.kind == "openai_logprobs" else read_text_verdict
     run = JudgeRun()
     api_key = os.environ.get(spec.api_key_env) or None
-    client = ChatClient(spec.base_url, api_key, concurrency=spec.concurrency, timeout_s=spec.timeout_s,
-                        max_retries=spec.max_retries, backoff_base_s=spec.backoff_base_s,
-                        backoff_max_s=spec.backoff_max_s, seed=seed)
+    client = ChatClient(
+        spec.base_url,
+        api_key,
+        concurrency=spec.concurrency,
+        timeout_s=spec.timeout_s,
+        max_retries=spec.max_retries,
+        backoff_base_s=spec.backoff_base_s,
+        backoff_max_s=spec.backoff_max_s,
+        seed=seed,
+    )
     run.usage = client.usage
     bar = tqdm(total=len(comparisons), desc=f"judge ({spec.name})", unit="pair", disable=not progress)
 
@@ -187,7 +205,9 @@ class LocalJudge:
     def context(self, comparison: Comparison) -> str:
         from ..formats import format_messages
 
-        messages = judge_messages(comparison.instruction, comparison.first, comparison.second, self.spec.max_answer_chars)
+        messages = judge_messages(
+            comparison.instruction, comparison.first, comparison.second, self.spec.max_answer_chars
+        )
         fmt = "chat_template" if getattr(self.tokenizer, "chat_template", None) else "tulu"
         return format_messages(messages, fmt, self.tokenizer)
 
@@ -196,8 +216,9 @@ class LocalJudge:
         model = getattr(self.backend, "model", None)
         if self.spec.backend == "hf" and model is not None and self.label_token_ids is not None:
             return next_token_logprobs(model, self.tokenizer, contexts, self.label_token_ids)
-        scored = self.backend.score([ctx for ctx in contexts for _ in LABELS],
-                                    [label for _ in contexts for label in LABELS], add_eos=False)
+        scored = self.backend.score(
+            [ctx for ctx in contexts for _ in LABELS], [label for _ in contexts for label in LABELS], add_eos=False
+        )
         return [(scored[2 * i].logprob, scored[2 * i + 1].logprob) for i in range(len(contexts))]
 
     def run(self, comparisons: Sequence[Comparison], on_verdict: OnVerdict, *, progress: bool = True) -> JudgeRun:
@@ -234,11 +255,15 @@ class PointwiseJudge:
             raise ValueError(f"judge {spec.name!r}: pointwise judges run on the hf backend (backend: hf)")
         self.spec = spec
         self.judge_hash = spec.identity_hash()
-        self.backend = get_backend("hf", spec.model, dtype=spec.effective_dtype, batch_size=spec.batch_size, progress=False)
+        self.backend = get_backend(
+            "hf", spec.model, dtype=spec.effective_dtype, batch_size=spec.batch_size, progress=False
+        )
         self.tokenizer = self.backend.tokenizer
         ids = [self.tokenizer(label, add_special_tokens=False)["input_ids"] for label in POINTWISE_LABELS]
         if any(len(i) != 1 for i in ids):
-            raise ValueError(f"judge {spec.name!r}: the labels {POINTWISE_LABELS} are not single tokens for {spec.model}")
+            raise ValueError(
+                f"judge {spec.name!r}: the labels {POINTWISE_LABELS} are not single tokens for {spec.model}"
+            )
         self.label_token_ids = [i[0] for i in ids]
 
     def context(self, instruction: str, answer: str) -> str:
@@ -258,13 +283,21 @@ class PointwiseJudge:
         with tqdm(total=len(items), desc=f"judge ({self.spec.name})", unit="answer", disable=not progress) as bar:
             for start in range(0, len(order), step):
                 chunk = order[start : start + step]
-                margins = label_margins(self.backend.model, self.tokenizer, [contexts[k] for k in chunk], self.label_token_ids)
+                margins = label_margins(
+                    self.backend.model, self.tokenizer, [contexts[k] for k in chunk], self.label_token_ids
+                )
                 for k, margin in zip(chunk, margins):
                     on_score(k, margin)
                 bar.update(len(chunk))
 
-    def run(self, comparisons: Sequence[Comparison], on_verdict: OnVerdict, *, cache: VerdictCache | None = None,
-            progress: bool = True) -> JudgeRun:
+    def run(
+        self,
+        comparisons: Sequence[Comparison],
+        on_verdict: OnVerdict,
+        *,
+        cache: VerdictCache | None = None,
+        progress: bool = True,
+    ) -> JudgeRun:
         keys = {}
         for c in comparisons:
             for answer in (c.first, c.second):
@@ -317,11 +350,17 @@ def label_margins(model: Any, tokenizer: Any, contexts: Sequence[str], label_ids
             width = max(len(tail) for tail in tails)
             pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
             input_ids = torch.tensor([tail + [pad] * (width - len(tail)) for tail in tails], device=device)
-            attention_mask = torch.tensor([[1] * (shared + len(tail)) + [0] * (width - len(tail)) for tail in tails],
-                                          device=device)
+            attention_mask = torch.tensor(
+                [[1] * (shared + len(tail)) + [0] * (width - len(tail)) for tail in tails], device=device
+            )
             position_ids = torch.arange(shared, shared + width, device=device).expand(len(rows), width)
-            hidden = body(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                          use_cache=True, **{cache_keyword(body): cache}).last_hidden_state
+            hidden = body(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                position_ids=position_ids,
+                use_cache=True,
+                **{cache_keyword(body): cache},
+            ).last_hidden_state
             last = torch.tensor([len(tail) - 1 for tail in tails], device=device)
             hidden = hidden[torch.arange(len(rows), device=device), last].float()
         else:
@@ -363,8 +402,9 @@ def _left_padded_last_hidden(body: Any, tokenizer: Any, rows: list[list[int]], d
     return body(**_left_padded_batch(tokenizer, rows, device)).last_hidden_state[:, -1]
 
 
-def next_token_logprobs(model: Any, tokenizer: Any, contexts: Sequence[str],
-                        token_ids: Sequence[int]) -> list[tuple[float, ...]]:
+def next_token_logprobs(
+    model: Any, tokenizer: Any, contexts: Sequence[str], token_ids: Sequence[int]
+) -> list[tuple[float, ...]]:
     """Log-probabilities of candidate next tokens after each context (tokenised as `tokenize_pair` does).
 
     The contexts run as one left-padded batch with explicit positions, so each row's last column is

@@ -37,12 +37,17 @@ class Pair:
 
 
 def model_shown_first(instruction: str, seed: int) -> bool:
-    digest = hashlib.sha256(f"{seed}\x00{instruction}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{seed}\x00{instruction}".encode()).digest()
     return bool(digest[0] & 1)
 
 
-def match_outputs(outputs: Sequence[Mapping[str, Any]], references: Sequence[Mapping[str, Any]], *, seed: int = 0,
-                  both_orders: bool = False) -> list[Pair]:
+def match_outputs(
+    outputs: Sequence[Mapping[str, Any]],
+    references: Sequence[Mapping[str, Any]],
+    *,
+    seed: int = 0,
+    both_orders: bool = False,
+) -> list[Pair]:
     """Pair each model output with the reference output of the same instruction."""
     by_instruction: dict[str, Mapping[str, Any]] = {}
     for record in references:
@@ -58,7 +63,9 @@ def match_outputs(outputs: Sequence[Mapping[str, Any]], references: Sequence[Map
     for record in outputs:
         instruction = str(record["instruction"])
         if instruction in seen:
-            raise ValueError(f"instruction {instruction[:60]!r} appears twice in the model outputs: keep one output each")
+            raise ValueError(
+                f"instruction {instruction[:60]!r} appears twice in the model outputs: keep one output each"
+            )
         seen.add(instruction)
         reference = by_instruction[instruction]
         if reference["output"] == record["output"]:
@@ -75,8 +82,14 @@ def comparisons_for(pair: Pair, judge_hash: str) -> list[Comparison]:
     out = []
     for first_is_model in pair.model_first:
         first, second = (pair.model, pair.reference) if first_is_model else (pair.reference, pair.model)
-        out.append(Comparison(comparison_key(judge_hash, pair.instruction, first["output"], second["output"]),
-                              pair.instruction, first["output"], second["output"]))
+        out.append(
+            Comparison(
+                comparison_key(judge_hash, pair.instruction, first["output"], second["output"]),
+                pair.instruction,
+                first["output"],
+                second["output"],
+            )
+        )
     return out
 
 

@@ -40,9 +40,13 @@ def clip(text: str, max_chars: int | None) -> str:
     return text[:max_chars] + " [...]"
 
 
-def judge_messages(instruction: str, first: str, second: str, max_answer_chars: int | None = None) -> list[dict[str, str]]:
+def judge_messages(
+    instruction: str, first: str, second: str, max_answer_chars: int | None = None
+) -> list[dict[str, str]]:
     """Chat messages asking which of two answers is better."""
-    user = USER.format(instruction=instruction, first=clip(first, max_answer_chars), second=clip(second, max_answer_chars))
+    user = USER.format(
+        instruction=instruction, first=clip(first, max_answer_chars), second=clip(second, max_answer_chars)
+    )
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 

@@ -99,8 +99,12 @@ class JudgeSpec(BaseModel):
     def identity(self) -> dict[str, Any]:
         """The fields that determine a verdict (no address, no secret, no throughput knobs)."""
         prompt = POINTWISE_PROMPT_VERSION if self.kind == "local_pointwise" else PROMPT_VERSION
-        ident: dict[str, Any] = {"kind": self.kind, "model": self.model, "prompt": prompt,
-                                 "max_answer_chars": self.max_answer_chars}
+        ident: dict[str, Any] = {
+            "kind": self.kind,
+            "model": self.model,
+            "prompt": prompt,
+            "max_answer_chars": self.max_answer_chars,
+        }
         if self.is_local:
             ident.update(backend=self.backend, dtype=self.effective_dtype)
         else:

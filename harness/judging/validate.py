@@ -88,9 +88,14 @@ def summarise(results: Sequence[PairVerdicts], averaged: bool) -> dict:
     """The validation table's row for one judge: estimates with 95% bootstrap intervals."""
     scores = np.array([correctness(r, averaged) for r in results])
     longer_better = np.array([not r.pair.shorter_is_better for r in results])
-    # position: picks the first shown, per single-order verdict (the better answer is first in one order, second in the other)
-    first_picked = np.array([[_decision(r.p_better_when_first), 1 - _decision(r.p_better_when_second)] for r in results])
-    consistent = np.array([float(_decision(r.p_better_when_first) == _decision(r.p_better_when_second)) for r in results])
+    # position: picks the first shown, per single-order verdict
+    # (the better answer is first in one order, second in the other)
+    first_picked = np.array(
+        [[_decision(r.p_better_when_first), 1 - _decision(r.p_better_when_second)] for r in results]
+    )
+    consistent = np.array(
+        [float(_decision(r.p_better_when_first) == _decision(r.p_better_when_second)) for r in results]
+    )
     picks_longer = np.where(longer_better, scores, 1 - scores)
 
     def interval(values: np.ndarray) -> dict | None:
@@ -126,15 +131,26 @@ def baseline_verdicts(pairs: Sequence[ValidationPair], name: str, seed: int = 0)
             p = 1.0 if len(pair.better) > len(pair.worse) else 0.0 if len(pair.better) < len(pair.worse) else 0.5
             out.append(PairVerdicts(pair=pair, p_better_when_first=p, p_better_when_second=p))
         elif name == "random":
-            out.append(PairVerdicts(pair=pair, p_better_when_first=float(rng.random() < 0.5),
-                                    p_better_when_second=float(rng.random() < 0.5)))
+            out.append(
+                PairVerdicts(
+                    pair=pair,
+                    p_better_when_first=float(rng.random() < 0.5),
+                    p_better_when_second=float(rng.random() < 0.5),
+                )
+            )
         else:
             raise ValueError(f"unknown baseline {name!r}: longest or random")
     return out
 
 
-def judge_pairs(pairs: Sequence[ValidationPair], spec: JudgeSpec, *, cache_path: str | Path | None = None,
-                progress: bool = True, clock: Callable[[], float] = time.perf_counter) -> tuple[list[PairVerdicts], dict]:
+def judge_pairs(
+    pairs: Sequence[ValidationPair],
+    spec: JudgeSpec,
+    *,
+    cache_path: str | Path | None = None,
+    progress: bool = True,
+    clock: Callable[[], float] = time.perf_counter,
+) -> tuple[list[PairVerdicts], dict]:
     """Judge every pair in both orders through the production path; returns the verdicts and run
     facts (new verdicts, seconds, seconds per 1,000 new verdicts)."""
     judge_hash = spec.identity_hash()
@@ -152,14 +168,26 @@ def judge_pairs(pairs: Sequence[ValidationPair], spec: JudgeSpec, *, cache_path:
     verdicts = judge_comparisons(unique, spec, summary, cache_path=cache_path, progress=progress)
     seconds = clock() - started
     if summary.failed:
-        raise RuntimeError(f"{len(summary.failed)} judge requests failed (first: {next(iter(summary.failed.values()))}): rerun to retry")
+        raise RuntimeError(
+            f"{len(summary.failed)} judge requests failed (first: {next(iter(summary.failed.values()))}): "
+            "rerun to retry"
+        )
     results = []
     for pair, (key_better_first, key_better_second) in zip(pairs, keys):
         p_second_a, p_second_b = verdicts[key_better_first].p_second, verdicts[key_better_second].p_second
-        results.append(PairVerdicts(pair=pair, p_better_when_first=None if p_second_a is None else 1 - p_second_a,
-                                    p_better_when_second=p_second_b))
-    facts = {"new_verdicts": summary.n_new, "cached_verdicts": summary.n_cached, "seconds": round(seconds, 2),
-             "seconds_per_1000_verdicts": round(seconds / summary.n_new * 1000, 1) if summary.n_new else None}
+        results.append(
+            PairVerdicts(
+                pair=pair,
+                p_better_when_first=None if p_second_a is None else 1 - p_second_a,
+                p_better_when_second=p_second_b,
+            )
+        )
+    facts = {
+        "new_verdicts": summary.n_new,
+        "cached_verdicts": summary.n_cached,
+        "seconds": round(seconds, 2),
+        "seconds_per_1000_verdicts": round(seconds / summary.n_new * 1000, 1) if summary.n_new else None,
+    }
     return results, facts
 
 

@@ -63,8 +63,12 @@ def _summary(per_seed: list[float], interval: Interval | None) -> dict[str, Any]
 
 def _difference(interval: Interval, offset: float = 0.0) -> dict[str, Any]:
     low, high = (interval.low - offset) * 100, (interval.high - offset) * 100
-    return {"difference": _num((interval.estimate - offset) * 100), "ci_low": _num(low), "ci_high": _num(high),
-            "significant": bool(low > 0 or high < 0)}
+    return {
+        "difference": _num((interval.estimate - offset) * 100),
+        "ci_low": _num(low),
+        "ci_high": _num(high),
+        "significant": bool(low > 0 or high < 0),
+    }
 
 
 def build_board_data(entries: list[Entry], settings: BootstrapSettings = BootstrapSettings()) -> dict[str, Any]:
@@ -96,8 +100,9 @@ def _board(key: tuple[str, str, str], entries: list[Entry], settings: BootstrapS
         seeds.sort(key=lambda e: e.metadata.seed)
     names = sorted(systems)
     n = entries[0].n_instructions
-    boot = dict(n_resamples=settings.n_resamples, seed=settings.seed, confidence=settings.confidence,
-                method=settings.method)
+    boot = dict(
+        n_resamples=settings.n_resamples, seed=settings.seed, confidence=settings.confidence, method=settings.method
+    )
 
     # Output-level metrics share the evaluation set's columns: one bootstrap for all of them.
     rows: list[np.ndarray] = []
@@ -173,15 +178,18 @@ def _board(key: tuple[str, str, str], entries: list[Entry], settings: BootstrapS
         record["lc_win_rate"] = _summary(lcs, None) if all(v is not None for v in lcs) else None  # type: ignore[arg-type]
         if system in ranking:
             record["ranking_accuracy"] = _summary(
-                [float(np.mean(list(e.ranking.values())) * 100) for e in seeds if e.ranking], ranking[system][1])
+                [float(np.mean(list(e.ranking.values())) * 100) for e in seeds if e.ranking], ranking[system][1]
+            )
         else:
             record["ranking_accuracy"] = None
         if system in leak:
             detectors = sorted(set.intersection(*(set(e.leakage) for e in seeds)) - {"any"})
-            record["leakage_any"] = _summary([float(np.nanmean(e.leakage["any"]) * 100) for e in seeds],
-                                             leak[system][1])
-            record["leakage"] = {d: _num(float(np.mean([np.nanmean(e.leakage[d]) * 100 for e in seeds])))
-                                 for d in detectors}
+            record["leakage_any"] = _summary(
+                [float(np.nanmean(e.leakage["any"]) * 100) for e in seeds], leak[system][1]
+            )
+            record["leakage"] = {
+                d: _num(float(np.mean([np.nanmean(e.leakage[d]) * 100 for e in seeds]))) for d in detectors
+            }
         else:
             record["leakage_any"], record["leakage"] = None, {}
         records.append(record)
@@ -195,11 +203,15 @@ def _board(key: tuple[str, str, str], entries: list[Entry], settings: BootstrapS
     for record, rank in zip(ranked, ranks):
         record["rank"], record["vs_next"] = rank, None
     if len(ranked) > 1 and boot_for is not None:  # paired differences to the next row, in one product
-        differences = boot_for.combine(np.vstack([pooled_for[a["system"]][0] - pooled_for[b["system"]][0]
-                                                  for a, b in zip(ranked, ranked[1:])]))
+        differences = boot_for.combine(
+            np.vstack([pooled_for[a["system"]][0] - pooled_for[b["system"]][0] for a, b in zip(ranked, ranked[1:])])
+        )
         for position, (above, below) in enumerate(zip(ranked, ranked[1:])):
-            above["vs_next"] = {"system": below["system"], "metric": rank_by,
-                                **_difference(differences.interval(position))}
+            above["vs_next"] = {
+                "system": below["system"],
+                "metric": rank_by,
+                **_difference(differences.interval(position)),
+            }
     for record in unranked:
         record["rank"], record["vs_next"] = None, None
     named = {"board": name} if name else {}  # the main board of an evaluation set has no name

@@ -20,9 +20,9 @@ from typing import NoReturn
 from .board import BootstrapSettings, build_board_data
 from .check import Entry, check_submissions
 from .evaluation_sets import EvaluationSets
+from .formatting import instances_page
 from .problems import Problem, SubmissionError, errors
 from .render_csv import render_csv
-from .formatting import instances_page
 from .render_html import render_html
 from .render_instances import SCRIPT as INSTANCES_SCRIPT
 from .render_instances import board_instances, render_instances, script_text
@@ -30,7 +30,13 @@ from .render_json import render_json
 from .render_markdown import render_markdown
 from .render_png import read_png_digest, render_png
 
-MARKDOWN, CSV, JSON, HTML, PNG = "leaderboard.md", "leaderboard.csv", "leaderboard.json", "index.html", "leaderboard.png"
+MARKDOWN, CSV, JSON, HTML, PNG = (
+    "leaderboard.md",
+    "leaderboard.csv",
+    "leaderboard.json",
+    "index.html",
+    "leaderboard.png",
+)
 BOARD_FILES = (MARKDOWN, CSV, JSON, HTML, PNG)
 
 
@@ -51,7 +57,9 @@ def render_all(data: dict) -> dict[str, bytes]:
     }
 
 
-def instance_pages(data: dict, entries: list[Entry], submissions: Path, evaluation_sets: EvaluationSets) -> dict[str, bytes]:
+def instance_pages(
+    data: dict, entries: list[Entry], submissions: Path, evaluation_sets: EvaluationSets
+) -> dict[str, bytes]:
     """The instance browser: one page per board (`render_instances`)."""
     pages = {}
     for board in data["boards"]:
@@ -64,15 +72,18 @@ def instance_pages(data: dict, entries: list[Entry], submissions: Path, evaluati
     return pages
 
 
-def build_boards(submissions: Path, settings: BootstrapSettings = BootstrapSettings(),
-                 evaluation_sets: EvaluationSets | None = None) -> BuildResult:
+def build_boards(
+    submissions: Path, settings: BootstrapSettings = BootstrapSettings(), evaluation_sets: EvaluationSets | None = None
+) -> BuildResult:
     """Everything in memory; raises SubmissionError (listing every problem) when a check fails."""
     evaluation_sets = evaluation_sets or EvaluationSets()
     entries, problems = check_submissions(submissions, evaluation_sets)
     if errors(problems):
         raise SubmissionError(problems)
     data = build_board_data(entries, settings)
-    return BuildResult(entries, problems, {**render_all(data), **instance_pages(data, entries, submissions, evaluation_sets)})
+    return BuildResult(
+        entries, problems, {**render_all(data), **instance_pages(data, entries, submissions, evaluation_sets)}
+    )
 
 
 def publish(submit: Callable[[], object], submissions: Path, out: Path, what: str) -> None:
@@ -113,20 +124,24 @@ def check_out(out: Path, names: Iterable[str] = BOARD_FILES) -> None:
     """
     here = _nearest_existing(out)
     if not here.is_dir():
-        raise BoardWriteError(f"{here} is not a folder, so the boards cannot go to {out}",
-                              "point --out at a folder, or move that file away")
+        raise BoardWriteError(
+            f"{here} is not a folder, so the boards cannot go to {out}",
+            "point --out at a folder, or move that file away",
+        )
     if here == out:
         for name in names:
             target = out / name
             if (target.exists() or target.is_symlink()) and not (target.is_file() or target.is_symlink()):
                 kind = "a folder" if target.is_dir() else "not a regular file"
-                raise BoardWriteError(f"{target} is {kind}, where a board file belongs",
-                                      "remove or rename it, then build again")
+                raise BoardWriteError(
+                    f"{target} is {kind}, where a board file belongs", "remove or rename it, then build again"
+                )
     try:  # the only reliable test of write permission (os.access says yes to root, no to some ACLs)
         os.rmdir(tempfile.mkdtemp(prefix=".build-probe-", dir=here))
     except OSError as exc:
-        raise BoardWriteError(f"cannot write in {here} ({exc.strerror})",
-                              "make the folder writable or pass another --out") from None
+        raise BoardWriteError(
+            f"cannot write in {here} ({exc.strerror})", "make the folder writable or pass another --out"
+        ) from None
 
 
 def write_boards(out: Path, files: dict[str, bytes]) -> None:
@@ -137,8 +152,9 @@ def write_boards(out: Path, files: dict[str, bytes]) -> None:
         out.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".build-", dir=out))
     except OSError as exc:
-        raise BoardWriteError(f"cannot create a folder in {out} ({exc.strerror})",
-                              "make it writable or pass another --out") from None
+        raise BoardWriteError(
+            f"cannot create a folder in {out} ({exc.strerror})", "make it writable or pass another --out"
+        ) from None
     keep = False
     try:
         _stage(staging, files)
@@ -156,9 +172,10 @@ def _stage(staging: Path, files: dict[str, bytes]) -> None:
         try:
             (staging / name).write_bytes(content)
         except OSError as exc:
-            raise BoardWriteError(f"could not write {name} in {staging.parent} ({exc.strerror}); "
-                                  "no board file was changed",
-                                  "free disk space or fix the folder's permissions, then build again") from None
+            raise BoardWriteError(
+                f"could not write {name} in {staging.parent} ({exc.strerror}); no board file was changed",
+                "free disk space or fix the folder's permissions, then build again",
+            ) from None
 
 
 def _move_in(staging: Path, out: Path, names: list[str]) -> None:
@@ -186,10 +203,15 @@ def _roll_back(out: Path, previous: Path, moved: list[str], failed: str) -> NoRe
             else:  # there was no such board before this build
                 (out / name).unlink()
     except OSError:
-        raise BoardWriteError(f"{failed}, and putting the previous boards back failed too",
-                              f"copy them back from {previous} by hand, then build again", keep=previous) from None
-    raise BoardWriteError(f"{failed}; the previous boards were put back unchanged",
-                          "make every board file there a writable file, then build again")
+        raise BoardWriteError(
+            f"{failed}, and putting the previous boards back failed too",
+            f"copy them back from {previous} by hand, then build again",
+            keep=previous,
+        ) from None
+    raise BoardWriteError(
+        f"{failed}; the previous boards were put back unchanged",
+        "make every board file there a writable file, then build again",
+    )
 
 
 def _keep(target: Path, backup: Path) -> None:
@@ -219,8 +241,11 @@ def stale_files(out: Path, files: dict[str, bytes]) -> list[str]:
             continue
         if current != fresh:
             old, new = current.decode(errors="replace").splitlines(), fresh.decode(errors="replace").splitlines()
-            diff = [line for line in difflib.unified_diff(old, new, lineterm="", n=0)
-                    if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+            diff = [
+                line
+                for line in difflib.unified_diff(old, new, lineterm="", n=0)
+                if line[:1] in "+-" and not line.startswith(("+++", "---"))
+            ]
             first = diff[0][:160] if diff else "(whitespace or encoding only)"
             summary.append(f"{name}: {len(diff)} lines differ; first: {first}")
     return summary

@@ -33,8 +33,8 @@ import math
 import multiprocessing
 import os
 import re
-from concurrent.futures import ProcessPoolExecutor
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,15 +42,15 @@ import numpy as np
 from pydantic import ValidationError
 from tqdm import tqdm
 
+from ..winrate.bias import judge_bias
 from . import metrics, records, safety
 from .evaluation_sets import EvaluationSetError, EvaluationSets
-from .ranking_plan import plan_issues
 from .problems import Problem, errors, rows_text
+from .ranking_plan import plan_issues
 from .recompute_cache import cached, package_source_digest
 from .rejudge import SELF_REPORTED, judge_provenance
 from .rescore import rescorable
 from .schema import SAFE_NAME, SubmissionMetadata, format_validation_error
-from ..winrate.bias import judge_bias
 
 CLAIM_TOLERANCE = 0.05  # percentage points
 LC_GAP_WARNING = 20.0  # percentage points between LC and raw win rate
@@ -101,8 +101,9 @@ def submission_folders(submissions: Path) -> list[Path]:
     return sorted(p for p in submissions.iterdir() if p.is_dir() or p.is_symlink())
 
 
-def check_submissions(submissions: Path, evaluation_sets: EvaluationSets | None = None,
-                      only: list[str] | None = None) -> tuple[list[Entry], list[Problem]]:
+def check_submissions(
+    submissions: Path, evaluation_sets: EvaluationSets | None = None, only: list[str] | None = None
+) -> tuple[list[Entry], list[Problem]]:
     """Check every folder under `submissions` (or just `only`), then the rules across entries."""
     evaluation_sets = evaluation_sets or EvaluationSets()
     problems: list[Problem] = []
@@ -110,12 +111,17 @@ def check_submissions(submissions: Path, evaluation_sets: EvaluationSets | None 
         return [], [Problem(str(submissions), "is not a folder", "point --submissions at leaderboards/submissions")]
     folders = submission_folders(submissions)
     stray = sorted(p.name for p in submissions.iterdir() if p.is_file() and p.name not in {"README.md", ".gitkeep"})
-    problems += [Problem(name, "is a file where only submission folders belong", "move it into a submission folder")
-                 for name in stray]
+    problems += [
+        Problem(name, "is a file where only submission folders belong", "move it into a submission folder")
+        for name in stray
+    ]
     if only:
         known = {f.name for f in folders}
-        problems += [Problem(name, "no such submission folder", "pass the folder name under the submissions folder")
-                     for name in only if name not in known]
+        problems += [
+            Problem(name, "no such submission folder", "pass the folder name under the submissions folder")
+            for name in only
+            if name not in known
+        ]
     entries: list[Entry] = []
     for folder, (entry, found) in zip(folders, _check_each(folders, evaluation_sets)):
         if only is None or folder.name in only:
@@ -153,8 +159,13 @@ def _check_each(folders: list[Path], evaluation_sets: EvaluationSets):
 def check_submission(folder: Path, label: str, evaluation_sets: EvaluationSets) -> tuple[Entry | None, list[Problem]]:
     """One folder: every rule that does not need the other entries. Returns (entry or None, problems)."""
     if not re.fullmatch(SAFE_NAME, label):  # fullmatch: re's `$` would let a trailing newline through
-        return None, [Problem(label, "is not a safe submission name",
-                              "rename the folder: lower-case letters, digits, '.', '_' and '-' (max 80)")]
+        return None, [
+            Problem(
+                label,
+                "is not a safe submission name",
+                "rename the folder: lower-case letters, digits, '.', '_' and '-' (max 80)",
+            )
+        ]
     problems = safety.check_folder(folder, label)
     if errors(problems):
         return None, problems  # never read files from a folder that failed the file checks
@@ -168,11 +179,18 @@ def check_submission(folder: Path, label: str, evaluation_sets: EvaluationSets) 
     except RecursionError:
         return None, problems + [Problem(where, "nests JSON too deeply", "write the metadata as the schema shows")]
     except ValidationError as exc:
-        return None, problems + [Problem(where, line, "see the metadata schema (docs/leaderboard.md)")
-                                 for line in format_validation_error(exc)]
+        return None, problems + [
+            Problem(where, line, "see the metadata schema (docs/leaderboard.md)")
+            for line in format_validation_error(exc)
+        ]
     if metadata.name != label:
-        problems.append(Problem(where, f"name {metadata.name!r} differs from the folder name {label!r}",
-                                "make metadata.name equal the folder name"))
+        problems.append(
+            Problem(
+                where,
+                f"name {metadata.name!r} differs from the folder name {label!r}",
+                "make metadata.name equal the folder name",
+            )
+        )
     present = {name for name in safety.RECORD_FILES if (folder / name).is_file()}
     problems += _presence_rules(present, metadata, label)
     if errors(problems):
@@ -187,8 +205,9 @@ def check_submission(folder: Path, label: str, evaluation_sets: EvaluationSets) 
         outputs, found = _check_outputs(folder / safety.OUTPUTS, f"{label}/{safety.OUTPUTS}", index_of, entry)
         problems += found
     if safety.ANNOTATIONS in present and outputs is not None:
-        problems += _check_annotations(folder / safety.ANNOTATIONS, f"{label}/{safety.ANNOTATIONS}",
-                                       outputs, index_of, entry)
+        problems += _check_annotations(
+            folder / safety.ANNOTATIONS, f"{label}/{safety.ANNOTATIONS}", outputs, index_of, entry
+        )
     if outputs is not None:
         problems += _measure_leakage(folder, label, outputs, index_of, entry, safety.LEAKAGE in present)
     if safety.RANKING in present:
@@ -203,28 +222,55 @@ def _presence_rules(present: set[str], metadata: SubmissionMetadata, label: str)
     problems = []
     where = f"{label}/{safety.METADATA}"
     if not present & {safety.OUTPUTS, safety.RANKING}:
-        problems.append(Problem(label, "holds no measurement", f"add {safety.OUTPUTS} (+ annotations/leakage) "
-                                f"and/or {safety.RANKING}"))
+        problems.append(
+            Problem(
+                label, "holds no measurement", f"add {safety.OUTPUTS} (+ annotations/leakage) and/or {safety.RANKING}"
+            )
+        )
     for needs_outputs in (safety.ANNOTATIONS, safety.LEAKAGE):
         if needs_outputs in present and safety.OUTPUTS not in present:
-            problems.append(Problem(f"{label}/{needs_outputs}", f"needs {safety.OUTPUTS} (its records refer to it)",
-                                    f"add the {safety.OUTPUTS} that were judged/scanned"))
+            problems.append(
+                Problem(
+                    f"{label}/{needs_outputs}",
+                    f"needs {safety.OUTPUTS} (its records refer to it)",
+                    f"add the {safety.OUTPUTS} that were judged/scanned",
+                )
+            )
     if safety.ANNOTATIONS in present:
         if metadata.judge is None:
-            problems.append(Problem(where, "annotations are present but 'judge' is not set",
-                                    "name the judge honestly: model, revision, backend and template"))
+            problems.append(
+                Problem(
+                    where,
+                    "annotations are present but 'judge' is not set",
+                    "name the judge honestly: model, revision, backend and template",
+                )
+            )
         if metadata.reference is None:
-            problems.append(Problem(where, "annotations are present but 'reference' is not set",
-                                    "name the reference outputs (generator_1 in annotations.json)"))
+            problems.append(
+                Problem(
+                    where,
+                    "annotations are present but 'reference' is not set",
+                    "name the reference outputs (generator_1 in annotations.json)",
+                )
+            )
     claims = metadata.claimed
-    for claim, needed in (("win_rate", safety.ANNOTATIONS), ("lc_win_rate", safety.ANNOTATIONS),
-                          ("ranking_accuracy", safety.RANKING)):
+    for claim, needed in (
+        ("win_rate", safety.ANNOTATIONS),
+        ("lc_win_rate", safety.ANNOTATIONS),
+        ("ranking_accuracy", safety.RANKING),
+    ):
         if getattr(claims, claim) is not None and needed not in present:
-            problems.append(Problem(where, f"claims {claim} but {needed} is missing",
-                                    f"add {needed} or remove the claim"))
+            problems.append(
+                Problem(where, f"claims {claim} but {needed} is missing", f"add {needed} or remove the claim")
+            )
     if claims.leakage and safety.OUTPUTS not in present:  # leakage is measured on the outputs
-        problems.append(Problem(where, f"claims leakage but {safety.OUTPUTS} is missing",
-                                f"add the {safety.OUTPUTS} the detectors should scan, or remove the claim"))
+        problems.append(
+            Problem(
+                where,
+                f"claims leakage but {safety.OUTPUTS} is missing",
+                f"add the {safety.OUTPUTS} the detectors should scan, or remove the claim",
+            )
+        )
     return problems
 
 
@@ -232,7 +278,9 @@ def _issues(where: str, issues: list[tuple[str, str]]) -> list[Problem]:
     return [Problem(where, message, fix) for message, fix in issues]
 
 
-def _check_outputs(path: Path, where: str, index_of: dict[str, int], entry: Entry) -> tuple[list[dict] | None, list[Problem]]:
+def _check_outputs(
+    path: Path, where: str, index_of: dict[str, int], entry: Entry
+) -> tuple[list[dict] | None, list[Problem]]:
     rows, issues = records.read_outputs(path)
     if rows is None:
         return None, _issues(where, issues)
@@ -240,19 +288,32 @@ def _check_outputs(path: Path, where: str, index_of: dict[str, int], entry: Entr
     keys = [metrics.instruction_key(r["instruction"]) for r in rows]
     unknown = [i for i, key in enumerate(keys) if key not in index_of]
     if unknown:
-        problems.append(Problem(where, f"{rows_text(unknown)}: instruction not in the evaluation set "
-                                f"{entry.metadata.evaluation_set.dataset!r} (matched by text)",
-                                "generate on exactly the evaluation set named in metadata.evaluation_set"))
+        problems.append(
+            Problem(
+                where,
+                f"{rows_text(unknown)}: instruction not in the evaluation set "
+                f"{entry.metadata.evaluation_set.dataset!r} (matched by text)",
+                "generate on exactly the evaluation set named in metadata.evaluation_set",
+            )
+        )
     counts = Counter(keys)
     repeated = [i for i, key in enumerate(keys) if counts[key] > 1]
     if repeated:
-        problems.append(Problem(where, f"{rows_text(repeated)}: instruction appears more than once",
-                                "keep one output per instruction"))
+        problems.append(
+            Problem(
+                where, f"{rows_text(repeated)}: instruction appears more than once", "keep one output per instruction"
+            )
+        )
     missing = sorted(set(index_of.values()) - {index_of[k] for k in keys if k in index_of})
     if missing:
-        problems.append(Problem(where, f"{len(missing)} of {entry.n_instructions} evaluation instructions have no "
-                                f"output (first: evaluation row {missing[0] + 1})",
-                                "answer every instruction of the evaluation set"))
+        problems.append(
+            Problem(
+                where,
+                f"{len(missing)} of {entry.n_instructions} evaluation instructions have no "
+                f"output (first: evaluation row {missing[0] + 1})",
+                "answer every instruction of the evaluation set",
+            )
+        )
     empty = [i for i, r in enumerate(rows) if not r["output"].strip()]
     if rows and len(empty) == len(rows):
         problems.append(Problem(where, "every output is empty", "check the generation run (prompt format, stop words)"))
@@ -261,7 +322,9 @@ def _check_outputs(path: Path, where: str, index_of: dict[str, int], entry: Entr
     return rows, problems
 
 
-def _check_annotations(path: Path, where: str, outputs: list[dict], index_of: dict[str, int], entry: Entry) -> list[Problem]:
+def _check_annotations(
+    path: Path, where: str, outputs: list[dict], index_of: dict[str, int], entry: Entry
+) -> list[Problem]:
     rows, issues = records.read_annotations(path)
     if rows is None:
         return _issues(where, issues)
@@ -270,35 +333,66 @@ def _check_annotations(path: Path, where: str, outputs: list[dict], index_of: di
     keys = [metrics.instruction_key(r["instruction"]) for r in rows]
     unknown = [i for i, key in enumerate(keys) if key not in answer]
     if unknown:
-        problems.append(Problem(where, f"{rows_text(unknown)}: instruction has no output in outputs.json",
-                                "annotate exactly the submitted outputs"))
+        problems.append(
+            Problem(
+                where,
+                f"{rows_text(unknown)}: instruction has no output in outputs.json",
+                "annotate exactly the submitted outputs",
+            )
+        )
     counts = Counter(keys)
     repeated = [i for i, key in enumerate(keys) if counts[key] > 1]
     if repeated:
-        problems.append(Problem(where, f"{rows_text(repeated)}: instruction judged more than once",
-                                "keep one annotation per instruction"))
+        problems.append(
+            Problem(
+                where,
+                f"{rows_text(repeated)}: instruction judged more than once",
+                "keep one annotation per instruction",
+            )
+        )
     other = [i for i, (key, r) in enumerate(zip(keys, rows)) if key in answer and r["output_2"] != answer[key]]
     if other:
-        problems.append(Problem(where, f"{rows_text(other)}: output_2 is not the submitted output",
-                                "judge the outputs in outputs.json (output_2 = model, output_1 = reference)"))
+        problems.append(
+            Problem(
+                where,
+                f"{rows_text(other)}: output_2 is not the submitted output",
+                "judge the outputs in outputs.json (output_2 = model, output_1 = reference)",
+            )
+        )
     unjudged = sorted(set(answer) - set(keys))
     if unjudged:
-        problems.append(Problem(where, f"{len(unjudged)} outputs have no annotation",
-                                "judge every output (failed judgements stay, with preference NaN)"))
+        problems.append(
+            Problem(
+                where,
+                f"{len(unjudged)} outputs have no annotation",
+                "judge every output (failed judgements stay, with preference NaN)",
+            )
+        )
     reference = entry.metadata.reference
     if reference is not None:
         wrong = [i for i, r in enumerate(rows) if r.get("generator_1", reference.generator) != reference.generator]
         if wrong:
-            problems.append(Problem(where, f"{rows_text(wrong)}: generator_1 differs from metadata reference "
-                                    f"{reference.generator!r}", "judge against the one reference named in metadata"))
+            problems.append(
+                Problem(
+                    where,
+                    f"{rows_text(wrong)}: generator_1 differs from metadata reference {reference.generator!r}",
+                    "judge against the one reference named in metadata",
+                )
+            )
     if problems:
         return problems
     entry.win, entry.n_dropped_preferences = metrics.win_values(rows, index_of, entry.n_instructions)
     if not np.isfinite(entry.win).any():
         return [Problem(where, "every preference is NaN or outside [1, 2]", "check the judge run")]
     if entry.n_dropped_preferences:
-        problems.append(Problem(where, f"{entry.n_dropped_preferences} preferences are NaN or outside [1, 2] and "
-                                "were dropped", "re-run the judge on those items", "warning"))
+        problems.append(
+            Problem(
+                where,
+                f"{entry.n_dropped_preferences} preferences are NaN or outside [1, 2] and were dropped",
+                "re-run the judge on those items",
+                "warning",
+            )
+        )
     entry.lc_win_rate = _cached_lc_win_rate(path.read_bytes(), rows)
     entry.judge_bias = judge_bias(rows)
     entry.judge_configs = sorted({str(r["judge_config"]) for r in rows if r.get("judge_config")})
@@ -329,8 +423,9 @@ def detector_verdicts(outputs_content: bytes, outputs: list[dict]) -> list[dict[
     return [dict(zip(names, row)) for row in table]
 
 
-def _measure_leakage(folder: Path, label: str, outputs: list[dict], index_of: dict[str, int], entry: Entry,
-                     with_records: bool) -> list[Problem]:
+def _measure_leakage(
+    folder: Path, label: str, outputs: list[dict], index_of: dict[str, int], entry: Entry, with_records: bool
+) -> list[Problem]:
     """Run the detectors on outputs.json; a submitted leakage.jsonl must equal their verdicts exactly."""
     from implicit_if.leakage import DETECTORS
 
@@ -342,8 +437,9 @@ def _measure_leakage(folder: Path, label: str, outputs: list[dict], index_of: di
     return _compare_leakage_records(folder / safety.LEAKAGE, f"{label}/{safety.LEAKAGE}", outputs, verdicts, detectors)
 
 
-def _compare_leakage_records(path: Path, where: str, outputs: list[dict], verdicts: list[dict[str, bool]],
-                             detectors: list[str]) -> list[Problem]:
+def _compare_leakage_records(
+    path: Path, where: str, outputs: list[dict], verdicts: list[dict[str, bool]], detectors: list[str]
+) -> list[Problem]:
     rows, issues = records.read_leakage(path, detectors)
     if rows is None:
         return _issues(where, issues)
@@ -354,18 +450,29 @@ def _compare_leakage_records(path: Path, where: str, outputs: list[dict], verdic
         problems.append(Problem(where, f"{rows_text(repeated)}: index appears more than once", "one record per output"))
     misplaced = metrics.misplaced_leakage_rows(rows, outputs)
     if misplaced:
-        problems.append(Problem(where, f"{rows_text(misplaced)}: index is past the end of outputs.json or its "
-                                "instruction differs from that output's",
-                                "scan the submitted outputs.json, in its order"))
+        problems.append(
+            Problem(
+                where,
+                f"{rows_text(misplaced)}: index is past the end of outputs.json or its "
+                "instruction differs from that output's",
+                "scan the submitted outputs.json, in its order",
+            )
+        )
     unscanned = len(outputs) - len(set(counts) & set(range(len(outputs))))
     if unscanned:
-        problems.append(Problem(where, f"{unscanned} outputs have no leakage record",
-                                "scan every output in outputs.json"))
+        problems.append(
+            Problem(where, f"{unscanned} outputs have no leakage record", "scan every output in outputs.json")
+        )
     if not problems:
         wrong = [i for i, row in enumerate(rows) if any(row[d] != verdicts[row["index"]][d] for d in detectors)]
         if wrong:
-            problems.append(Problem(where, f"{rows_text(wrong)}: the detectors find otherwise in that output",
-                                    f"regenerate the records: {records.LEAKAGE_COMMAND}"))
+            problems.append(
+                Problem(
+                    where,
+                    f"{rows_text(wrong)}: the detectors find otherwise in that output",
+                    f"regenerate the records: {records.LEAKAGE_COMMAND}",
+                )
+            )
     return problems
 
 
@@ -397,31 +504,58 @@ def _check_claims(entry: Entry, where: str) -> list[Problem]:
         if claimed is None:
             continue
         if actual is None:
-            problems.append(Problem(where, f"claimed {name} {claimed} cannot be recomputed here "
-                                    "(the length-controlled model is not installed)",
-                                    "install implicit-if with its judging module, or drop the claim"))
+            problems.append(
+                Problem(
+                    where,
+                    f"claimed {name} {claimed} cannot be recomputed here "
+                    "(the length-controlled model is not installed)",
+                    "install implicit-if with its judging module, or drop the claim",
+                )
+            )
         elif abs(claimed - actual) > CLAIM_TOLERANCE + 1e-9:
-            problems.append(Problem(where, f"claimed {name} {claimed} but the records give {actual:.2f}",
-                                    f"set claimed.{name} to {actual:.2f} (or fix the records)"))
+            problems.append(
+                Problem(
+                    where,
+                    f"claimed {name} {claimed} but the records give {actual:.2f}",
+                    f"set claimed.{name} to {actual:.2f} (or fix the records)",
+                )
+            )
     leak = recomputed["leakage"]
     assert isinstance(leak, dict)
     for detector, claimed in sorted(claims.leakage.items()):
         actual = leak.get(detector)
         if actual is None:
-            problems.append(Problem(where, f"claimed leakage for unknown detector {detector!r}",
-                                    f"use one of {', '.join(sorted(leak)) or '(none)'}"))
+            problems.append(
+                Problem(
+                    where,
+                    f"claimed leakage for unknown detector {detector!r}",
+                    f"use one of {', '.join(sorted(leak)) or '(none)'}",
+                )
+            )
         elif abs(claimed - actual) > CLAIM_TOLERANCE + 1e-9:
-            problems.append(Problem(where, f"claimed leakage.{detector} {claimed} but the records give {actual:.2f}",
-                                    f"set claimed.leakage.{detector} to {actual:.2f} (or fix the records)"))
+            problems.append(
+                Problem(
+                    where,
+                    f"claimed leakage.{detector} {claimed} but the records give {actual:.2f}",
+                    f"set claimed.leakage.{detector} to {actual:.2f} (or fix the records)",
+                )
+            )
     training = entry.metadata.training
     if training is not None and training.trained_parameters != "all":
-        entry.flags.append(f"not full fine-tuning ({training.trained_parameters} trained; the study trained every parameter)")
+        entry.flags.append(
+            f"not full fine-tuning ({training.trained_parameters} trained; the study trained every parameter)"
+        )
     wr, lc = recomputed["win_rate"], recomputed["lc_win_rate"]
     if isinstance(wr, float) and isinstance(lc, float) and math.isfinite(wr) and abs(lc - wr) > LC_GAP_WARNING:
         entry.flags.append(f"LC and raw win rate differ by {abs(lc - wr):.1f} points")
-        problems.append(Problem(where, f"suspicious gap: LC win rate {lc:.1f} vs raw {wr:.1f} "
-                                f"(more than {LC_GAP_WARNING:.0f} points)",
-                                "look for length gaming or a broken judge; explain it in notes", "warning"))
+        problems.append(
+            Problem(
+                where,
+                f"suspicious gap: LC win rate {lc:.1f} vs raw {wr:.1f} (more than {LC_GAP_WARNING:.0f} points)",
+                "look for length gaming or a broken judge; explain it in notes",
+                "warning",
+            )
+        )
     return problems
 
 
@@ -445,17 +579,22 @@ def check_across(entries: list[Entry], only: list[str] | None = None) -> list[Pr
         twin = seen.setdefault(key, entry)
         if twin is not entry:  # name the clash on both sides, so either folder's check shows it
             for one, other in ((entry, twin), (twin, entry)):
-                report(one, f"system {meta.system_name!r} seed {meta.seed} is also submitted as {other.name!r}",
-                       "give each seed its own seed number, or remove the duplicate")
+                report(
+                    one,
+                    f"system {meta.system_name!r} seed {meta.seed} is also submitted as {other.name!r}",
+                    "give each seed its own seed number, or remove the duplicate",
+                )
         first = first_of_system.setdefault(meta.system_name, entry)
         differing = [f for f in SYSTEM_FIELDS if getattr(first.metadata, f) != getattr(meta, f)]
         if first.metadata.model.base_model != meta.model.base_model:
             differing.insert(0, "model.base_model")
         if differing:
             for one, other in ((entry, first), (first, entry)):
-                report(one, f"shares system {meta.system_name!r} with {other.name!r} but differs in "
-                       f"{', '.join(differing)}",
-                       "entries of one system may differ only by seed and weights; give it its own 'system'")
+                report(
+                    one,
+                    f"shares system {meta.system_name!r} with {other.name!r} but differs in {', '.join(differing)}",
+                    "entries of one system may differ only by seed and weights; give it its own 'system'",
+                )
         if entry.outputs_digest is not None:
             twin = digests.setdefault(entry.outputs_digest, entry)
             if twin is not entry:

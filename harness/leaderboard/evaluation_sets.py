@@ -27,7 +27,9 @@ def load_instructions(dataset: str, source: str) -> list[str]:
     try:
         spec = get_spec(dataset)
     except DatasetUnavailable as exc:
-        raise EvaluationSetError(str(exc), "name a dataset that `implicit-if` knows in evaluation_set.dataset") from None
+        raise EvaluationSetError(
+            str(exc), "name a dataset that `implicit-if` knows in evaluation_set.dataset"
+        ) from None
     if source == "hub" and spec.hub is None:
         raise EvaluationSetError(f"dataset {dataset!r} has no hub source", "set evaluation_set.source to 'fixture'")
     try:

@@ -38,11 +38,25 @@ def find_results_file(path: Path) -> Path:
     found = sorted(path.glob("results_*.json")) or sorted(path.glob("*/results_*.json"))
     folders = sorted({p.parent for p in found})
     if not found:
-        raise SubmissionError([Problem(str(path), "holds no results_*.json",
-                                       "pass the folder given to lm_eval --output_path (run with --log_samples)")])
+        raise SubmissionError(
+            [
+                Problem(
+                    str(path),
+                    "holds no results_*.json",
+                    "pass the folder given to lm_eval --output_path (run with --log_samples)",
+                )
+            ]
+        )
     if len(folders) > 1:
-        raise SubmissionError([Problem(str(path), f"holds results of {len(folders)} models "
-                                       f"({', '.join(f.name for f in folders)})", "pass one model's folder")])
+        raise SubmissionError(
+            [
+                Problem(
+                    str(path),
+                    f"holds results of {len(folders)} models ({', '.join(f.name for f in folders)})",
+                    "pass one model's folder",
+                )
+            ]
+        )
     return found[-1]  # names end in an ISO timestamp: the last is the newest run
 
 
@@ -67,8 +81,11 @@ def collect_lm_eval(path: Path) -> Collected:
     config = results.get("config", {})
     configs = results.get("configs", {})
     model_args = config.get("model_args") or {}
-    args = (dict(model_args) if isinstance(model_args, dict)  # lm-eval >= 0.4.9 stores a dict
-            else dict(part.split("=", 1) for part in str(model_args).split(",") if "=" in part))
+    args = (
+        dict(model_args)
+        if isinstance(model_args, dict)  # lm-eval >= 0.4.9 stores a dict
+        else dict(part.split("=", 1) for part in str(model_args).split(",") if "=" in part)
+    )
     if args.get("pretrained"):
         collected.hints["model"] = args["pretrained"]
 
@@ -95,8 +112,14 @@ def collect_lm_eval(path: Path) -> Collected:
     if leak:
         detectors = [k for k, v in leak[0].items() if isinstance(v, bool)]
         if collected.outputs is None:  # the leak task's own answers (unstripped, as its detectors saw them)
-            collected.outputs = [{"instruction": s["doc"]["instruction"], "output": _response(s),
-                                  "generator": collected.hints.get("model", "model")} for s in leak]
+            collected.outputs = [
+                {
+                    "instruction": s["doc"]["instruction"],
+                    "output": _response(s),
+                    "generator": collected.hints.get("model", "model"),
+                }
+                for s in leak
+            ]
             collected.leakage = [{"index": n, **{d: bool(s[d]) for d in detectors}} for n, s in enumerate(leak)]
             meta = task_metadata(LEAK)
             collected.hints["dataset"] = str(meta.get("dataset") or TASK_DATASETS[LEAK])
@@ -112,14 +135,24 @@ def collect_lm_eval(path: Path) -> Collected:
         collected.ranking = [_ranking_record(sample) for sample in ranking]
         plan = task_metadata(RANKING)  # the task's own plan: its pairs, distractors and seed
         ranked = sum(1 for r in collected.ranking if r.get("instruction_id") == r.get("response_id"))
-        collected.hints["ranking_plan"] = {"n_pairs": ranked, "distractors": int(plan.get("distractors", 5)),
-                                           "seed": int(plan.get("seed", 0))}
+        collected.hints["ranking_plan"] = {
+            "n_pairs": ranked,
+            "distractors": int(plan.get("distractors", 5)),
+            "seed": int(plan.get("seed", 0)),
+        }
         value = _number(results, RANKING, "response_ranking")
         if value is not None:
             collected.claimed["ranking_accuracy"] = value * 100
     if collected.outputs is None and collected.ranking is None:
-        raise SubmissionError([Problem(str(results_file), "has no samples of the implicit_if tasks beside it",
-                                       "run lm_eval with --tasks implicit_if ... --log_samples")])
+        raise SubmissionError(
+            [
+                Problem(
+                    str(results_file),
+                    "has no samples of the implicit_if tasks beside it",
+                    "run lm_eval with --tasks implicit_if ... --log_samples",
+                )
+            ]
+        )
     return collected
 
 
@@ -144,10 +177,12 @@ def _response(sample: dict[str, Any]) -> str:
 def _output(sample: dict[str, Any]) -> dict[str, Any]:
     item = sample.get("win_rate") if isinstance(sample.get("win_rate"), dict) else None
     doc = sample["doc"]
-    return {"instruction": doc["instruction"],
-            "output": item["output"] if item else _response(sample).strip(),
-            "generator": _settings(sample).get("generator", "model"),
-            "dataset": doc.get("dataset", "")}
+    return {
+        "instruction": doc["instruction"],
+        "output": item["output"] if item else _response(sample).strip(),
+        "generator": _settings(sample).get("generator", "model"),
+        "dataset": doc.get("dataset", ""),
+    }
 
 
 def _ranking_record(sample: dict[str, Any]) -> dict[str, Any]:

@@ -67,8 +67,13 @@ def ranking_values(columns: RankingColumns) -> tuple[dict[str, float], list[tupl
     pair_codes, counts = np.unique(instruction * n_ids + response, return_counts=True)
     if (counts > 1).any():
         first = int(pair_codes[counts > 1][0])
-        issues.append((f"{int((counts > 1).sum())} duplicated (instruction_id, response_id) pairs, e.g. "
-                       f"{columns.ids[first // n_ids]}/{columns.ids[first % n_ids]}", "score each pair once"))
+        issues.append(
+            (
+                f"{int((counts > 1).sum())} duplicated (instruction_id, response_id) pairs, e.g. "
+                f"{columns.ids[first // n_ids]}/{columns.ids[first % n_ids]}",
+                "score each pair once",
+            )
+        )
     is_true = instruction == response
     distractor = columns.is_distractor & ~is_true
     ranked = np.zeros(n_ids, dtype=bool)  # instructions that have distractors, i.e. are being ranked
@@ -77,12 +82,21 @@ def ranking_values(columns: RankingColumns) -> tuple[dict[str, float], list[tupl
     true_score[instruction[is_true]] = score[is_true]
     lacking = np.flatnonzero(ranked & np.isnan(true_score))
     if lacking.size:
-        issues.append((f"{lacking.size} instructions lack their true pair (response_id == instruction_id), "
-                       f"e.g. {columns.ids[lacking[0]]}", "score every instruction with its own response too"))
+        issues.append(
+            (
+                f"{lacking.size} instructions lack their true pair (response_id == instruction_id), "
+                f"e.g. {columns.ids[lacking[0]]}",
+                "score every instruction with its own response too",
+            )
+        )
     lonely = np.setdiff1d(np.unique(instruction[is_true]), np.flatnonzero(ranked))
     if lonely.size:
-        issues.append((f"{lonely.size} instructions have no distractor, e.g. {columns.ids[lonely[0]]}",
-                       "score each instruction with K other instructions' responses"))
+        issues.append(
+            (
+                f"{lonely.size} instructions have no distractor, e.g. {columns.ids[lonely[0]]}",
+                "score each instruction with K other instructions' responses",
+            )
+        )
     target = true_score[instruction[distractor]]
     others = score[distractor]
     with np.errstate(invalid="ignore"):
@@ -94,8 +108,13 @@ def ranking_values(columns: RankingColumns) -> tuple[dict[str, float], list[tupl
     return values, issues
 
 
-def leakage_values(verdicts: Sequence[Mapping[str, bool]], outputs: Sequence[Mapping[str, Any]],
-                   index_of: Mapping[str, int], n: int, detectors: Sequence[str]) -> dict[str, np.ndarray]:
+def leakage_values(
+    verdicts: Sequence[Mapping[str, bool]],
+    outputs: Sequence[Mapping[str, Any]],
+    index_of: Mapping[str, int],
+    n: int,
+    detectors: Sequence[str],
+) -> dict[str, np.ndarray]:
     """Per-instruction 0/1 for each detector, plus 'any' (some detector fired).
 
     `verdicts[i]` is the detectors' verdict on `outputs[i]` (recomputed by the harness, never read
@@ -116,9 +135,15 @@ def leakage_values(verdicts: Sequence[Mapping[str, bool]], outputs: Sequence[Map
 def misplaced_leakage_rows(rows: Sequence[Mapping[str, Any]], outputs: Sequence[Mapping[str, Any]]) -> list[int]:
     """Leakage records whose `index` is past the end of outputs.json, or whose `instruction` (when
     they carry one) differs from that output's."""
-    return [number for number, row in enumerate(rows)
-            if row["index"] >= len(outputs) or ("instruction" in row and instruction_key(str(row["instruction"]))
-                                                != instruction_key(outputs[row["index"]]["instruction"]))]
+    return [
+        number
+        for number, row in enumerate(rows)
+        if row["index"] >= len(outputs)
+        or (
+            "instruction" in row
+            and instruction_key(str(row["instruction"])) != instruction_key(outputs[row["index"]]["instruction"])
+        )
+    ]
 
 
 def percent(values: np.ndarray) -> float:

@@ -6,13 +6,14 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 
 
 def one_line(text: str) -> str:
     """Control characters (newlines above all) shown escaped: a name from a submission cannot forge a line."""
-    return _CONTROL.sub(lambda m: repr(m.group())[1:-1] if m.group() not in "\u2028\u2029" else f"\\u{ord(m.group()):04x}", text)
+    return _CONTROL.sub(
+        lambda m: repr(m.group())[1:-1] if m.group() not in "\u2028\u2029" else f"\\u{ord(m.group()):04x}", text
+    )
 
 
 @dataclass(frozen=True, order=True)

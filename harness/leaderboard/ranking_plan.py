@@ -25,8 +25,12 @@ def _examples(pairs: set[tuple[int, int]]) -> str:
 def plan_issues(columns: RankingColumns, n_pairs: int, distractors: int, seed: int) -> list[Issue]:
     """Problems with the set of scored comparisons, compared with the regenerated plan."""
     if columns.positions is None:
-        return [("instruction_id and response_id are not the integer positions of the ranked pairs",
-                 "write the records `implicit-if rank` writes (integer ids)")]
+        return [
+            (
+                "instruction_id and response_id are not the integer positions of the ranked pairs",
+                "write the records `implicit-if rank` writes (integer ids)",
+            )
+        ]
     try:
         plan = plan_comparisons(n_pairs, distractors, seed)
     except ValueError as error:
@@ -40,8 +44,13 @@ def plan_issues(columns: RankingColumns, n_pairs: int, distractors: int, seed: i
     if want - have:
         issues.append((f"{_examples(want - have)} planned comparisons are missing (instruction/response)", FIX))
     if have - want:
-        issues.append((f"{_examples(have - want)} comparisons are not in the plan "
-                       f"({n_pairs} pairs, {distractors} distractors, seed {seed})", FIX))
+        issues.append(
+            (
+                f"{_examples(have - want)} comparisons are not in the plan "
+                f"({n_pairs} pairs, {distractors} distractors, seed {seed})",
+                FIX,
+            )
+        )
     missing_true = set(range(n_pairs)) - trues
     if missing_true:
         issues.append((f"{len(missing_true)} instructions lack their true pair, e.g. {min(missing_true)}", FIX))

@@ -97,11 +97,17 @@ def read_outputs(path: Path) -> tuple[list[dict[str, Any]] | None, list[Issue]]:
     rows, issues = read_json_list(path)
     if rows is None:
         return None, [(m, f"{f}; {OUTPUTS_FIX}") for m, f in issues]
-    issues = _collect(rows, [
-        ("'instruction' is missing or not a string", OUTPUTS_FIX, lambda r: not _is_text(r.get("instruction"))),
-        ("'output' is missing or not a string (an empty answer is the empty string \"\", never null)",
-         'write "" for a model that answered nothing', lambda r: not _is_text(r.get("output"))),
-    ])
+    issues = _collect(
+        rows,
+        [
+            ("'instruction' is missing or not a string", OUTPUTS_FIX, lambda r: not _is_text(r.get("instruction"))),
+            (
+                "'output' is missing or not a string (an empty answer is the empty string \"\", never null)",
+                'write "" for a model that answered nothing',
+                lambda r: not _is_text(r.get("output")),
+            ),
+        ],
+    )
     return (rows if not issues else None), issues
 
 
@@ -109,13 +115,22 @@ def read_annotations(path: Path) -> tuple[list[dict[str, Any]] | None, list[Issu
     rows, issues = read_json_list(path)
     if rows is None:
         return None, [(m, f"{f}; {ANNOTATIONS_FIX}") for m, f in issues]
-    issues = _collect(rows, [
-        ("'instruction' is missing or not a string", ANNOTATIONS_FIX, lambda r: not _is_text(r.get("instruction"))),
-        ("'output_1' (reference) or 'output_2' (model) is missing or not a string", ANNOTATIONS_FIX,
-         lambda r: not (_is_text(r.get("output_1")) and _is_text(r.get("output_2")))),
-        ("'preference' is missing", "keep the judge's preference (NaN/null when it failed; it is then dropped)",
-         lambda r: "preference" not in r),
-    ])
+    issues = _collect(
+        rows,
+        [
+            ("'instruction' is missing or not a string", ANNOTATIONS_FIX, lambda r: not _is_text(r.get("instruction"))),
+            (
+                "'output_1' (reference) or 'output_2' (model) is missing or not a string",
+                ANNOTATIONS_FIX,
+                lambda r: not (_is_text(r.get("output_1")) and _is_text(r.get("output_2"))),
+            ),
+            (
+                "'preference' is missing",
+                "keep the judge's preference (NaN/null when it failed; it is then dropped)",
+                lambda r: "preference" not in r,
+            ),
+        ],
+    )
     return (rows if not issues else None), issues
 
 
@@ -174,14 +189,18 @@ def _ranking_columns_fast(path: Path) -> RankingColumns | None:
     columns = {name: table.column(name) for name in wanted}
     if any(column.null_count for column in columns.values()):
         return None
-    if not (pa.types.is_integer(columns["n_tokens"].type) and
-            (pa.types.is_floating(columns["logprob"].type) or pa.types.is_integer(columns["logprob"].type))):
+    if not (
+        pa.types.is_integer(columns["n_tokens"].type)
+        and (pa.types.is_floating(columns["logprob"].type) or pa.types.is_integer(columns["logprob"].type))
+    ):
         return None
     if not all(pa.types.is_string(columns[n].type) or pa.types.is_integer(columns[n].type) for n in id_names):
         return None
     # Both id columns through one dictionary, so equal ids get equal codes.
-    both = pa.chunked_array([*columns[id_names[0]].cast(pa.string()).chunks,
-                             *columns[id_names[1]].cast(pa.string()).chunks], type=pa.string())
+    both = pa.chunked_array(
+        [*columns[id_names[0]].cast(pa.string()).chunks, *columns[id_names[1]].cast(pa.string()).chunks],
+        type=pa.string(),
+    )
     encoded = both.combine_chunks().dictionary_encode()
     codes = encoded.indices.to_numpy().astype(np.int64)
     logprob = columns["logprob"].to_numpy().astype(float)
@@ -200,9 +219,17 @@ def _ranking_columns_fast(path: Path) -> RankingColumns | None:
     else:
         is_distractor = instruction != response
     positions = None
-    if all(pa.types.is_integer(table.column(n).type) and not table.column(n).null_count for n in ("instruction_id", "response_id")):
-        positions = (table.column("instruction_id").to_numpy().astype(np.int64), table.column("response_id").to_numpy().astype(np.int64))
-    return RankingColumns(encoded.dictionary.to_pylist(), instruction, response, logprob, n_tokens, is_distractor, positions)
+    if all(
+        pa.types.is_integer(table.column(n).type) and not table.column(n).null_count
+        for n in ("instruction_id", "response_id")
+    ):
+        positions = (
+            table.column("instruction_id").to_numpy().astype(np.int64),
+            table.column("response_id").to_numpy().astype(np.int64),
+        )
+    return RankingColumns(
+        encoded.dictionary.to_pylist(), instruction, response, logprob, n_tokens, is_distractor, positions
+    )
 
 
 def read_ranking(path: Path) -> tuple[RankingColumns | None, list[Issue]]:
@@ -212,17 +239,39 @@ def read_ranking(path: Path) -> tuple[RankingColumns | None, list[Issue]]:
     rows, issues = read_jsonl(path)
     if rows is None:
         return None, [(m, f"{f}; {RANKING_FIX}") for m, f in issues]
-    issues = _collect(rows, [
-        ("'instruction_id' or 'response_id' is missing", RANKING_FIX,
-         lambda r: r.get("instruction_id") is None or r.get("response_id") is None),
-        ("'logprob' is missing or not a finite number", "score every pair; a failed score must not be written",
-         lambda r: not (_is_number(r.get("logprob")) and math.isfinite(r["logprob"]))),
-        ("'n_tokens' is missing or not a positive integer", "record the number of response tokens scored",
-         lambda r: not (isinstance(r.get("n_tokens"), int) and not isinstance(r.get("n_tokens"), bool)
-                        and r["n_tokens"] > 0)),
-        ("'roles' is not a list of strings", "keep the roles `implicit-if rank` writes, or leave the field out",
-         lambda r: "roles" in r and not (isinstance(r["roles"], list) and all(isinstance(x, str) for x in r["roles"]))),
-    ])
+    issues = _collect(
+        rows,
+        [
+            (
+                "'instruction_id' or 'response_id' is missing",
+                RANKING_FIX,
+                lambda r: r.get("instruction_id") is None or r.get("response_id") is None,
+            ),
+            (
+                "'logprob' is missing or not a finite number",
+                "score every pair; a failed score must not be written",
+                lambda r: not (_is_number(r.get("logprob")) and math.isfinite(r["logprob"])),
+            ),
+            (
+                "'n_tokens' is missing or not a positive integer",
+                "record the number of response tokens scored",
+                lambda r: (
+                    not (
+                        isinstance(r.get("n_tokens"), int)
+                        and not isinstance(r.get("n_tokens"), bool)
+                        and r["n_tokens"] > 0
+                    )
+                ),
+            ),
+            (
+                "'roles' is not a list of strings",
+                "keep the roles `implicit-if rank` writes, or leave the field out",
+                lambda r: (
+                    "roles" in r and not (isinstance(r["roles"], list) and all(isinstance(x, str) for x in r["roles"]))
+                ),
+            ),
+        ],
+    )
     if issues:
         return None, issues
     use_keys = all("instruction_key" in r and "response_key" in r for r in rows)
@@ -230,16 +279,26 @@ def read_ranking(path: Path) -> tuple[RankingColumns | None, list[Issue]]:
     code: dict[str, int] = {}
     instruction = np.array([code.setdefault(str(r[first]), len(code)) for r in rows], dtype=np.int64)
     response = np.array([code.setdefault(str(r[second]), len(code)) for r in rows], dtype=np.int64)
-    is_distractor = np.array([("distractor" in r["roles"]) if "roles" in r else (i != j)
-                              for r, i, j in zip(rows, instruction, response)], dtype=bool)
+    is_distractor = np.array(
+        [("distractor" in r["roles"]) if "roles" in r else (i != j) for r, i, j in zip(rows, instruction, response)],
+        dtype=bool,
+    )
     is_position = lambda value: isinstance(value, int) and not isinstance(value, bool)  # noqa: E731
     positions = None
     if all(is_position(r["instruction_id"]) and is_position(r["response_id"]) for r in rows):
-        positions = (np.array([r["instruction_id"] for r in rows], dtype=np.int64),
-                     np.array([r["response_id"] for r in rows], dtype=np.int64))
-    return RankingColumns(list(code), instruction, response,
-                          np.array([r["logprob"] for r in rows], dtype=float),
-                          np.array([r["n_tokens"] for r in rows], dtype=np.int64), is_distractor, positions), []
+        positions = (
+            np.array([r["instruction_id"] for r in rows], dtype=np.int64),
+            np.array([r["response_id"] for r in rows], dtype=np.int64),
+        )
+    return RankingColumns(
+        list(code),
+        instruction,
+        response,
+        np.array([r["logprob"] for r in rows], dtype=float),
+        np.array([r["n_tokens"] for r in rows], dtype=np.int64),
+        is_distractor,
+        positions,
+    ), []
 
 
 def read_leakage(path: Path, detectors: Sequence[str]) -> tuple[list[dict[str, Any]] | None, list[Issue]]:
@@ -249,10 +308,18 @@ def read_leakage(path: Path, detectors: Sequence[str]) -> tuple[list[dict[str, A
     rows, issues = read_jsonl(path)
     if rows is None:
         return None, [(m, f"{f}; {LEAKAGE_FIX}") for m, f in issues]
-    issues = _collect(rows, [
-        ("'index' is missing or not a non-negative integer", "index is the record's position in outputs.json",
-         lambda r: not (isinstance(r.get("index"), int) and not isinstance(r.get("index"), bool) and r["index"] >= 0)),
-    ])
+    issues = _collect(
+        rows,
+        [
+            (
+                "'index' is missing or not a non-negative integer",
+                "index is the record's position in outputs.json",
+                lambda r: (
+                    not (isinstance(r.get("index"), int) and not isinstance(r.get("index"), bool) and r["index"] >= 0)
+                ),
+            ),
+        ],
+    )
     if issues or not rows:
         return (rows if not issues else None), issues
     regenerate = f"regenerate the file: {LEAKAGE_COMMAND}"
@@ -260,8 +327,12 @@ def read_leakage(path: Path, detectors: Sequence[str]) -> tuple[list[dict[str, A
     if unknown:
         shown = ", ".join(repr(name[:40]) for name in unknown[:5])  # repr: hostile names print inert
         shown += f" (+{len(unknown) - 5} more)" if len(unknown) > 5 else ""
-        issues.append((f"unknown column(s) {shown}: not a detector this harness runs "
-                       f"(it runs {', '.join(detectors)})", regenerate))
+        issues.append(
+            (
+                f"unknown column(s) {shown}: not a detector this harness runs (it runs {', '.join(detectors)})",
+                regenerate,
+            )
+        )
     missing = [d for d in detectors if any(d not in row for row in rows)]
     if missing:
         lacking = [i for i, row in enumerate(rows) if any(d not in row for d in missing)]

@@ -54,8 +54,11 @@ def runnable_judge(rows: list[dict[str, Any]]) -> JudgeCheck:
     if not (spec.is_local and spec.backend == "hf"):
         return JudgeCheck(None, f"judge {name} is served by an endpoint, which CI cannot call")
     if configs and configs != {spec.identity_hash()}:
-        return JudgeCheck(None, f"judge configuration {configs.pop()} is not {name}'s configuration here "
-                                f"({spec.identity_hash()}: another precision, prompt or model revision)")
+        return JudgeCheck(
+            None,
+            f"judge configuration {configs.pop()} is not {name}'s configuration here "
+            f"({spec.identity_hash()}: another precision, prompt or model revision)",
+        )
     return JudgeCheck(spec, "")
 
 
@@ -64,30 +67,51 @@ def judge_provenance(rows: list[dict[str, Any]]) -> str:
     return REJUDGED if runnable_judge(rows).runnable else SELF_REPORTED
 
 
-def rejudge(rows: list[dict[str, Any]], where: str, *, cache_path: str | Path | None = None,
-            progress: bool = True) -> list[Problem]:
+def rejudge(
+    rows: list[dict[str, Any]], where: str, *, cache_path: str | Path | None = None, progress: bool = True
+) -> list[Problem]:
     """Ask the annotations' judge again for every declared comparison; one problem per kind of mismatch."""
     from ..judging import JudgeSummary, judge_comparisons
     from ..judging.pairing import Pair, annotation, comparisons_for
 
     judge = runnable_judge(rows)
     if not judge.runnable:
-        return [Problem(where, f"cannot be re-judged here: {judge.reason}",
-                        "nothing to fix; the board marks its win rate self-reported", "warning")]
+        return [
+            Problem(
+                where,
+                f"cannot be re-judged here: {judge.reason}",
+                "nothing to fix; the board marks its win rate self-reported",
+                "warning",
+            )
+        ]
     spec = judge.spec
     bad_order = [i for i, r in enumerate(rows) if r.get("order") not in ORDERS]
     if bad_order:
-        return [Problem(where, f"row {bad_order[0] + 1}: order {rows[bad_order[0]].get('order')!r} is none of "
-                        f"{', '.join(ORDERS)}", "keep the order the judge wrote")]
-    declared = [normalise_preference(r.get("preference"), r["output_1"], r["output_2"]) for r in rows]  # as the board reads them
+        return [
+            Problem(
+                where,
+                f"row {bad_order[0] + 1}: order {rows[bad_order[0]].get('order')!r} is none of {', '.join(ORDERS)}",
+                "keep the order the judge wrote",
+            )
+        ]
+    declared = [
+        normalise_preference(r.get("preference"), r["output_1"], r["output_2"]) for r in rows
+    ]  # as the board reads them
     kept = [(i, r) for i, r in enumerate(rows) if math.isfinite(declared[i])]  # dropped ones count for nothing
     judge_hash = spec.identity_hash()
-    pairs = [Pair(r["instruction"], {"output": r["output_1"]}, {"output": r["output_2"]}, ORDERS[r["order"]])
-             for _, r in kept]
+    pairs = [
+        Pair(r["instruction"], {"output": r["output_1"]}, {"output": r["output_2"]}, ORDERS[r["order"]])
+        for _, r in kept
+    ]
     mislabelled = [i for (i, r), pair in zip(kept, pairs) if pair.identical != (r["order"] == "identical")]
     if mislabelled:
-        return [Problem(where, f"row {mislabelled[0] + 1}: order 'identical' does not match the two outputs",
-                        "keep the order the judge wrote")]
+        return [
+            Problem(
+                where,
+                f"row {mislabelled[0] + 1}: order 'identical' does not match the two outputs",
+                "keep the order the judge wrote",
+            )
+        ]
     per_pair = [comparisons_for(pair, judge_hash) for pair in pairs]
     unique = {c.key: c for comparisons in per_pair for c in comparisons}
     summary = JudgeSummary(n_pairs=len(pairs), n_identical=sum(p.identical for p in pairs))
@@ -95,24 +119,30 @@ def rejudge(rows: list[dict[str, Any]], where: str, *, cache_path: str | Path | 
     if summary.failed:
         return [Problem(where, f"{len(summary.failed)} comparisons failed to re-judge", "rerun the check")]
     differ = []
-    for (i, row), pair, comparisons in zip(kept, pairs, per_pair):
+    for (i, _row), pair, comparisons in zip(kept, pairs, per_pair):
         again = annotation(pair, [verdicts[c.key] for c in comparisons], spec.name, judge_hash)["preference"]
         if again is None or abs(declared[i] - again) > TOLERANCE:
             differ.append((i, declared[i], again))
     if not differ:
         return []
     i, declared, again = differ[0]
-    return [Problem(where, f"{len(differ)} of {len(kept)} preferences differ from a re-judgement by {spec.name} "
-                    f"(first: row {i + 1}, declared {declared:.4f}, re-judged {_shown(again)})",
-                    "submit the judge's own annotations (`implicit-if judge`), unedited")]
+    return [
+        Problem(
+            where,
+            f"{len(differ)} of {len(kept)} preferences differ from a re-judgement by {spec.name} "
+            f"(first: row {i + 1}, declared {declared:.4f}, re-judged {_shown(again)})",
+            "submit the judge's own annotations (`implicit-if judge`), unedited",
+        )
+    ]
 
 
 def _shown(value: float | None) -> str:
     return "nothing" if value is None else f"{value:.4f}"
 
 
-def rejudge_submissions(submissions: Path, names: list[str], *, cache_path: str | Path | None = None,
-                        progress: bool = True) -> list[Problem]:
+def rejudge_submissions(
+    submissions: Path, names: list[str], *, cache_path: str | Path | None = None, progress: bool = True
+) -> list[Problem]:
     """`rejudge` for each named folder (already checked) that holds annotations."""
     from . import records, safety
 
@@ -125,4 +155,3 @@ def rejudge_submissions(submissions: Path, names: list[str], *, cache_path: str 
         if rows is not None:  # `check` has refused it otherwise
             problems += rejudge(rows, f"{name}/{safety.ANNOTATIONS}", cache_path=cache_path, progress=progress)
     return problems
-

@@ -56,9 +56,19 @@ document.querySelectorAll("table.board").forEach(function (table) {
 """
 
 COLUMNS: list[tuple[str, str]] = [  # (header, type)
-    ("Rank", "number"), ("System", "text"), ("Adaptation", "text"), ("Base model", "text"), ("Seeds", "text"),
-    ("Win rate %", "number"), ("95% CI", "number"), ("vs next", "number"), ("LC win rate %", "number"),
-    ("Ranking %", "number"), ("Leakage %", "number"), ("Judge", "text"), ("Reference", "text"),
+    ("Rank", "number"),
+    ("System", "text"),
+    ("Adaptation", "text"),
+    ("Base model", "text"),
+    ("Seeds", "text"),
+    ("Win rate %", "number"),
+    ("95% CI", "number"),
+    ("vs next", "number"),
+    ("LC win rate %", "number"),
+    ("Ranking %", "number"),
+    ("Leakage %", "number"),
+    ("Judge", "text"),
+    ("Reference", "text"),
     ("Self-reported", "text"),
 ]
 
@@ -80,9 +90,11 @@ def _bar(summary: dict[str, Any] | None) -> str:
     if not summary or summary.get("ci_low") is None:
         return f.DASH
     low, high, mean = (max(0.0, min(100.0, summary[k])) for k in ("ci_low", "ci_high", "mean"))
-    return (f'<div class="bar" role="img" aria-label="{f.ci(summary)}"><span class="half"></span>'
-            f'<span class="ci" style="left:{low:.2f}%;width:{max(high - low, 0.5):.2f}%"></span>'
-            f'<span class="est" style="left:{mean:.2f}%"></span></div>')
+    return (
+        f'<div class="bar" role="img" aria-label="{f.ci(summary)}"><span class="half"></span>'
+        f'<span class="ci" style="left:{low:.2f}%;width:{max(high - low, 0.5):.2f}%"></span>'
+        f'<span class="est" style="left:{mean:.2f}%"></span></div>'
+    )
 
 
 def _detail(text: str) -> str:
@@ -95,24 +107,45 @@ def _row(system: dict[str, Any], answers_page: str) -> str:
     flag = f' <span class="flag" title="{escape("; ".join(system["flags"]))}">&#9873;</span>' if system["flags"] else ""
     cells = [
         _cell(f.DASH if system["rank"] is None else str(system["rank"]), _sort_value(system["rank"]), True),
-        _cell(f'<a href="{escape(answers_page)}#{escape(system["entries"][0])}">{escape(system["system"])}</a>' + flag,
-              system["system"], title=f"read its answers ({', '.join(system['entries'])})", kind="nowrap"),
+        _cell(
+            f'<a href="{escape(answers_page)}#{escape(system["entries"][0])}">{escape(system["system"])}</a>' + flag,
+            system["system"],
+            title=f"read its answers ({', '.join(system['entries'])})",
+            kind="nowrap",
+        ),
         _cell(escape(system["adaptation"]), system["adaptation"]),
         _cell(escape(system["base_model"]), system["base_model"], kind="nowrap"),
         _cell(escape(f.seeds(system)), f.seeds(system)),
         _cell(escape(f.mean_std(system["win_rate"])), _sort_value(win.get("mean")), True),
         _cell(_bar(system["win_rate"]), _sort_value(win.get("ci_low")), title=f.ci(system["win_rate"])),
-        _cell(escape(f.difference(system["vs_next"])), _sort_value((system["vs_next"] or {}).get("difference")), True,
-              title=f"paired difference to {system['vs_next']['system']}" if system["vs_next"] else ""),
+        _cell(
+            escape(f.difference(system["vs_next"])),
+            _sort_value((system["vs_next"] or {}).get("difference")),
+            True,
+            title=f"paired difference to {system['vs_next']['system']}" if system["vs_next"] else "",
+        ),
         _cell(escape(f.mean_std(system["lc_win_rate"])), _sort_value(lc.get("mean")), True),
-        _cell(escape(f"{f.mean_std(system['ranking_accuracy'])} {f.ci(system['ranking_accuracy'])}" if ranking else f.DASH),
-              _sort_value(ranking.get("mean")), True, title="" if ranking else "not measured for this entry"),
-        _cell(escape(f.mean_std(system["leakage_any"])) + _detail(f.leakage_detail(system)),
-              _sort_value(leak.get("mean")), True),
+        _cell(
+            escape(
+                f"{f.mean_std(system['ranking_accuracy'])} {f.ci(system['ranking_accuracy'])}" if ranking else f.DASH
+            ),
+            _sort_value(ranking.get("mean")),
+            True,
+            title="" if ranking else "not measured for this entry",
+        ),
+        _cell(
+            escape(f.mean_std(system["leakage_any"])) + _detail(f.leakage_detail(system)),
+            _sort_value(leak.get("mean")),
+            True,
+        ),
         _cell(escape(f.judge(system)), system["judge"] or "", kind="source"),
         _cell(escape(system["reference"] or f.DASH), system["reference"] or "", kind="source"),
-        _cell(escape(f.self_reported(system)), f.self_reported(system), kind="source",
-              title="what CI could not reproduce (docs/leaderboard.md)"),
+        _cell(
+            escape(f.self_reported(system)),
+            f.self_reported(system),
+            kind="source",
+            title="what CI could not reproduce (docs/leaderboard.md)",
+        ),
     ]
     return f'<tr data-system="{escape(system["system"])}">' + "".join(cells) + "</tr>"
 

@@ -21,9 +21,23 @@ def markdown_cell(text: str) -> str:
     return "".join(_CELL_ESCAPES.get(char, char) for char in _LINE_BREAKS.sub(" ", text))
 
 
-HEADERS = ["Rank", "System", "Adaptation", "Base model", "Seeds", "Win rate %", "Win rate 95% CI", "vs next",
-           "LC win rate %", "Ranking %", "Ranking 95% CI", "Leakage %", "Judge", "Reference",
-           "Self-reported"]
+HEADERS = [
+    "Rank",
+    "System",
+    "Adaptation",
+    "Base model",
+    "Seeds",
+    "Win rate %",
+    "Win rate 95% CI",
+    "vs next",
+    "LC win rate %",
+    "Ranking %",
+    "Ranking 95% CI",
+    "Leakage %",
+    "Judge",
+    "Reference",
+    "Self-reported",
+]
 
 
 def _row(system: dict[str, Any]) -> list[str]:
@@ -70,10 +84,18 @@ def render_markdown(data: dict[str, Any]) -> str:
     if not data["boards"]:
         lines += ["No submissions yet.", ""]
     for board in data["boards"]:
-        lines += [f"## {markdown_cell(f.evaluation_set_title(board))}", "",
-                  f"Ranked by {board['ranked_by'].replace('_', ' ')}.", ""]
-        table = tabulate([_row(s) for s in board["systems"]], headers=[markdown_cell(h) for h in HEADERS],
-                         tablefmt="github", disable_numparse=True)
+        lines += [
+            f"## {markdown_cell(f.evaluation_set_title(board))}",
+            "",
+            f"Ranked by {board['ranked_by'].replace('_', ' ')}.",
+            "",
+        ]
+        table = tabulate(
+            [_row(s) for s in board["systems"]],
+            headers=[markdown_cell(h) for h in HEADERS],
+            tablefmt="github",
+            disable_numparse=True,
+        )
         lines += [table, ""]
         flagged = [s for s in board["systems"] if s["flags"]]
         if flagged:

@@ -25,9 +25,18 @@ def plotted(data: dict[str, Any]) -> list[dict[str, Any]]:
     panels = []
     for board in data["boards"]:
         metric = "win_rate" if any(s["win_rate"] for s in board["systems"]) else board["ranked_by"]
-        points = [(_label(s, metric), s[metric]["mean"], s[metric]["ci_low"], s[metric]["ci_high"],
-                   s[metric]["per_seed"] if len(s[metric]["per_seed"]) > 1 else [], mean_std(s[metric]))
-                  for s in board["systems"] if s.get(metric)]
+        points = [
+            (
+                _label(s, metric),
+                s[metric]["mean"],
+                s[metric]["ci_low"],
+                s[metric]["ci_high"],
+                s[metric]["per_seed"] if len(s[metric]["per_seed"]) > 1 else [],
+                mean_std(s[metric]),
+            )
+            for s in board["systems"]
+            if s.get(metric)
+        ]
         panels.append({"title": evaluation_set_title(board), "metric": metric, "points": points})
     return panels
 
@@ -61,9 +70,16 @@ def render_png(data: dict[str, Any]) -> bytes:
     with matplotlib.rc_context({"font.family": "DejaVu Sans", "font.size": 9}):
         figure = Figure(figsize=(width, total))
         FigureCanvasAgg(figure)
-        grid = figure.add_gridspec(len(panels), 1, height_ratios=heights, left=label_inches / width,
-                                   right=1 - 0.25 / width, top=1 - top / total, bottom=bottom / total,
-                                   hspace=gap / (sum(heights) / len(panels)))
+        grid = figure.add_gridspec(
+            len(panels),
+            1,
+            height_ratios=heights,
+            left=label_inches / width,
+            right=1 - 0.25 / width,
+            top=1 - top / total,
+            bottom=bottom / total,
+            hspace=gap / (sum(heights) / len(panels)),
+        )
         axes = [figure.add_subplot(grid[i, 0]) for i in range(len(panels))]
         for axis, panel in zip(axes, panels):
             points = list(reversed(panel["points"]))  # best at the top
@@ -85,8 +101,9 @@ def render_png(data: dict[str, Any]) -> bytes:
             axis.set_xlim(0, 100)
             if panel["metric"] == "win_rate":
                 axis.axvline(50, color="#b0b7bf", linestyle="--", linewidth=1)
-                axis.set_xlabel("win rate vs reference, % (bar: 95% bootstrap CI over instructions; "
-                                "ticks: seeds; dashed: parity)")
+                axis.set_xlabel(
+                    "win rate vs reference, % (bar: 95% bootstrap CI over instructions; ticks: seeds; dashed: parity)"
+                )
             else:
                 axis.set_xlabel(f"{panel['metric'].replace('_', ' ')}, % (bar: 95% bootstrap CI)")
             if any(point[0].endswith(DAGGER) for point in points):
@@ -95,8 +112,12 @@ def render_png(data: dict[str, Any]) -> bytes:
             axis.grid(axis="x", color="#eef1f4")
             axis.set_axisbelow(True)
         buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=110,
-                       metadata={"Software": None, DIGEST_KEY: f"implicit-if leaderboard {plot_digest(data)}"})
+        figure.savefig(
+            buffer,
+            format="png",
+            dpi=110,
+            metadata={"Software": None, DIGEST_KEY: f"implicit-if leaderboard {plot_digest(data)}"},
+        )
     return buffer.getvalue()
 
 

@@ -46,14 +46,22 @@ def rescore_ranking(folder: Path, label: str, *, sample: int = SAMPLE, seed: int
     metadata = SubmissionMetadata.model_validate(json.loads((folder / safety.METADATA).read_text(encoding="utf-8")))
     why_not = rescorable(metadata.model.id, metadata.model.revision)
     if why_not:
-        return [Problem(where, f"log-probabilities not re-scored: {why_not}",
-                        "nothing to fix; the board marks them self-reported", "warning")]
+        return [
+            Problem(
+                where,
+                f"log-probabilities not re-scored: {why_not}",
+                "nothing to fix; the board marks them self-reported",
+                "warning",
+            )
+        ]
     columns, _ = records.read_ranking(folder / safety.RANKING)
     if columns is None or columns.positions is None:
         return []  # `check` has refused the file, or its ids are not positions (then it refused the plan)
     evaluation_set = metadata.evaluation_set
     pairs = load_pairs(evaluation_set.dataset, offline=True if evaluation_set.source == "fixture" else None)
-    rows = np.random.default_rng(seed).choice(len(columns.logprob), size=min(sample, len(columns.logprob)), replace=False)
+    rows = np.random.default_rng(seed).choice(
+        len(columns.logprob), size=min(sample, len(columns.logprob)), replace=False
+    )
     rows.sort()
     instruction_at, response_at = columns.positions
     jobs = [(int(instruction_at[r]), int(response_at[r]), ()) for r in rows]
@@ -71,14 +79,24 @@ def rescore_ranking(folder: Path, label: str, *, sample: int = SAMPLE, seed: int
     if not differ:
         return []
     row, declared, measured, declared_tokens, measured_tokens = differ[0]
-    return [Problem(where, f"{len(differ)} of {len(rows)} re-scored pairs differ from the file (first: line {row + 1}, "
-                    f"mean log-probability {declared:.4f} over {declared_tokens} tokens, re-scored {measured:.4f} over "
-                    f"{measured_tokens})", "submit the scores `implicit-if rank` wrote, unedited")]
+    return [
+        Problem(
+            where,
+            f"{len(differ)} of {len(rows)} re-scored pairs differ from the file (first: line {row + 1}, "
+            f"mean log-probability {declared:.4f} over {declared_tokens} tokens, re-scored {measured:.4f} over "
+            f"{measured_tokens})",
+            "submit the scores `implicit-if rank` wrote, unedited",
+        )
+    ]
 
 
 def rescore_submissions(submissions: Path, names: list[str]) -> list[Problem]:
     """`rescore_ranking` for each named folder (already checked) that holds ranking scores."""
     from . import safety
 
-    return [problem for name in names if (submissions / name / safety.RANKING).is_file()
-            for problem in rescore_ranking(submissions / name, name)]
+    return [
+        problem
+        for name in names
+        if (submissions / name / safety.RANKING).is_file()
+        for problem in rescore_ranking(submissions / name, name)
+    ]

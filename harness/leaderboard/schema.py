@@ -95,7 +95,8 @@ class Claimed(_Strict):
     lc_win_rate: float | None = Field(None, ge=0, le=100, **NUMBER)
     ranking_accuracy: float | None = Field(None, ge=0, le=100, **NUMBER)
     leakage: dict[str, Annotated[float, Field(ge=0, le=100, **NUMBER)]] = Field(
-        default_factory=dict, description="detector -> percent of outputs flagged")
+        default_factory=dict, description="detector -> percent of outputs flagged"
+    )
 
 
 class Training(_Strict):
@@ -106,7 +107,8 @@ class Training(_Strict):
     dataset: str = _line("the training set's name", min_length=1)
     data_fingerprint: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of the conversations as trained")
     trained_parameters: Literal["all", "all but the embeddings"] = Field(
-        "all", description="'all' is full fine-tuning, as the study did; anything else is marked on the board")
+        "all", description="'all' is full fine-tuning, as the study did; anything else is marked on the board"
+    )
     steps: int = Field(ge=1, strict=True)
     epochs: float = Field(gt=0, **NUMBER)
 
@@ -114,7 +116,9 @@ class Training(_Strict):
 class RankingPlan(_Strict):
     """Which comparisons `ranking.jsonl` holds (implicit_if.ranking.plan_comparisons regenerates them)."""
 
-    n_pairs: int | None = Field(None, ge=2, strict=True, description="pairs ranked (default: the evaluation set's size)")
+    n_pairs: int | None = Field(
+        None, ge=2, strict=True, description="pairs ranked (default: the evaluation set's size)"
+    )
     distractors: int = Field(5, ge=1, strict=True, description="distractor responses per instruction (the study: 5)")
     seed: int = Field(0, ge=0, strict=True, description="the plan's seed (the study: 0)")
 
@@ -123,16 +127,23 @@ class SubmissionMetadata(_Strict):
     schema_version: Literal[1] = Field(description="bump when this schema changes incompatibly")
     name: str = Field(pattern=SAFE_NAME, description="equals the submission folder's name")
     system: str | None = Field(
-        None, pattern=SAFE_NAME,
+        None,
+        pattern=SAFE_NAME,
         description="board row; entries sharing it differ only by seed and are aggregated (default: name)",
     )
     board: str | None = Field(
-        None, pattern=SAFE_NAME,
-        description="a board of its own (e.g. one study whose entries are judged against their own reference); default: the evaluation set's main board",
+        None,
+        pattern=SAFE_NAME,
+        description=(
+            "a board of its own (e.g. one study whose entries are judged against their own reference); "
+            "default: the evaluation set's main board"
+        ),
     )
     model: ModelInfo
     training: Training | None = Field(None, description="for checkpoints made by implicit-if's trainer")
-    adaptation: str = Field(pattern=ADAPTATION, description="base | instruction | response | rules | single-task:<task>")
+    adaptation: str = Field(
+        pattern=ADAPTATION, description="base | instruction | response | rules | single-task:<task>"
+    )
     seed: int = Field(ge=0, strict=True)
     chat_format: str = Field(description=f"one of {', '.join(CHAT_FORMATS)}")
     decoding: Decoding
@@ -153,8 +164,10 @@ class SubmissionMetadata(_Strict):
         # Literal[1] would take true (true == 1 in Python) and 1.0; Literal[False] would take 0.
         wanted = bool if info.field_name == "trust_remote_code" else int
         if type(value) is not wanted:
-            raise ValueError(f"must be the JSON {'boolean false' if wanted is bool else 'number 1'}, "
-                             f"not {json.dumps(value, default=str)[:40]}")
+            raise ValueError(
+                f"must be the JSON {'boolean false' if wanted is bool else 'number 1'}, "
+                f"not {json.dumps(value, default=str)[:40]}"
+            )
         return value
 
     @field_validator("chat_format")
@@ -165,7 +178,7 @@ class SubmissionMetadata(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _greedy_means_zero_temperature(self) -> "SubmissionMetadata":
+    def _greedy_means_zero_temperature(self) -> SubmissionMetadata:
         if self.decoding.strategy == "greedy" and self.decoding.temperature != 0:
             raise ValueError("decoding: greedy decoding needs temperature 0 (or set strategy 'sampling')")
         return self
@@ -195,7 +208,7 @@ def shipped_json_schema_text() -> str:
 _FRIENDLY = {
     "extra_forbidden": "unknown field (check the spelling against the schema)",
     "missing": "required field is missing",
-    "float_type": "must be a JSON number (not a string such as \"12.5\", nor true/false)",
+    "float_type": 'must be a JSON number (not a string such as "12.5", nor true/false)',
     "int_type": "must be a JSON integer (not a string, true/false or a fraction)",
     "finite_number": "must be a finite number (NaN and Infinity are refused)",
 }

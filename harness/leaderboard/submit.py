@@ -44,22 +44,35 @@ def read_json_file(path: Path, what: str) -> Any:
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise SubmissionError([Problem(str(path), "does not exist", f"pass the {what} file written by the harness")]) from None
+        raise SubmissionError(
+            [Problem(str(path), "does not exist", f"pass the {what} file written by the harness")]
+        ) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SubmissionError([Problem(str(path), f"is not valid JSON ({exc})", f"pass the {what} file as written")]) from None
+        raise SubmissionError(
+            [Problem(str(path), f"is not valid JSON ({exc})", f"pass the {what} file as written")]
+        ) from None
 
 
 def read_jsonl_file(path: Path, what: str) -> list[dict[str, Any]]:
     try:
         return read_jsonl(Path(path))
     except FileNotFoundError:
-        raise SubmissionError([Problem(str(path), "does not exist", f"pass the {what} file written by the harness")]) from None
+        raise SubmissionError(
+            [Problem(str(path), "does not exist", f"pass the {what} file written by the harness")]
+        ) from None
     except ValueError as exc:  # a line that is not JSON (named), or bytes that are not UTF-8
-        raise SubmissionError([Problem(str(path), f"is not JSONL ({exc})", f"pass the {what} file as written")]) from None
+        raise SubmissionError(
+            [Problem(str(path), f"is not JSONL ({exc})", f"pass the {what} file as written")]
+        ) from None
 
 
-def collect_files(outputs: Path | None = None, annotations: Path | None = None, ranking: Path | None = None,
-                  leakage: Path | None = None, into: Collected | None = None) -> Collected:
+def collect_files(
+    outputs: Path | None = None,
+    annotations: Path | None = None,
+    ranking: Path | None = None,
+    leakage: Path | None = None,
+    into: Collected | None = None,
+) -> Collected:
     """Explicit CLI output files; each one given replaces what `into` (e.g. lm_eval results) had."""
     collected = into or Collected()
     if outputs is not None:
@@ -127,8 +140,13 @@ def judge_from_annotations(annotations: list[dict[str, Any]]) -> dict[str, Any] 
     described = f"{model_name} via {backend} ({spec.kind} judge)"
     if re.fullmatch(r"[A-Za-z0-9._-]+", spec.name):  # a named spec; ad-hoc ones are named by their path
         described = f"{spec.name}: {described}"
-    return {"name": described, "model": model_name,
-            "revision": model[1] if model else None, "backend": str(backend), "template": f"{spec.kind}; {template}"}
+    return {
+        "name": described,
+        "model": model_name,
+        "revision": model[1] if model else None,
+        "backend": str(backend),
+        "template": f"{spec.kind}; {template}",
+    }
 
 
 def complete_metadata(given: dict[str, Any], collected: Collected) -> dict[str, Any]:
@@ -147,8 +165,15 @@ def complete_metadata(given: dict[str, Any], collected: Collected) -> dict[str, 
         elif Path(str(model["id"])).is_dir():  # a local path means nothing on a public board
             digest = weights_digest(Path(model["id"]))
             pin = f" and --revision {digest}" if digest and "revision" not in model else ""
-            raise SubmissionError([Problem("metadata", f"model.id {model['id']!r} is a local folder",
-                                           f"pass --model-id with the model's public name{pin}")])
+            raise SubmissionError(
+                [
+                    Problem(
+                        "metadata",
+                        f"model.id {model['id']!r} is a local folder",
+                        f"pass --model-id with the model's public name{pin}",
+                    )
+                ]
+            )
     if meta.get("adaptation") == "base" and model.get("id"):
         model.setdefault("base_model", model["id"])
     meta.setdefault("seed", 0)
@@ -178,12 +203,15 @@ def complete_metadata(given: dict[str, Any], collected: Collected) -> dict[str, 
 DEFAULT_CANDIDATES = (("alpaca_eval", "hub"), ("offline_instructions", "fixture"), ("alpaca_eval", "fixture"))
 
 
-def infer_evaluation_set(outputs: list[dict[str, Any]], dataset: str | None, evaluation_sets: EvaluationSets,
-                         source: str | None = None) -> dict[str, str]:
+def infer_evaluation_set(
+    outputs: list[dict[str, Any]], dataset: str | None, evaluation_sets: EvaluationSets, source: str | None = None
+) -> dict[str, str]:
     """The first candidate set that holds every output's instruction (matched by text)."""
     wanted = {instruction_key(o["instruction"]) for o in outputs}
     if dataset:
-        candidates: tuple[tuple[str, str], ...] = ((dataset, source),) if source else ((dataset, "hub"), (dataset, "fixture"))
+        candidates: tuple[tuple[str, str], ...] = (
+            ((dataset, source),) if source else ((dataset, "hub"), (dataset, "fixture"))
+        )
     else:
         candidates = DEFAULT_CANDIDATES
     reasons = []
@@ -196,39 +224,84 @@ def infer_evaluation_set(outputs: list[dict[str, Any]], dataset: str | None, eva
         if wanted <= set(index_of):
             return {"dataset": name, "source": source}
         reasons.append(f"{name} ({source}): {len(wanted - set(index_of))} instructions not in it")
-    raise SubmissionError([Problem("outputs", f"the outputs match no evaluation set ({'; '.join(reasons)})",
-                                   "pass --dataset naming the set they were generated on")])
+    raise SubmissionError(
+        [
+            Problem(
+                "outputs",
+                f"the outputs match no evaluation set ({'; '.join(reasons)})",
+                "pass --dataset naming the set they were generated on",
+            )
+        ]
+    )
 
 
-def build_submission(collected: Collected, metadata: dict[str, Any], submissions: Path, *,
-                     evaluation_sets: EvaluationSets | None = None, scan_leakage: bool = True,
-                     force: bool = False) -> tuple[Path, list[Problem]]:
+def build_submission(
+    collected: Collected,
+    metadata: dict[str, Any],
+    submissions: Path,
+    *,
+    evaluation_sets: EvaluationSets | None = None,
+    scan_leakage: bool = True,
+    force: bool = False,
+) -> tuple[Path, list[Problem]]:
     """Write `submissions/<name>/` from `collected`; returns (folder, warnings). Raises SubmissionError."""
     evaluation_sets = evaluation_sets or EvaluationSets()
     name = str(metadata.get("name", ""))
     if not re.match(SAFE_NAME, name):
-        raise SubmissionError([Problem(name or "(no name)", "is not a usable submission name",
-                                       "pass --name: lower-case letters, digits, '.', '_' and '-' (max 80)")])
+        raise SubmissionError(
+            [
+                Problem(
+                    name or "(no name)",
+                    "is not a usable submission name",
+                    "pass --name: lower-case letters, digits, '.', '_' and '-' (max 80)",
+                )
+            ]
+        )
     target = submissions / name
     if (target.exists() or target.is_symlink()) and not force:
-        raise SubmissionError([Problem(f"{name}", f"already exists in {submissions}", "pick another --name or pass --force")])
+        raise SubmissionError(
+            [Problem(f"{name}", f"already exists in {submissions}", "pick another --name or pass --force")]
+        )
     if collected.outputs is None and collected.ranking is None:
-        raise SubmissionError([Problem(name, "nothing to submit", "pass RESULTS (lm_eval --output_path) or "
-                                       "--outputs/--annotations and/or --ranking files")])
+        raise SubmissionError(
+            [
+                Problem(
+                    name,
+                    "nothing to submit",
+                    "pass RESULTS (lm_eval --output_path) or --outputs/--annotations and/or --ranking files",
+                )
+            ]
+        )
     if collected.annotations is not None and collected.outputs is None:
         raise SubmissionError([Problem(name, "annotations without outputs", "pass --outputs too")])
     for records, what in ((collected.outputs, "outputs"), (collected.annotations, "annotations")):
         if records is not None and not (isinstance(records, list) and all(isinstance(r, dict) for r in records)):
-            raise SubmissionError([Problem(name, f"the {what} file is not a JSON list of records",
-                                           f"pass the {what} JSON list the harness writes (implicit-if generate / judge)")])
-    if collected.outputs is not None and not all(isinstance(o.get("output"), str) and isinstance(o.get("instruction"), str)
-                                                 for o in collected.outputs):
-        raise SubmissionError([Problem(name, "an output record lacks string 'instruction' and 'output' fields",
-                                       "pass AlpacaEval model_outputs as `implicit-if generate` writes them")])
+            raise SubmissionError(
+                [
+                    Problem(
+                        name,
+                        f"the {what} file is not a JSON list of records",
+                        f"pass the {what} JSON list the harness writes (implicit-if generate / judge)",
+                    )
+                ]
+            )
+    if collected.outputs is not None and not all(
+        isinstance(o.get("output"), str) and isinstance(o.get("instruction"), str) for o in collected.outputs
+    ):
+        raise SubmissionError(
+            [
+                Problem(
+                    name,
+                    "an output record lacks string 'instruction' and 'output' fields",
+                    "pass AlpacaEval model_outputs as `implicit-if generate` writes them",
+                )
+            ]
+        )
     meta = complete_metadata({**metadata, "name": name}, collected)
     if collected.outputs is not None and "evaluation_set" not in meta:
-        meta["evaluation_set"] = infer_evaluation_set(collected.outputs, collected.hints.get("dataset"), evaluation_sets,
-                                                      collected.hints.get("source"))
+        meta["evaluation_set"] = infer_evaluation_set(
+            collected.outputs, collected.hints.get("dataset"), evaluation_sets, collected.hints.get("source")
+        )
     if collected.outputs is not None and collected.leakage is None and scan_leakage:
         from implicit_if.leakage import leakage_records
 

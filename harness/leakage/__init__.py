@@ -55,10 +55,28 @@ def leakage_summary(records: Sequence[Mapping], names: Sequence[str] | None = No
     for name in names or DETECTORS:
         hits = sum(bool(record[name]) for record in records)
         interval = wilson_interval(hits, len(records), confidence)
-        summary[name] = {"rate": interval.estimate, "ci_low": interval.low, "ci_high": interval.high,
-                         "count": hits, "n": len(records), "ci_method": "wilson"}
+        summary[name] = {
+            "rate": interval.estimate,
+            "ci_low": interval.low,
+            "ci_high": interval.high,
+            "count": hits,
+            "n": len(records),
+            "ci_method": "wilson",
+        }
     return summary
 
 
-__all__ = ["DETECTORS", "Detector", "detect", "get_detector", "leakage_records", "leakage_summary",
-           "chess", "code", "gsm_calculator_marks", "gsm_final_answer", "poem", "recipe"]
+__all__ = [
+    "DETECTORS",
+    "Detector",
+    "detect",
+    "get_detector",
+    "leakage_records",
+    "leakage_summary",
+    "chess",
+    "code",
+    "gsm_calculator_marks",
+    "gsm_final_answer",
+    "poem",
+    "recipe",
+]

@@ -9,7 +9,10 @@ import re
 SAN = r"(?:O-O(?:-O)?|0-0(?:-0)?|[KQRBN][a-h]?[1-8]?x?[a-h][1-8]|[a-h](?:x[a-h])?[1-8](?:=?[QRBN])?)[+#]?[!?]{0,2}"
 # A numbered move: "12. Nf3 Nc6", "12.Nf3", or black's move alone "12... Nc6".
 NUMBERED_MOVE = re.compile(rf"(?<![\w.])(\d{{1,3}})\.(?:\.\.)?\s*({SAN})(?:\s+({SAN}))?(?![\w-])")
-HEADER_TAG = re.compile(r'^\s*\[(?:Event|Site|Date|Round|White|Black|Result|WhiteElo|BlackElo|ECO|Opening|TimeControl|Termination)\s+"[^"\n]*"\]\s*$', re.M)
+HEADER_TAG = re.compile(
+    r'^\s*\[(?:Event|Site|Date|Round|White|Black|Result|WhiteElo|BlackElo|ECO|Opening|TimeControl|Termination)\s+"[^"\n]*"\]\s*$',
+    re.M,
+)
 MIN_CONSECUTIVE_NUMBERS = 3
 
 

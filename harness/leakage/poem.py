@@ -38,5 +38,9 @@ def poem(text: str) -> bool:
         return False
     verse = [line for line in lines if _is_verse_line(line)]
     distinct = {" ".join(line.lower().split()) for line in verse}
-    return (len(verse) >= MIN_VERSE_LINES and len(verse) >= MIN_VERSE_SHARE * len(lines)
-            and len(distinct) >= MIN_VERSE_LINES and len(distinct) >= MIN_DISTINCT_SHARE * len(verse))
+    return (
+        len(verse) >= MIN_VERSE_LINES
+        and len(verse) >= MIN_VERSE_SHARE * len(lines)
+        and len(distinct) >= MIN_VERSE_LINES
+        and len(distinct) >= MIN_DISTINCT_SHARE * len(verse)
+    )

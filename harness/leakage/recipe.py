@@ -7,14 +7,20 @@ import re
 from .text import without_fenced_blocks
 
 MARKER = r"(?:[-*+\u2022]\s*|\d+[.)]\s*)?"
-QUANTITY = r"(?:\d+(?:[./]\d+)?(?:\s*-\s*\d+)?|\d+\s+\d/\d|[\u00bc\u00bd\u00be\u2153\u2154]|(?:a|an|one|two|three|four|half)\b)"
+QUANTITY = (
+    r"(?:\d+(?:[./]\d+)?(?:\s*-\s*\d+)?|\d+\s+\d/\d|[\u00bc\u00bd\u00be\u2153\u2154]|"
+    r"(?:a|an|one|two|three|four|half)\b)"
+)
 UNIT = (
     r"(?:cups?|c\.|tablespoons?|tbsps?\.?|tbs\.?|teaspoons?|tsps?\.?|ounces?|oz\.?|pounds?|lbs?\.?|grams?|g|kg|ml|"
     r"millilit(?:er|re)s?|lit(?:er|re)s?|l|pinch(?:es)?|dash(?:es)?|cloves?|cans?|jars?|packages?|sticks?|slices?|"
     r"bunch(?:es)?|sprigs?|handfuls?|quarts?|pints?|heads?|stalks?|pieces?)"
 )
 # "2 cups flour", "- 1/2 tsp salt", "3 large eggs", "1 lemon, zested": a quantity then food words.
-INGREDIENT_LINE = re.compile(rf"^\s*{MARKER}{QUANTITY}\s*(?:{UNIT}\b\.?\s*(?:of\s+)?|(?:large|medium|small|whole)\s+)?[A-Za-z][^\n]{{1,80}}$", re.I)
+INGREDIENT_LINE = re.compile(
+    rf"^\s*{MARKER}{QUANTITY}\s*(?:{UNIT}\b\.?\s*(?:of\s+)?|(?:large|medium|small|whole)\s+)?[A-Za-z][^\n]{{1,80}}$",
+    re.I,
+)
 LIST_ITEM = re.compile(r"^\s*(?:[-*+\u2022]|\d+[.)])\s+\S")
 INGREDIENTS_HEADING = re.compile(r"^\W*ingredients\b[^\n]{0,30}$", re.I)
 STEPS_HEADING = re.compile(r"^\W*(?:directions|instructions|method|preparation|steps|to make)\b[^\n]{0,30}$", re.I)

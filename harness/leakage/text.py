@@ -6,7 +6,9 @@ import re
 
 # A fenced markdown code block: ``` or ~~~ (three or more), optional info string, up to the
 # matching closing fence or the end of the text (an unclosed fence runs to the end, as markdown).
-FENCED_BLOCK = re.compile(r"^[ \t]*(?P<fence>`{3,}|~{3,})(?P<info>[^\n]*)\n(?P<body>.*?)(?:^[ \t]*(?P=fence)[ \t]*$|\Z)", re.M | re.S)
+FENCED_BLOCK = re.compile(
+    r"^[ \t]*(?P<fence>`{3,}|~{3,})(?P<info>[^\n]*)\n(?P<body>.*?)(?:^[ \t]*(?P=fence)[ \t]*$|\Z)", re.M | re.S
+)
 
 
 def fenced_blocks(text: str) -> list[tuple[str, str]]:

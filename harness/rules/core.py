@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 NO_TOKEN = -1  # fills rows of `used_ids` that have fewer used tokens than others
 
 
-def eos_bonus(lengths: "torch.Tensor", config: RuleConfig) -> "torch.Tensor":
+def eos_bonus(lengths: torch.Tensor, config: RuleConfig) -> torch.Tensor:
     """EOS logit bonus for responses of `lengths` tokens: scale * L / horizon while L < horizon."""
     import torch
 
@@ -32,7 +32,7 @@ def eos_bonus(lengths: "torch.Tensor", config: RuleConfig) -> "torch.Tensor":
     return torch.where(lengths < config.eos_horizon, ramp, torch.full_like(ramp, after))
 
 
-def uniform_shift_vector(vocab_size: int, tokens: ResolvedTokens, device=None, dtype=None) -> "torch.Tensor":
+def uniform_shift_vector(vocab_size: int, tokens: ResolvedTokens, device=None, dtype=None) -> torch.Tensor:
     """A [vocab_size] vector holding each named token's shift (ids beyond the model's logits are dropped)."""
     import torch
 
@@ -44,7 +44,7 @@ def uniform_shift_vector(vocab_size: int, tokens: ResolvedTokens, device=None, d
     return vector
 
 
-def used_token_mask(used_ids: "torch.Tensor", vocab_size: int) -> "torch.Tensor":
+def used_token_mask(used_ids: torch.Tensor, vocab_size: int) -> torch.Tensor:
     """[N, K] token ids (NO_TOKEN where absent) -> [N, vocab_size] mask of the ids each row has used."""
     import torch
 
@@ -59,14 +59,14 @@ def used_token_mask(used_ids: "torch.Tensor", vocab_size: int) -> "torch.Tensor"
 
 def rule_offsets(
     shape: tuple[int, int],
-    lengths: "torch.Tensor",
-    used_ids: "torch.Tensor",
+    lengths: torch.Tensor,
+    used_ids: torch.Tensor,
     config: RuleConfig,
     tokens: ResolvedTokens,
-    uniform: "torch.Tensor | None" = None,
+    uniform: torch.Tensor | None = None,
     device=None,
     dtype=None,
-) -> "torch.Tensor":
+) -> torch.Tensor:
     """The [N, V] additive offsets of the enabled rules.
 
     `lengths[n]` is row n's response length so far (EOS rule); `used_ids[n]` the token ids whose
@@ -82,7 +82,9 @@ def rule_offsets(
         offsets += uniform
     if config.eos:
         if tokens.eos_id is None:
-            raise ValueError("the eos rule needs a tokenizer with an EOS token: turn it off (--rules uniform,diversity)")
+            raise ValueError(
+                "the eos rule needs a tokenizer with an EOS token: turn it off (--rules uniform,diversity)"
+            )
         if tokens.eos_id < vocab_size:
             offsets[:, tokens.eos_id] += eos_bonus(lengths, config).to(device=offsets.device, dtype=offsets.dtype)
     if config.diversity and used_ids.numel():
@@ -92,21 +94,28 @@ def rule_offsets(
 
 
 def apply_rules(
-    scores: "torch.Tensor",
-    lengths: "torch.Tensor",
-    used_ids: "torch.Tensor",
+    scores: torch.Tensor,
+    lengths: torch.Tensor,
+    used_ids: torch.Tensor,
     config: RuleConfig,
     tokens: ResolvedTokens,
-    uniform: "torch.Tensor | None" = None,
-) -> "torch.Tensor":
+    uniform: torch.Tensor | None = None,
+) -> torch.Tensor:
     """scores [N, V] plus the rules' offsets (a new tensor; `scores` is left untouched)."""
     offsets = rule_offsets(
-        tuple(scores.shape), lengths, used_ids, config, tokens, uniform=uniform, device=scores.device, dtype=scores.dtype
+        tuple(scores.shape),
+        lengths,
+        used_ids,
+        config,
+        tokens,
+        uniform=uniform,
+        device=scores.device,
+        dtype=scores.dtype,
     )
     return scores + offsets
 
 
-def pad_rows(rows: list[list[int]], device=None) -> "torch.Tensor":
+def pad_rows(rows: list[list[int]], device=None) -> torch.Tensor:
     """Ragged lists of token ids -> [N, max_len] tensor padded with NO_TOKEN."""
     import torch
 

@@ -37,7 +37,12 @@ class RulesLogitsProcessor(LogitsProcessor):
 
     def _uniform_vector(self, scores: torch.Tensor) -> torch.Tensor:
         cached = self._uniform
-        if cached is None or cached.shape[0] != scores.shape[-1] or cached.device != scores.device or cached.dtype != scores.dtype:
+        if (
+            cached is None
+            or cached.shape[0] != scores.shape[-1]
+            or cached.device != scores.device
+            or cached.dtype != scores.dtype
+        ):
             cached = self._uniform = uniform_shift_vector(scores.shape[-1], self.tokens, scores.device, scores.dtype)
         return cached
 

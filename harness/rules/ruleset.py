@@ -19,7 +19,7 @@ class RuleSet:
         if not config.enabled:
             raise ValueError("a RuleSet needs at least one rule: use build_rules('none') to get no adapter")
         self.config = config
-        self._resolved: "weakref.WeakKeyDictionary[Any, ResolvedTokens]" = weakref.WeakKeyDictionary()
+        self._resolved: weakref.WeakKeyDictionary[Any, ResolvedTokens] = weakref.WeakKeyDictionary()
 
     def __repr__(self) -> str:
         changed = self.config.changed_options()

@@ -37,12 +37,18 @@ def study_runs(seeds: tuple[int, ...] = (0, 1), single_task_seeds: tuple[int, ..
     In the order they train: the first seed's reference and response tuning, the single tasks,
     then the other seeds, so a stopped run has the most informative checkpoints first.
     """
-    def pair(seed: int) -> list[StudyRun]:
-        return [StudyRun(f"{BASE_MODEL}-instruction", f"{BASE_MODEL}-cpu-instruction", "instruction", seed),
-                StudyRun(f"{BASE_MODEL}-response", f"{BASE_MODEL}-cpu-response", "response", seed)]
 
-    tasks = [StudyRun(f"{BASE_MODEL}-{task}", f"{BASE_MODEL}-cpu-{task}", task, seed)
-             for seed in single_task_seeds for task in ("gsm", "poems", "chess")]
+    def pair(seed: int) -> list[StudyRun]:
+        return [
+            StudyRun(f"{BASE_MODEL}-instruction", f"{BASE_MODEL}-cpu-instruction", "instruction", seed),
+            StudyRun(f"{BASE_MODEL}-response", f"{BASE_MODEL}-cpu-response", "response", seed),
+        ]
+
+    tasks = [
+        StudyRun(f"{BASE_MODEL}-{task}", f"{BASE_MODEL}-cpu-{task}", task, seed)
+        for seed in single_task_seeds
+        for task in ("gsm", "poems", "chess")
+    ]
     return pair(seeds[0]) + tasks + [run for seed in seeds[1:] for run in pair(seed)]
 
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ..demo import LICENSE
 from .. import pipeline
+from ..demo import LICENSE
 from ..pipeline import RunResult, RunSpec, submit_run
 from ..train.checkpoint import CHECKPOINTS, PROVENANCE_FILE
 from .plan import BASE_MODEL, StudyRun, checkpoint_dir, is_trained
@@ -26,12 +26,25 @@ from .plan import BASE_MODEL, StudyRun, checkpoint_dir, is_trained
 def train_command(run: StudyRun, folder: Path, *, quiet: bool) -> list[str]:
     # Resume from the last checkpoint; with none (killed before the first), start over: the folder is
     # the study's own cache and holds no finished model (those are never retrained).
-    return [sys.executable, "-m", "implicit_if.train", "--recipe", run.recipe, "--output", str(folder),
-            "--resume", "auto", "--overwrite", f"training.seed={run.seed}", *(["--quiet"] if quiet else [])]
+    return [
+        sys.executable,
+        "-m",
+        "implicit_if.train",
+        "--recipe",
+        run.recipe,
+        "--output",
+        str(folder),
+        "--resume",
+        "auto",
+        "--overwrite",
+        f"training.seed={run.seed}",
+        *(["--quiet"] if quiet else []),
+    ]
 
 
-def train_missing(runs: list[StudyRun], root: Path, log: Callable[[str], None], *, quiet: bool = False,
-                  train: bool = True) -> dict[str, Path]:
+def train_missing(
+    runs: list[StudyRun], root: Path, log: Callable[[str], None], *, quiet: bool = False, train: bool = True
+) -> dict[str, Path]:
     """Each run's checkpoint folder, training those not finished (resuming from their last checkpoint).
 
     A separate process per run: training keeps its freed memory (see train/cpu_memory.py), and a
@@ -53,7 +66,10 @@ def train_missing(runs: list[StudyRun], root: Path, log: Callable[[str], None], 
         log(f"[{run.entry_name}] training with recipe {run.recipe} (seed {run.seed}) into {folder}")
         completed = subprocess.run(train_command(run, folder, quiet=quiet), check=False)
         if completed.returncode != 0 or not is_trained(folder):
-            raise RuntimeError(f"training {run.entry_name} failed (exit {completed.returncode}); rerun to resume from its last checkpoint")
+            raise RuntimeError(
+                f"training {run.entry_name} failed (exit {completed.returncode}); "
+                "rerun to resume from its last checkpoint"
+            )
         drop_resume_state(folder)
     return folders
 
@@ -80,15 +96,30 @@ class StudyEntry:
 
 def study_entries(runs: list[StudyRun], folders: dict[str, Path]) -> list[StudyEntry]:
     entries = [
-        StudyEntry(RunSpec(f"study-{BASE_MODEL}-base", BASE_MODEL, "tulu", "base"), f"study-{BASE_MODEL}-base", 0, "base"),
-        StudyEntry(RunSpec(f"study-{BASE_MODEL}-rules-all", BASE_MODEL, "tulu", "rules", "eos,uniform,diversity"),
-                   f"study-{BASE_MODEL}-rules-all", 0, "rules"),
+        StudyEntry(
+            RunSpec(f"study-{BASE_MODEL}-base", BASE_MODEL, "tulu", "base"), f"study-{BASE_MODEL}-base", 0, "base"
+        ),
+        StudyEntry(
+            RunSpec(f"study-{BASE_MODEL}-rules-all", BASE_MODEL, "tulu", "rules", "eos,uniform,diversity"),
+            f"study-{BASE_MODEL}-rules-all",
+            0,
+            "rules",
+        ),
     ]
     for run in [r for r in runs if r.entry_name in folders]:
-        adaptation = run.adaptation if run.adaptation in ("instruction", "response") else f"single-task:{run.adaptation}"
+        adaptation = (
+            run.adaptation if run.adaptation in ("instruction", "response") else f"single-task:{run.adaptation}"
+        )
         name = f"study-{run.entry_name}"
-        entries.append(StudyEntry(RunSpec(name, str(folders[run.entry_name]), "tulu", adaptation), f"study-{run.entry}",
-                                  run.seed, adaptation, run))
+        entries.append(
+            StudyEntry(
+                RunSpec(name, str(folders[run.entry_name]), "tulu", adaptation),
+                f"study-{run.entry}",
+                run.seed,
+                adaptation,
+                run,
+            )
+        )
     return entries
 
 
@@ -101,20 +132,33 @@ def training_metadata(folder: Path) -> dict[str, Any]:
     provenance = json.loads((folder / PROVENANCE_FILE).read_text(encoding="utf-8"))
     recipe, data, run = provenance["recipe"], provenance["data"], provenance["training"]
     return {
-        "recipe": recipe["name"], "recipe_digest": recipe["digest"], "dataset": data["dataset"],
-        "data_fingerprint": data["fingerprint"], "trained_parameters": run.get("trained_parameters", "all"),
-        "steps": run["steps"], "epochs": round(float(run["epochs"]), 4),
+        "recipe": recipe["name"],
+        "recipe_digest": recipe["digest"],
+        "dataset": data["dataset"],
+        "data_fingerprint": data["fingerprint"],
+        "trained_parameters": run.get("trained_parameters", "all"),
+        "steps": run["steps"],
+        "epochs": round(float(run["epochs"]), 4),
     }
 
 
-def evaluate(entries: list[StudyEntry], out: Path, *, judge: str, max_new_tokens: int, log: Callable[[str], None],
-             limit: int | None = None, rank_all: bool = True) -> list[tuple[StudyEntry, Any]]:
+def evaluate(
+    entries: list[StudyEntry],
+    out: Path,
+    *,
+    judge: str,
+    max_new_tokens: int,
+    log: Callable[[str], None],
+    limit: int | None = None,
+    rank_all: bool = True,
+) -> list[tuple[StudyEntry, Any]]:
     """Every entry through the harness; the instruction-tuned entry of each seed is the others' reference.
 
     The references are generated first; an entry whose seed has no reference checkpoint is
     judged against seed 0's. `rank_all=False` ranks only the base model and the instruction-tuned
     checkpoints (the study's own ranking comparison), which saves minutes per entry on a CPU.
     """
+
     def spec(entry: StudyEntry, **changes: Any) -> RunSpec:
         return replace(entry.spec, limit=limit, max_new_tokens=max_new_tokens, judge=judge, **changes)
 
@@ -122,14 +166,18 @@ def evaluate(entries: list[StudyEntry], out: Path, *, judge: str, max_new_tokens
     references: dict[int, list[dict[str, Any]]] = {}
     for entry in [e for e in entries if e.adaptation == "instruction"]:
         result = pipeline.run(spec(entry, judged=False), out / entry.spec.name, log)
-        references[entry.seed] = reference_outputs(json.loads((result.folder / "outputs.json").read_text(encoding="utf-8")))
+        references[entry.seed] = reference_outputs(
+            json.loads((result.folder / "outputs.json").read_text(encoding="utf-8"))
+        )
         results.append((entry, result))
     if not references:
         raise RuntimeError("no instruction-tuned checkpoint to judge against: train the instruction recipe first")
     for entry in [e for e in entries if e.adaptation != "instruction"]:
         reference = references.get(entry.seed, references[min(references)])
         ranked = rank_all or entry.adaptation == "base"
-        results.append((entry, pipeline.run(spec(entry, ranked=ranked), out / entry.spec.name, log, references=reference)))
+        results.append(
+            (entry, pipeline.run(spec(entry, ranked=ranked), out / entry.spec.name, log, references=reference))
+        )
     return results
 
 
@@ -141,16 +189,29 @@ def submit(results: list[tuple[StudyEntry, RunResult]], submissions: Path, *, ju
     base_revision = EMBEDDED_MODELS[BASE_MODEL].revision
     for entry, result in results:
         extra: dict[str, Any] = {
-            "system": entry.system, "seed": entry.seed, "board": BOARD, "adaptation": entry.adaptation, "license": LICENSE,
-            "notes": (f"The study in miniature (`implicit-if study`, docs/study.md): Gemma 3 270M base and checkpoints "
-                      f"of implicit-if's trainer, judged by {judge} against the instruction-tuned checkpoint of the same "
-                      "seed, as the study did; on CPU, greedy."),
+            "system": entry.system,
+            "seed": entry.seed,
+            "board": BOARD,
+            "adaptation": entry.adaptation,
+            "license": LICENSE,
+            "notes": (
+                f"The study in miniature (`implicit-if study`, docs/study.md): Gemma 3 270M base and checkpoints "
+                f"of implicit-if's trainer, judged by {judge} against the instruction-tuned checkpoint of the same "
+                "seed, as the study did; on CPU, greedy."
+            ),
         }
         if entry.adaptation != "instruction":
-            extra["reference"] = {"generator": REFERENCE_GENERATOR, "model": f"{BASE_MODEL} instruction-tuned",
-                                  "description": "the instruction-tuned checkpoint of the same seed (the study's protocol)"}
+            extra["reference"] = {
+                "generator": REFERENCE_GENERATOR,
+                "model": f"{BASE_MODEL} instruction-tuned",
+                "description": "the instruction-tuned checkpoint of the same seed (the study's protocol)",
+            }
         # the base model and the rules run the embedded weights themselves: named so, CI can re-score them
-        model = {"id": BASE_MODEL if entry.run is None else entry.spec.name, "base_model": BASE_MODEL, "revision": base_revision}
+        model = {
+            "id": BASE_MODEL if entry.run is None else entry.spec.name,
+            "base_model": BASE_MODEL,
+            "revision": base_revision,
+        }
         if entry.run is not None:
             folder = Path(entry.spec.model)
             extra["training"] = training_metadata(folder)

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["Recipe", "RecipeError", "TrainResult", "accelerate_config", "list_recipes", "load_recipe", "train"]
 
 
-def train(recipe: Recipe, output_dir: Any, **options: Any) -> "TrainResult":
+def train(recipe: Recipe, output_dir: Any, **options: Any) -> TrainResult:
     """Run a recipe; see `implicit_if.train.loop.train` for the options (resume, overwrite, progress)."""
     from .loop import train as run
 

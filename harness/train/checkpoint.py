@@ -46,7 +46,9 @@ def resolve_resume(output: Path, resume: str | None) -> Path | None:
         return found[-1][1] if found else None
     path = Path(resume)
     if not (path / STATE_FILE).is_file():
-        raise OutputDirError(f"{path} is not a checkpoint (no {STATE_FILE}); give a folder under DIR/{CHECKPOINTS}/ or --resume auto")
+        raise OutputDirError(
+            f"{path} is not a checkpoint (no {STATE_FILE}); give a folder under DIR/{CHECKPOINTS}/ or --resume auto"
+        )
     return path
 
 
@@ -65,11 +67,20 @@ def check_output_dir(output: Path, *, resuming: bool, overwrite: bool, auto_resu
     ours = any((output / marker).exists() for marker in RUN_MARKERS)
     if not overwrite:
         if ours and auto_resume:
-            raise OutputDirError(f"--resume auto found no checkpoint in {output / CHECKPOINTS} (training.checkpoint_every saves them): pass --overwrite to start again, or choose another --output")
-        hint = "pass --resume auto to continue it, --overwrite to replace it, or" if ours else "it is not a training run;"
+            raise OutputDirError(
+                f"--resume auto found no checkpoint in {output / CHECKPOINTS} "
+                "(training.checkpoint_every saves them): "
+                "pass --overwrite to start again, or choose another --output"
+            )
+        hint = (
+            "pass --resume auto to continue it, --overwrite to replace it, or" if ours else "it is not a training run;"
+        )
         raise OutputDirError(f"--output {output} is not empty: {hint} choose another --output")
     if not ours:
-        raise OutputDirError(f"--output {output} holds files that are not a training run; --overwrite only clears training runs: choose another --output")
+        raise OutputDirError(
+            f"--output {output} holds files that are not a training run; "
+            "--overwrite only clears training runs: choose another --output"
+        )
     return True
 
 
@@ -79,7 +90,8 @@ def clear_output_dir(output: Path) -> None:
 
 
 def save_checkpoint(accelerator: Any, output: Path, step: int, state: dict[str, Any], keep: int) -> Path:
-    """accelerate state (model, optimizer, RNG; sharded under FSDP/ZeRO-3) plus our trainer state, renamed into place."""
+    """accelerate state (model, optimizer, RNG; sharded under FSDP/ZeRO-3) plus our trainer state,
+    renamed into place."""
     final = checkpoint_path(output, step)
     partial = final.with_name(final.name + ".partial")
     if accelerator.is_main_process and partial.exists():
@@ -104,7 +116,9 @@ def load_checkpoint(accelerator: Any, path: Path) -> dict[str, Any]:
     return state
 
 
-def save_final_model(accelerator: Any, model: Any, tokenizer: Any, output: Path, provenance: dict[str, Any], card: str) -> None:
+def save_final_model(
+    accelerator: Any, model: Any, tokenizer: Any, output: Path, provenance: dict[str, Any], card: str
+) -> None:
     """HF directory (config, safetensors, tokenizer), provenance and model card; staged then moved into place."""
     state_dict = accelerator.get_state_dict(model)  # every rank: gathers FSDP / ZeRO-3 shards
     if not accelerator.is_main_process:

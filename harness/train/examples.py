@@ -37,7 +37,9 @@ def _sha256(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-def tokenize_conversations(tokenizer: Any, conversations: Sequence[dict[str, Any]], fmt: str, max_length: int) -> tuple[list[TokenizedExample], list[str], int, int]:
+def tokenize_conversations(
+    tokenizer: Any, conversations: Sequence[dict[str, Any]], fmt: str, max_length: int
+) -> tuple[list[TokenizedExample], list[str], int, int]:
     """Tokenize and drop examples without targets; returns (examples, ids, n_truncated, n_dropped)."""
     examples, ids, truncated, dropped = [], [], 0, 0
     for conversation in conversations:
@@ -58,7 +60,10 @@ def load_training_data(spec: DataSpec, tokenizer: Any) -> TrainingData:
     conversations = training_conversations(records, spec.adaptation)
     examples, ids, truncated, dropped = tokenize_conversations(tokenizer, conversations, spec.format, spec.max_length)
     if not examples:
-        raise ValueError(f"dataset {spec.dataset!r} gave no trainable example (records: {len(records)}); check data.limit and data.max_length")
+        raise ValueError(
+            f"dataset {spec.dataset!r} gave no trainable example (records: {len(records)}); "
+            "check data.limit and data.max_length"
+        )
     return TrainingData(
         examples=examples,
         ids=ids,

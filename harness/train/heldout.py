@@ -42,14 +42,16 @@ def heldout_examples(spec: DataSpec, tokenizer: Any, first: int, count: int | No
     from ..data import load_pairs
 
     if spec.limit is not None and first < spec.limit:
-        raise ValueError(f"held-out records must start at or after data.limit ({spec.limit}), not {first}: "
-                         "those are trained on")
+        raise ValueError(
+            f"held-out records must start at or after data.limit ({spec.limit}), not {first}: those are trained on"
+        )
     records = load_pairs(spec.dataset, offline=spec.offline)
-    chosen = records[first:] if count is None else records[first:first + count]
+    chosen = records[first:] if count is None else records[first : first + count]
     if not chosen:
         raise ValueError(f"dataset {spec.dataset!r} has {len(records)} records: none from {first}")
-    examples, _, _, _ = tokenize_conversations(tokenizer, training_conversations(chosen, spec.adaptation),
-                                               spec.format, spec.max_length)
+    examples, _, _, _ = tokenize_conversations(
+        tokenizer, training_conversations(chosen, spec.adaptation), spec.format, spec.max_length
+    )
     return examples
 
 
@@ -87,8 +89,12 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.model:
         model = AutoModelForCausalLM.from_pretrained(resolve_model(name), dtype=torch.float32)
         result = heldout_loss(model, examples, name)
-        print(json.dumps({"recipe": args.recipe, "first": first, **result.__dict__,
-                          "perplexity": round(result.perplexity, 4)}), flush=True)
+        print(
+            json.dumps(
+                {"recipe": args.recipe, "first": first, **result.__dict__, "perplexity": round(result.perplexity, 4)}
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -22,13 +22,27 @@ from . import checkpoint as ckpt
 from .cpu_memory import keep_freed_memory
 from .examples import load_training_data
 from .model_card import code_version, render_model_card
-from .modeling import build_model, check_packing_isolation, choose_attention, fused_loss_plan, load_tokenizer, packed_loss_sum
+from .modeling import (
+    build_model,
+    check_packing_isolation,
+    choose_attention,
+    fused_loss_plan,
+    load_tokenizer,
+    packed_loss_sum,
+)
 from .packing import collate_packed, plan_training
 from .recipes import Recipe
 from .schedules import lr_at, warmup_steps_for
 
 # Settings that may change between a checkpoint and its resumption without changing the result.
-RESUME_FREE = {"name", "description", "notes", "training.logging_every", "training.checkpoint_every", "training.keep_checkpoints"}
+RESUME_FREE = {
+    "name",
+    "description",
+    "notes",
+    "training.logging_every",
+    "training.checkpoint_every",
+    "training.keep_checkpoints",
+}
 
 
 @dataclass(frozen=True)
@@ -77,11 +91,14 @@ def forget_previous_run() -> None:
     (a notebook, the test suite) with another precision is refused, or inherits a failed run's state."""
     from accelerate.state import AcceleratorState, GradientState
 
-    AcceleratorState._reset_state()  # accelerate's own tests reset it this way; the process group (PartialState) is kept
+    # accelerate's own tests reset it this way; the process group (PartialState) is kept
+    AcceleratorState._reset_state()
     GradientState._reset_state()
 
 
-def train(recipe: Recipe, output_dir: str | Path, *, resume: str | None = None, overwrite: bool = False, progress: bool = True) -> TrainResult:
+def train(
+    recipe: Recipe, output_dir: str | Path, *, resume: str | None = None, overwrite: bool = False, progress: bool = True
+) -> TrainResult:
     from accelerate import Accelerator, PartialState
     from accelerate.utils import DistributedType, set_seed
     from tqdm.auto import tqdm
@@ -91,7 +108,9 @@ def train(recipe: Recipe, output_dir: str | Path, *, resume: str | None = None, 
     output = Path(output_dir)
     state = PartialState(cpu=multi_process_cpu())
     resume_from = ckpt.resolve_resume(output, resume)
-    must_clear = ckpt.check_output_dir(output, resuming=resume_from is not None, overwrite=overwrite, auto_resume=resume == "auto")  # every rank raises alike
+    must_clear = ckpt.check_output_dir(
+        output, resuming=resume_from is not None, overwrite=overwrite, auto_resume=resume == "auto"
+    )  # every rank raises alike
     state.wait_for_everyone()
     if state.is_main_process:
         if must_clear:
@@ -106,10 +125,20 @@ def train(recipe: Recipe, output_dir: str | Path, *, resume: str | None = None, 
     data = load_training_data(recipe.data, tokenizer)
     lengths = [len(e.input_ids) for e in data.examples]
     plan = plan_training(
-        lengths, [e.n_targets for e in data.examples], batch_size=t.batch_size, micro_batch_tokens=t.micro_batch_tokens,
-        epochs=t.epochs, seed=t.seed, world_size=state.num_processes, max_steps=t.max_steps,
+        lengths,
+        [e.n_targets for e in data.examples],
+        batch_size=t.batch_size,
+        micro_batch_tokens=t.micro_batch_tokens,
+        epochs=t.epochs,
+        seed=t.seed,
+        world_size=state.num_processes,
+        max_steps=t.max_steps,
     )
-    accelerator = Accelerator(mixed_precision=mixed_precision(t.precision), gradient_accumulation_steps=plan.accumulation, cpu=multi_process_cpu())
+    accelerator = Accelerator(
+        mixed_precision=mixed_precision(t.precision),
+        gradient_accumulation_steps=plan.accumulation,
+        cpu=multi_process_cpu(),
+    )
     if accelerator.distributed_type == DistributedType.DEEPSPEED:  # no dataloader is prepared, so say the shapes here
         ds_config = accelerator.state.deepspeed_plugin.deepspeed_config
         ds_config["train_micro_batch_size_per_gpu"] = 1
@@ -121,10 +150,14 @@ def train(recipe: Recipe, output_dir: str | Path, *, resume: str | None = None, 
         model.get_input_embeddings().weight.requires_grad_(False)
     if accelerator.distributed_type in (DistributedType.NO, DistributedType.MULTI_CPU, DistributedType.MULTI_GPU):
         # checked before `prepare`, which wraps the forward in autocast: the check compares in float32
-        fused, loss_note = fused_loss_plan(model, t.loss_chunk_tokens, next(model.parameters()).device, keep_only_targets)
+        fused, loss_note = fused_loss_plan(
+            model, t.loss_chunk_tokens, next(model.parameters()).device, keep_only_targets
+        )
     else:  # FSDP / ZeRO-3 shard the output layer: its weight is not whole on any device
         fused, loss_note = None, f"full logits ({accelerator.distributed_type} shards the output layer)"
-    optimizer = torch.optim.AdamW(param_groups(model, t.weight_decay), lr=t.learning_rate, betas=t.adam_betas, eps=t.adam_eps)
+    optimizer = torch.optim.AdamW(
+        param_groups(model, t.weight_decay), lr=t.learning_rate, betas=t.adam_betas, eps=t.adam_eps
+    )
     model, optimizer = accelerator.prepare(model, optimizer)
     isolation = check_packing_isolation(model, len(tokenizer), accelerator.device)
 
@@ -132,9 +165,16 @@ def train(recipe: Recipe, output_dir: str | Path, *, resume: str | None = None, 
     if resume_from is not None:
         saved = ckpt.load_checkpoint(accelerator, resume_from)
         if saved["resume_key"] != resume_key(recipe) or saved["tokens_fingerprint"] != data.tokens_fingerprint:
-            raise ValueError(f"checkpoint {resume_from} was made with a different recipe or data; resume with the same recipe and overrides")
+            raise ValueError(
+                f"checkpoint {resume_from} was made with a different recipe or data; "
+                "resume with the same recipe and overrides"
+            )
         start_step, previous_seconds = saved["step"], saved["seconds"]
-    metrics = ckpt.MetricsLog(output / ckpt.METRICS_FILE, keep_through_step=start_step) if accelerator.is_main_process else None
+    metrics = (
+        ckpt.MetricsLog(output / ckpt.METRICS_FILE, keep_through_step=start_step)
+        if accelerator.is_main_process
+        else None
+    )
 
     total, world, rank = len(plan.steps), accelerator.num_processes, accelerator.process_index
     warmup = warmup_steps_for(total, t.warmup_ratio, t.warmup_steps)
@@ -142,15 +182,31 @@ def train(recipe: Recipe, output_dir: str | Path, *, resume: str | None = None, 
     targets_seen = sum(s.n_targets for s in plan.steps[:start_step])
     loss_value, began = float("nan"), time.perf_counter()
     model.train()
-    for step in tqdm(range(start_step, total), desc=f"train {recipe.name}", disable=not (progress and accelerator.is_main_process), initial=start_step, total=total):
+    for step in tqdm(
+        range(start_step, total),
+        desc=f"train {recipe.name}",
+        disable=not (progress and accelerator.is_main_process),
+        initial=start_step,
+        total=total,
+    ):
         tick, this = time.perf_counter(), plan.steps[step]
-        lr = lr_at(step, base_lr=t.learning_rate, total_steps=total, warmup=warmup, schedule=t.schedule, min_lr_ratio=t.min_lr_ratio)
+        lr = lr_at(
+            step,
+            base_lr=t.learning_rate,
+            total_steps=total,
+            warmup=warmup,
+            schedule=t.schedule,
+            min_lr_ratio=t.min_lr_ratio,
+        )
         for group in optimizer.param_groups:
             group["lr"] = lr
         scale = plan.accumulation * world / this.n_targets
         loss_sum, grad_norm = torch.zeros((), device=accelerator.device), None
         for micro_batch in this.micro_batches[rank]:
-            batch = {k: v.to(accelerator.device) for k, v in collate_packed(data.examples, micro_batch, tokenizer.eos_token_id).items()}
+            batch = {
+                k: v.to(accelerator.device)
+                for k, v in collate_packed(data.examples, micro_batch, tokenizer.eos_token_id).items()
+            }
             with accelerator.accumulate(model), accelerator.autocast():
                 summed = packed_loss_sum(model, batch, keep_only_targets, fused)
                 accelerator.backward(summed * scale)
@@ -165,36 +221,73 @@ def train(recipe: Recipe, output_dir: str | Path, *, resume: str | None = None, 
         done = step + 1
         if metrics is not None and (done % t.logging_every == 0 or done == total):
             seconds = time.perf_counter() - tick
-            metrics.append({
-                "step": done, "epoch": round(done / plan.steps_per_epoch, 4), "loss": loss_value, "lr": lr,
-                "grad_norm": None if grad_norm is None else float(grad_norm), "tokens": tokens_seen,
-                "target_tokens": targets_seen, "step_tokens": this.n_tokens, "step_examples": this.n_examples,
-                "tokens_per_s": this.n_tokens / seconds, "elapsed_s": previous_seconds + time.perf_counter() - began,
-            })
+            metrics.append(
+                {
+                    "step": done,
+                    "epoch": round(done / plan.steps_per_epoch, 4),
+                    "loss": loss_value,
+                    "lr": lr,
+                    "grad_norm": None if grad_norm is None else float(grad_norm),
+                    "tokens": tokens_seen,
+                    "target_tokens": targets_seen,
+                    "step_tokens": this.n_tokens,
+                    "step_examples": this.n_examples,
+                    "tokens_per_s": this.n_tokens / seconds,
+                    "elapsed_s": previous_seconds + time.perf_counter() - began,
+                }
+            )
         if t.checkpoint_every and done % t.checkpoint_every == 0 and done < total:
-            ckpt.save_checkpoint(accelerator, output, done, {
-                "step": done, "resume_key": resume_key(recipe), "tokens_fingerprint": data.tokens_fingerprint,
-                "seconds": previous_seconds + time.perf_counter() - began, "loss": loss_value,
-            }, t.keep_checkpoints)
+            ckpt.save_checkpoint(
+                accelerator,
+                output,
+                done,
+                {
+                    "step": done,
+                    "resume_key": resume_key(recipe),
+                    "tokens_fingerprint": data.tokens_fingerprint,
+                    "seconds": previous_seconds + time.perf_counter() - began,
+                    "loss": loss_value,
+                },
+                t.keep_checkpoints,
+            )
 
     seconds = previous_seconds + time.perf_counter() - began
     provenance = {
         "recipe": {"name": recipe.name, "digest": recipe.digest(), "resolved": recipe.model_dump(mode="json")},
         "data": {
-            "dataset": recipe.data.dataset, "origins": data.origins, "n_records": data.n_records, "n_examples": len(data.examples),
-            "n_truncated": data.n_truncated, "n_without_targets": data.n_without_targets, "fingerprint": data.fingerprint,
-            "tokens_fingerprint": data.tokens_fingerprint, "n_tokens": data.n_tokens, "n_target_tokens": data.n_targets,
+            "dataset": recipe.data.dataset,
+            "origins": data.origins,
+            "n_records": data.n_records,
+            "n_examples": len(data.examples),
+            "n_truncated": data.n_truncated,
+            "n_without_targets": data.n_without_targets,
+            "fingerprint": data.fingerprint,
+            "tokens_fingerprint": data.tokens_fingerprint,
+            "n_tokens": data.n_tokens,
+            "n_target_tokens": data.n_targets,
         },
         "code": code_version(),
         "training": {
-            "steps": total, "epochs": total / plan.steps_per_epoch, "final_loss": loss_value, "tokens_seen": tokens_seen,
-            "target_tokens_seen": targets_seen, "seconds": round(seconds, 2), "resumed_from_step": start_step or None,
-            "world_size": world, "device": accelerator.device.type, "precision": "fp32" if accelerator.mixed_precision == "no" else accelerator.mixed_precision,
-            "distributed": str(accelerator.distributed_type), "attn_implementation": attn,
-            "micro_batch_tokens": t.micro_batch_tokens, "loss": loss_note,
+            "steps": total,
+            "epochs": total / plan.steps_per_epoch,
+            "final_loss": loss_value,
+            "tokens_seen": tokens_seen,
+            "target_tokens_seen": targets_seen,
+            "seconds": round(seconds, 2),
+            "resumed_from_step": start_step or None,
+            "world_size": world,
+            "device": accelerator.device.type,
+            "precision": "fp32" if accelerator.mixed_precision == "no" else accelerator.mixed_precision,
+            "distributed": str(accelerator.distributed_type),
+            "attn_implementation": attn,
+            "micro_batch_tokens": t.micro_batch_tokens,
+            "loss": loss_note,
             "trained_parameters": "all but the embeddings" if t.freeze_embeddings else "all",
-            "trainable_parameter_count": sum(p.numel() for p in accelerator.unwrap_model(model).parameters() if p.requires_grad),
-            "accumulation": plan.accumulation, "packing_isolation_max_change": isolation,
+            "trainable_parameter_count": sum(
+                p.numel() for p in accelerator.unwrap_model(model).parameters() if p.requires_grad
+            ),
+            "accumulation": plan.accumulation,
+            "packing_isolation_max_change": isolation,
         },
     }
     ckpt.save_final_model(accelerator, model, tokenizer, output, provenance, render_model_card(provenance))

@@ -17,8 +17,8 @@ gradients against the plain computation within 1e-5 in float32.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -65,8 +65,15 @@ class FusedLinearCrossEntropy(torch.autograd.Function):
     """sum_t CE(softcap(hidden[t] @ weight.T), targets[t]); gradients computed in the forward pass."""
 
     @staticmethod
-    def forward(ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk_tokens: int,
-                softcap: float | None, matmul_dtype: torch.dtype) -> torch.Tensor:
+    def forward(
+        ctx: Any,
+        hidden: torch.Tensor,
+        weight: torch.Tensor,
+        targets: torch.Tensor,
+        chunk_tokens: int,
+        softcap: float | None,
+        matmul_dtype: torch.dtype,
+    ) -> torch.Tensor:
         n, (vocab, width), device = hidden.shape[0], weight.shape, hidden.device
         rows_max = min(chunk_tokens, n)
         if weight.dtype == matmul_dtype:
@@ -75,13 +82,21 @@ class FusedLinearCrossEntropy(torch.autograd.Function):
             w = WORKSPACE.get("weight", (vocab, width), matmul_dtype, device)
             w.copy_(weight.detach())
         logits_all = WORKSPACE.get("logits", (rows_max, vocab), torch.float32, device)
-        low_all = logits_all if matmul_dtype == torch.float32 else WORKSPACE.get("logits_low", (rows_max, vocab), matmul_dtype, device)
+        low_all = (
+            logits_all
+            if matmul_dtype == torch.float32
+            else WORKSPACE.get("logits_low", (rows_max, vocab), matmul_dtype, device)
+        )
         squash_all = WORKSPACE.get("squash", (rows_max, vocab), torch.float32, device) if softcap is not None else None
         grad_hidden = torch.empty((n, width), dtype=torch.float32, device=device)
         grad_weight = None
         if weight.requires_grad:  # autograd adds it into .grad (and copies it, as the workspace holds it too)
             grad_weight = WORKSPACE.get("grad_weight", (vocab, width), torch.float32, device).zero_()
-            partial = grad_weight if matmul_dtype == torch.float32 else WORKSPACE.get("grad_weight_low", (vocab, width), matmul_dtype, device)
+            partial = (
+                grad_weight
+                if matmul_dtype == torch.float32
+                else WORKSPACE.get("grad_weight_low", (vocab, width), matmul_dtype, device)
+            )
         total = torch.zeros((), dtype=torch.float32, device=device)
         for start in range(0, n, chunk_tokens):
             stop = min(n, start + chunk_tokens)
@@ -126,12 +141,21 @@ class FusedLinearCrossEntropy(torch.autograd.Function):
         return (
             grad_hidden.mul_(scale).to(ctx.hidden_dtype),
             grad_weight.mul_(scale) if ctx.weight_needs_grad else None,
-            None, None, None, None,
+            None,
+            None,
+            None,
+            None,
         )
 
 
-def fused_linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, *,
-                               chunk_tokens: int = DEFAULT_CHUNK_TOKENS, softcap: float | None = None) -> torch.Tensor:
+def fused_linear_cross_entropy(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+    softcap: float | None = None,
+) -> torch.Tensor:
     """Summed cross-entropy of `hidden @ weight.T` (optionally soft-capped) against `targets`, chunked over tokens."""
     if hidden.shape[0] == 0:
         return (hidden.sum() + weight.sum()) * 0.0  # keeps both in the graph: every device must join the backward

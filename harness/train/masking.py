@@ -37,7 +37,9 @@ class TokenizedExample:
 
 
 def render_segments(messages: Sequence[dict[str, str]], fmt: str, eos: str) -> list[Segment]:
-    """The text of a conversation as target / non-target pieces. Trailing non-assistant turns carry no loss and are dropped."""
+    """The text of a conversation as target / non-target pieces.
+
+    Trailing non-assistant turns carry no loss and are dropped."""
     tags = TAG_FORMATS[fmt]
     last_assistant = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=-1)
     segments: list[Segment] = []
@@ -54,13 +56,19 @@ def render_segments(messages: Sequence[dict[str, str]], fmt: str, eos: str) -> l
     return segments
 
 
-def tokenize_conversation(tokenizer: Any, messages: Sequence[dict[str, str]], fmt: str = "tulu", max_length: int | None = None) -> TokenizedExample:
+def tokenize_conversation(
+    tokenizer: Any, messages: Sequence[dict[str, str]], fmt: str = "tulu", max_length: int | None = None
+) -> TokenizedExample:
     """Token ids and aligned labels of one conversation (needs a fast tokenizer for character offsets)."""
     if not getattr(tokenizer, "is_fast", False):
-        raise ValueError("training needs a fast tokenizer (offsets locate the response tokens): load it with use_fast=True")
+        raise ValueError(
+            "training needs a fast tokenizer (offsets locate the response tokens): load it with use_fast=True"
+        )
     eos, eos_id = tokenizer.eos_token, tokenizer.eos_token_id
     if eos is None or eos_id is None:
-        raise ValueError("this tokenizer has no EOS token, and the loss must end each response with one: set tokenizer.eos_token")
+        raise ValueError(
+            "this tokenizer has no EOS token, and the loss must end each response with one: set tokenizer.eos_token"
+        )
     segments = render_segments(messages, fmt, eos)
     text, target_spans, eos_spans = "", [], []
     for segment in segments:

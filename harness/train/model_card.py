@@ -25,9 +25,16 @@ def code_version() -> dict[str, Any]:
     }
     source = Path(__file__).resolve().parent
     try:
-        commit = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        commit = subprocess.run(
+            ["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        )
         if commit.returncode == 0:
-            dirty = subprocess.run(["git", "-C", str(source), "status", "--porcelain", "--", "."], capture_output=True, text=True, timeout=10)
+            dirty = subprocess.run(
+                ["git", "-C", str(source), "status", "--porcelain", "--", "."],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            )
             version["git_commit"] = commit.stdout.strip()
             version["git_dirty"] = bool(dirty.stdout.strip())
     except (OSError, subprocess.SubprocessError):
@@ -57,7 +64,10 @@ def render_model_card(provenance: dict[str, Any]) -> str:
     run = provenance["training"]
     model = recipe["resolved"]["model"]
     base = base_model_id(model["name_or_path"]) if model["init"] == "pretrained" else None
-    front = {"library_name": "transformers", "tags": ["implicit-if", f"{recipe['resolved']['data']['adaptation']}-tuning"]}
+    front = {
+        "library_name": "transformers",
+        "tags": ["implicit-if", f"{recipe['resolved']['data']['adaptation']}-tuning"],
+    }
     if base:
         front["base_model"] = base
     adaptation = recipe["resolved"]["data"]["adaptation"]
@@ -85,12 +95,22 @@ def render_model_card(provenance: dict[str, Any]) -> str:
         f"| data fingerprint | `{data['fingerprint']}` |",
         f"| data sources | {', '.join(data['origins'])} |",
         f"| code | implicit-if {provenance['code']['implicit_if']}"
-        + (f", commit `{provenance['code']['git_commit']}`{' (modified)' if provenance['code'].get('git_dirty') else ''}" if provenance["code"].get("git_commit") else "")
+        + (
+            f", commit `{provenance['code']['git_commit']}`"
+            f"{' (modified)' if provenance['code'].get('git_dirty') else ''}"
+            if provenance["code"].get("git_commit")
+            else ""
+        )
         + " |",
         f"| trained parameters | {run.get('trained_parameters', 'all')}"
-        + (" (full fine-tuning, as the study did)" if run.get("trained_parameters", "all") == "all" else " (not full fine-tuning: the study trained every parameter)")
+        + (
+            " (full fine-tuning, as the study did)"
+            if run.get("trained_parameters", "all") == "all"
+            else " (not full fine-tuning: the study trained every parameter)"
+        )
         + " |",
-        f"| hardware | {run['world_size']} x {run['device']}, {run['precision']}, attention {run['attn_implementation']} |",
+        f"| hardware | {run['world_size']} x {run['device']}, {run['precision']}, "
+        f"attention {run['attn_implementation']} |",
         f"| loss | {run.get('loss', 'full logits')} |",
         "",
         "Loss falls on response tokens and EOS only; examples are packed without padding, with "
@@ -106,7 +126,9 @@ def render_model_card(provenance: dict[str, Any]) -> str:
         "## Provenance",
         "",
         "```yaml",
-        yaml.safe_dump({k: v for k, v in provenance.items() if k != "recipe"}, sort_keys=False, allow_unicode=True).strip(),
+        yaml.safe_dump(
+            {k: v for k, v in provenance.items() if k != "recipe"}, sort_keys=False, allow_unicode=True
+        ).strip(),
         "```",
         "",
     ]

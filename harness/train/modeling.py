@@ -85,7 +85,9 @@ class FusedHead:
     softcap: float | None
 
 
-def packed_loss_sum(model: Any, batch: dict[str, torch.Tensor], logits_to_keep: bool = True, fused: FusedHead | None = None) -> torch.Tensor:
+def packed_loss_sum(
+    model: Any, batch: dict[str, torch.Tensor], logits_to_keep: bool = True, fused: FusedHead | None = None
+) -> torch.Tensor:
     """Summed next-token cross-entropy over the target positions of one packed row (not yet normalised).
 
     With `fused`, the model returns final hidden states and the loss never holds the full
@@ -101,7 +103,9 @@ def packed_loss_sum(model: Any, batch: dict[str, torch.Tensor], logits_to_keep: 
         hidden = hidden.reshape(-1, hidden.shape[-1])
         if not logits_to_keep:
             hidden = hidden[keep]
-        return fused_linear_cross_entropy(hidden, head.weight, targets[keep], chunk_tokens=fused.chunk_tokens, softcap=fused.softcap)
+        return fused_linear_cross_entropy(
+            hidden, head.weight, targets[keep], chunk_tokens=fused.chunk_tokens, softcap=fused.softcap
+        )
     logits = model(**inputs).logits
     logits = logits.reshape(-1, logits.shape[-1])
     if not logits_to_keep:
@@ -110,7 +114,9 @@ def packed_loss_sum(model: Any, batch: dict[str, torch.Tensor], logits_to_keep: 
 
 
 @torch.no_grad()
-def fused_loss_plan(model: Any, chunk_tokens: int, device: torch.device, logits_to_keep: bool) -> tuple[FusedHead | None, str]:
+def fused_loss_plan(
+    model: Any, chunk_tokens: int, device: torch.device, logits_to_keep: bool
+) -> tuple[FusedHead | None, str]:
     """The fused loss for this model when it is exact here, else None; and a note for the provenance.
 
     Exactness is checked on the model itself (a few random tokens, float32): a model whose
@@ -124,8 +130,13 @@ def fused_loss_plan(model: Any, chunk_tokens: int, device: torch.device, logits_
     fused = FusedHead(model, chunk_tokens, getattr(model.config, "final_logit_softcapping", None))
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(model.get_input_embeddings().num_embeddings, (1, 12), generator=generator).to(device)
-    batch = {"input_ids": ids, "position_ids": torch.arange(12, device=device)[None],
-             "targets": torch.cat([torch.full((4,), IGNORE, device=device), ids[0, 5:], torch.full((1,), IGNORE, device=device)])[None]}
+    batch = {
+        "input_ids": ids,
+        "position_ids": torch.arange(12, device=device)[None],
+        "targets": torch.cat(
+            [torch.full((4,), IGNORE, device=device), ids[0, 5:], torch.full((1,), IGNORE, device=device)]
+        )[None],
+    }
     was_training = model.training
     model.eval()
     try:
@@ -151,7 +162,9 @@ def check_packing_isolation(model: Any, vocab_size: int, device: torch.device) -
     model.eval()
     try:
         outputs = [
-            model(input_ids=torch.cat([head, second])[None].to(device), position_ids=positions, use_cache=False).logits[0, 6:].float()
+            model(input_ids=torch.cat([head, second])[None].to(device), position_ids=positions, use_cache=False)
+            .logits[0, 6:]
+            .float()
             for head in (first, other)
         ]
     finally:

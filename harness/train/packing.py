@@ -112,7 +112,9 @@ def plan_training(
     return TrainingPlan(steps, accumulation, steps_per_epoch)
 
 
-def collate_packed(examples: Sequence[TokenizedExample], micro_batch: MicroBatch, filler_id: int = 0) -> dict[str, torch.Tensor]:
+def collate_packed(
+    examples: Sequence[TokenizedExample], micro_batch: MicroBatch, filler_id: int = 0
+) -> dict[str, torch.Tensor]:
     """One row of packed examples: input ids, position ids restarting per example, and next-token targets.
 
     `targets[t]` is the token that position t must predict (IGNORE where none): shifting here,

@@ -34,16 +34,20 @@ class ModelSpec(_Strict):
 
     name_or_path: str | None = Field(None, description="hub id, local dir or embedded model name (pretrained weights)")
     init: Literal["pretrained", "random"] = "pretrained"
-    config: dict[str, Any] = Field(default_factory=dict, description="random init: model_type and sizes; pretrained: config overrides")
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="random init: model_type and sizes; pretrained: config overrides"
+    )
     tokenizer: str | None = Field(None, description="defaults to name_or_path")
     attn_implementation: str = Field("auto", description="auto: flash_attention_2 on GPU when installed, else sdpa")
     gradient_checkpointing: bool = False
     trust_remote_code: bool = False
 
     @model_validator(mode="after")
-    def _check(self) -> "ModelSpec":
+    def _check(self) -> ModelSpec:
         if self.init == "pretrained" and not self.name_or_path:
-            raise ValueError("model.init is 'pretrained' but model.name_or_path is empty: name the weights to fine-tune")
+            raise ValueError(
+                "model.init is 'pretrained' but model.name_or_path is empty: name the weights to fine-tune"
+            )
         if self.init == "random":
             if "model_type" not in self.config:
                 raise ValueError("model.init is 'random': model.config needs a model_type (e.g. llama) and its sizes")
@@ -58,14 +62,15 @@ class DataSpec(_Strict):
     dataset: str = Field(description="a name known to implicit_if.data.load_pairs")
     limit: int | None = Field(None, ge=1, description="keep the first N records (the study uses prefixes)")
     adaptation: Literal["instruction", "response"] = Field(
-        "instruction", description="instruction: loss on responses given instructions; response: every user turn blanked"
+        "instruction",
+        description="instruction: loss on responses given instructions; response: every user turn blanked",
     )
     format: str = Field("tulu", description="tag format: " + " or ".join(TAG_FORMATS))
     max_length: int = Field(2048, ge=8, description="tokens per example; longer ones are truncated")
     offline: bool | None = Field(None, description="None: hub, falling back to fixtures; True: fixtures only")
 
     @model_validator(mode="after")
-    def _check(self) -> "DataSpec":
+    def _check(self) -> DataSpec:
         if self.format not in TAG_FORMATS:
             raise ValueError(f"data.format {self.format!r} is not a tag format: use one of {', '.join(TAG_FORMATS)}")
         return self
@@ -88,9 +93,16 @@ class TrainingSpec(_Strict):
     adam_eps: float = 1e-8
     max_grad_norm: float | None = Field(None, gt=0, description="None: no clipping (the study's setting)")
     loss_chunk_tokens: int = Field(
-        512, ge=0, description="fused output-layer loss over chunks of this many target tokens (never the full logits); 0: plain loss on full logits"
+        512,
+        ge=0,
+        description=(
+            "fused output-layer loss over chunks of this many target tokens (never the full logits); "
+            "0: plain loss on full logits"
+        ),
     )
-    freeze_embeddings: bool = Field(False, description="keep the input embeddings (and a tied output layer) fixed; the study trained everything")
+    freeze_embeddings: bool = Field(
+        False, description="keep the input embeddings (and a tied output layer) fixed; the study trained everything"
+    )
     precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto: bf16 on GPU, fp32 on CPU")
     seed: int = 0
     logging_every: int = Field(1, ge=1)
@@ -107,11 +119,12 @@ class Recipe(_Strict):
     training: TrainingSpec
 
     @model_validator(mode="after")
-    def _check(self) -> "Recipe":
+    def _check(self) -> Recipe:
         if self.training.micro_batch_tokens < self.data.max_length:
             raise ValueError(
                 f"training.micro_batch_tokens ({self.training.micro_batch_tokens}) is smaller than data.max_length "
-                f"({self.data.max_length}): a full-length example could not fit; raise micro_batch_tokens or lower max_length"
+                f"({self.data.max_length}): a full-length example could not fit; "
+                "raise micro_batch_tokens or lower max_length"
             )
         return self
 
@@ -155,7 +168,10 @@ def _locate(name_or_file: str, relative_to: Path | None = None) -> tuple[str, Pa
         candidate = relative_to / candidate
     if name_or_file.endswith((".yaml", ".yml")) or candidate.exists():
         if not candidate.is_file():
-            raise RecipeError(f"recipe file {candidate} does not exist: check the path, or give a bundled name ({', '.join(list_recipes())})")
+            raise RecipeError(
+                f"recipe file {candidate} does not exist: "
+                f"check the path, or give a bundled name ({', '.join(list_recipes())})"
+            )
         return candidate.read_text(encoding="utf-8"), candidate, str(candidate)
     bundled = _recipe_dir() / f"{name_or_file}.yaml"
     if not bundled.is_file():
@@ -206,7 +222,9 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         for part in parts[:-1]:
             cursor = cursor.setdefault(part, {})
             if not isinstance(cursor, dict):
-                raise RecipeError(f"override {item!r} sets a key inside {part!r}, which another override set to a value")
+                raise RecipeError(
+                    f"override {item!r} sets a key inside {part!r}, which another override set to a value"
+                )
         cursor[parts[-1]] = value
     return nested
 
@@ -217,7 +235,9 @@ def _explain(error: ValidationError, origin: str) -> str:
         where = ".".join(str(p) for p in issue["loc"]) or "recipe"
         message = issue["msg"].removeprefix("Value error, ")
         if issue["type"] == "extra_forbidden":
-            message = "unknown key (check the spelling; `implicit-if train --recipe NAME --dry-run` shows the valid keys)"
+            message = (
+                "unknown key (check the spelling; `implicit-if train --recipe NAME --dry-run` shows the valid keys)"
+            )
         problems.append(f"{where}: {message}")
     return f"recipe {origin} is invalid: " + "; ".join(problems)
 

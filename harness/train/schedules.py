@@ -12,7 +12,9 @@ def warmup_steps_for(total_steps: int, warmup_ratio: float, warmup_steps: int | 
     return min(math.ceil(total_steps * warmup_ratio), total_steps)
 
 
-def lr_at(step: int, *, base_lr: float, total_steps: int, warmup: int, schedule: str = "linear", min_lr_ratio: float = 0.0) -> float:
+def lr_at(
+    step: int, *, base_lr: float, total_steps: int, warmup: int, schedule: str = "linear", min_lr_ratio: float = 0.0
+) -> float:
     """Learning rate of optimizer step `step` (0-based).
 
     Warmup rises linearly to `base_lr` and reaches it on step `warmup - 1` (unlike transformers'

@@ -86,13 +86,18 @@ def compute_metrics(
     annotations: BCa for the plain rates, percentile with GLM refits for LC).
     """
     table = preference_table(annotations)
-    metrics: dict[str, Any] = {**plain_metrics(table), "n_dropped": table.n_dropped, "judge_bias": judge_bias(annotations)}
+    metrics: dict[str, Any] = {
+        **plain_metrics(table),
+        "n_dropped": table.n_dropped,
+        "judge_bias": judge_bias(annotations),
+    }
     if table.n == 0:
         metrics.update(length_controlled_winrate=math.nan, lc_standard_error=math.nan)
         return metrics
     baseline_tables = [preference_table(b) for b in baseline_annotations]
-    fit = length_controlled_fit(table, difficulty=difficulty, baseline_tables=baseline_tables,
-                                regularization=regularization, seed=seed)
+    fit = length_controlled_fit(
+        table, difficulty=difficulty, baseline_tables=baseline_tables, regularization=regularization, seed=seed
+    )
     metrics.update(
         length_controlled_winrate=fit.length_controlled_winrate,
         lc_standard_error=fit.lc_standard_error,
@@ -105,15 +110,21 @@ def compute_metrics(
     return metrics
 
 
-def _intervals(table, fit: LCResult, difficulty, baseline_tables, regularization, lc_resamples, seed) -> dict[str, float]:
+def _intervals(
+    table, fit: LCResult, difficulty, baseline_tables, regularization, lc_resamples, seed
+) -> dict[str, float]:
     out: dict[str, float] = {}
-    for name, values in (("win_rate", (table.preference - 1) * 100), ("discrete_win_rate", discrete_scores(table) * 100)):
+    for name, values in (
+        ("win_rate", (table.preference - 1) * 100),
+        ("discrete_win_rate", discrete_scores(table) * 100),
+    ):
         interval = bootstrap_mean_ci(values, seed=seed)
         out[f"{name}_ci_low"], out[f"{name}_ci_high"] = interval.low, interval.high
     if table.n >= 2:
         statistic = lc_bootstrap_statistic(table, difficulty, baseline_tables, regularization, fit.C, seed)
-        interval = bootstrap_ci(np.arange(table.n, dtype=float), statistic, n_resamples=lc_resamples,
-                                seed=seed, method="percentile")
+        interval = bootstrap_ci(
+            np.arange(table.n, dtype=float), statistic, n_resamples=lc_resamples, seed=seed, method="percentile"
+        )
         out["length_controlled_winrate_ci_low"], out["length_controlled_winrate_ci_high"] = interval.low, interval.high
     else:
         out["length_controlled_winrate_ci_low"] = out["length_controlled_winrate_ci_high"] = math.nan
@@ -140,8 +151,9 @@ def compute_metrics_by_model(
     results = {}
     for name, records in annotations_by_model.items():
         others = [a for other, a in annotations_by_model.items() if other != name] if regularization else []
-        results[name] = compute_metrics(records, difficulty=difficulty, baseline_annotations=others,
-                                        regularization=regularization, **options)
+        results[name] = compute_metrics(
+            records, difficulty=difficulty, baseline_annotations=others, regularization=regularization, **options
+        )
     return results
 
 

@@ -24,11 +24,16 @@ def _side(preference: float) -> float:
 def bias_line(bias: Mapping[str, Any]) -> str:
     """The figures as one line for a terminal."""
     consistency, longer = bias.get("position_consistency"), bias.get("p_prefers_longer")
-    return ("judge bias in this run: position consistency "
-            + (f"{100 * consistency:.1f}% over {bias['n_both_orders']} pairs" if consistency is not None
-               else "n/a (one order per pair)")
-            + "; prefers the longer output "
-            + (f"{100 * longer:.1f}% of {bias['n_length_differs']} pairs" if longer is not None else "n/a"))
+    return (
+        "judge bias in this run: position consistency "
+        + (
+            f"{100 * consistency:.1f}% over {bias['n_both_orders']} pairs"
+            if consistency is not None
+            else "n/a (one order per pair)"
+        )
+        + "; prefers the longer output "
+        + (f"{100 * longer:.1f}% of {bias['n_length_differs']} pairs" if longer is not None else "n/a")
+    )
 
 
 def judge_bias(annotations: Sequence[Mapping[str, Any]]) -> dict[str, float | int | None]:

@@ -71,11 +71,13 @@ def _fit_joint(model_of, instr_of, x, y, n_models, n_instr, prior_variance) -> n
         loss = float(np.sum(np.logaddexp(0.0, z) - y * z))
         loss += float(np.sum(d**2)) / (2 * prior_variance) + _MODEL_TERM_PENALTY * float(np.sum(a**2) + np.sum(b**2))
         residual = np.exp(-np.logaddexp(0.0, -z)) - y  # d loss / d z
-        grad = np.concatenate([
-            np.bincount(model_of, residual, n_models) + 2 * _MODEL_TERM_PENALTY * a,
-            np.bincount(model_of, residual * x, n_models) + 2 * _MODEL_TERM_PENALTY * b,
-            np.bincount(instr_of, residual, n_instr) + d / prior_variance,
-        ])
+        grad = np.concatenate(
+            [
+                np.bincount(model_of, residual, n_models) + 2 * _MODEL_TERM_PENALTY * a,
+                np.bincount(model_of, residual * x, n_models) + 2 * _MODEL_TERM_PENALTY * b,
+                np.bincount(instr_of, residual, n_instr) + d / prior_variance,
+            ]
+        )
         return loss, grad
 
     start = np.zeros(2 * n_models + n_instr)
@@ -99,7 +101,9 @@ def read_difficulty_csv(path: str | Path) -> dict[str, float]:
             try:
                 value = float(row["instruction_difficulty"])
             except (TypeError, ValueError):
-                raise ValueError(f"{path}:{line}: instruction_difficulty {row['instruction_difficulty']!r} is not a number") from None
+                raise ValueError(
+                    f"{path}:{line}: instruction_difficulty {row['instruction_difficulty']!r} is not a number"
+                ) from None
             if not math.isfinite(value):
                 raise ValueError(f"{path}:{line}: instruction_difficulty must be finite")
             table[row["instruction"]] = value

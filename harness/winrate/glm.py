@@ -88,12 +88,20 @@ def difficulty_vector(instructions: Sequence[str], difficulty: Mapping[str, floa
     return np.asarray([float(difficulty[text]) for text in instructions], dtype=float)
 
 
-def table_rows(table: PreferenceTable, difficulty: Mapping[str, float] | None, is_model: bool, weight: float) -> GLMData:
-    features = np.column_stack([
-        length_term(table.len_reference, table.len_model),
-        difficulty_vector(table.instruction, difficulty),
-        np.full(table.n, 1.0 if is_model else 0.0),
-    ]) if table.n else np.zeros((0, 3))
+def table_rows(
+    table: PreferenceTable, difficulty: Mapping[str, float] | None, is_model: bool, weight: float
+) -> GLMData:
+    features = (
+        np.column_stack(
+            [
+                length_term(table.len_reference, table.len_model),
+                difficulty_vector(table.instruction, difficulty),
+                np.full(table.n, 1.0 if is_model else 0.0),
+            ]
+        )
+        if table.n
+        else np.zeros((0, 3))
+    )
     return GLMData(features, table.preference - 1.0, np.full(table.n, weight), np.full(table.n, is_model))
 
 
@@ -179,8 +187,10 @@ def choose_C(data: GLMData, Cs: Sequence[float] = DEFAULT_CS, seed: int = 0) -> 
     folds = [(np.setdiff1d(np.arange(n), test), test) for test in np.array_split(np.arange(n), N_SPLITS)]
     mean_losses = []
     for C in Cs:
-        losses = [continuous_log_loss(fit_coefficients(_subset(data, train), C, seed), _subset(data, test))
-                  for train, test in folds]
+        losses = [
+            continuous_log_loss(fit_coefficients(_subset(data, train), C, seed), _subset(data, test))
+            for train, test in folds
+        ]
         mean_losses.append(np.mean(losses))
     return float(Cs[int(np.argmin(mean_losses))])
 
@@ -233,7 +243,9 @@ def _predict(table, difficulty, coef, C, regularized, n_baseline) -> LCResult:
     )
 
 
-def lc_bootstrap_statistic(table: PreferenceTable, difficulty, baseline_tables, regularization, C: float, seed: int = 0):
+def lc_bootstrap_statistic(
+    table: PreferenceTable, difficulty, baseline_tables, regularization, C: float, seed: int = 0
+):
     """A vectorised statistic for `implicit_if.statistics.bootstrap_ci` over annotation indices.
 
     Each resample refits the GLM at the already chosen penalty `C` (cross-validating inside every

@@ -26,8 +26,15 @@ def plain_metrics(table: PreferenceTable) -> dict[str, float | int]:
     n = table.n
     if n == 0:
         nan = math.nan
-        return {"win_rate": nan, "standard_error": nan, "discrete_win_rate": nan,
-                "n_wins": 0, "n_wins_base": 0, "n_draws": 0, "n_total": 0}
+        return {
+            "win_rate": nan,
+            "standard_error": nan,
+            "discrete_win_rate": nan,
+            "n_wins": 0,
+            "n_wins_base": 0,
+            "n_draws": 0,
+            "n_total": 0,
+        }
     standard_error = float(np.std(wins, ddof=1) / math.sqrt(n)) * 100 if n > 1 else math.nan
     return {
         "win_rate": float(np.mean(wins)) * 100,

@@ -25,7 +25,9 @@ def rendered() -> dict[str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, default=FIXTURES, help="folder to write into (default: the package's fixtures)")
+    parser.add_argument(
+        "--out", type=Path, default=FIXTURES, help="folder to write into (default: the package's fixtures)"
+    )
     args = parser.parse_args()
     for name, text in rendered().items():
         (args.out / name).write_text(text, encoding="utf-8")

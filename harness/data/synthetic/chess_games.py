@@ -82,9 +82,14 @@ def generate_pgn_rows(count: int, seed: int = 0) -> list[dict[str, str]]:
         black_elo = min(2400, max(800, white_elo + rng.randrange(-250, 251, 10)))
         movetext, result = play_game(rng, white_elo, black_elo)
         headers = [
-            '[Event "Generated rated game"]', '[Site "implicit-if"]', f'[Round "{number}"]',
-            f'[White "player{rng.randrange(1000, 10000)}"]', f'[Black "player{rng.randrange(1000, 10000)}"]',
-            f'[Result "{result}"]', f'[WhiteElo "{white_elo}"]', f'[BlackElo "{black_elo}"]',
+            '[Event "Generated rated game"]',
+            '[Site "implicit-if"]',
+            f'[Round "{number}"]',
+            f'[White "player{rng.randrange(1000, 10000)}"]',
+            f'[Black "player{rng.randrange(1000, 10000)}"]',
+            f'[Result "{result}"]',
+            f'[WhiteElo "{white_elo}"]',
+            f'[BlackElo "{black_elo}"]',
         ]
         rows.extend({"text": line} for line in [*headers, "", movetext, ""])
     return rows
