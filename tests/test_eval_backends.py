@@ -33,10 +33,10 @@ def hf_run(tmp_path_factory: pytest.TempPathFactory, smollm2_dir: str) -> Path:
     """The same evaluation on the hf backend in float32: what the other engines must reproduce."""
     folder = tmp_path_factory.mktemp("hf") / "run"
     env = {**os.environ, **OFFLINE}
+    command = [str(Path(sys.executable).parent / "implicit-if"), "eval", smollm2_dir, *COMMON]
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "implicit-if"), "eval", smollm2_dir, *COMMON, "--dtype", "float32", "--out", str(folder)],
-        env=env, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [*command, "--dtype", "float32", "--out", str(folder)], env=env, capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return folder
 

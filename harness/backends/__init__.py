@@ -20,8 +20,13 @@ def get_backend(kind: str, model: str, **options: Any) -> Backend:
 
         return HFBackend(model, **options)
     if kind == "vllm":
+        if options.get("data_parallel_size", 1) > 1:  # one engine per device slice, each in its own process
+            from .vllm_data_parallel import DataParallelVLLM
+
+            return DataParallelVLLM(model, **options)
         from .vllm import VLLMBackend
 
+        options.pop("data_parallel_size", None)
         return VLLMBackend(model, **options)
     if kind == "openai":
         from .openai_compat import OpenAIBackend

@@ -49,8 +49,11 @@ class VLLMBackend:
         logits_processors: Sequence[Any] | None = None,
         sampling_extra_args: dict[str, Any] | None = None,
         progress: bool = True,
+        tensor_parallel_size: int = 1,
         **engine_kwargs: Any,
     ) -> None:
+        """One engine; `tensor_parallel_size` splits it over that many devices. For data parallelism
+        (several engines) `get_backend("vllm", ..., data_parallel_size=N)` builds a DataParallelVLLM."""
         vllm = import_vllm()
         from transformers import AutoTokenizer
 
@@ -68,6 +71,7 @@ class VLLMBackend:
             max_model_len=max_model_len,
             seed=seed,
             logits_processors=list(logits_processors) if logits_processors else None,
+            tensor_parallel_size=tensor_parallel_size,
             **engine_kwargs,
         )
 

@@ -47,6 +47,15 @@ def evaluate(
         "--tokenizer",
         help="--backend openai: the served model's tokenizer (HF name or folder), which response ranking needs.",
     ),
+    tensor_parallel_size: int = typer.Option(
+        1, "--tensor-parallel-size", min=1, help="--backend vllm: devices per engine (vLLM's tensor parallelism)."
+    ),
+    data_parallel_size: int = typer.Option(
+        1,
+        "--data-parallel-size",
+        min=1,
+        help="--backend vllm: engines, each on its own devices in its own process (no Ray); inputs split between them.",
+    ),
     ranked: bool = typer.Option(
         True, "--ranking/--no-ranking", help="Response ranking (needs prompt log-probabilities from the engine)."
     ),
@@ -120,6 +129,8 @@ def evaluate(
         ranked=ranked,
         base_url=base_url,
         tokenizer=tokenizer,
+        tensor_parallel_size=tensor_parallel_size,
+        data_parallel_size=data_parallel_size,
     )
     try:
         spec.check()

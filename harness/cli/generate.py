@@ -64,6 +64,12 @@ def generate(
     base_url: str | None = typer.Option(
         None, "--base-url", help="Endpoint for the openai backend (e.g. http://127.0.0.1:8000/v1)."
     ),
+    tensor_parallel_size: int = typer.Option(
+        1, "--tensor-parallel-size", min=1, help="vllm: devices per engine (vLLM's tensor parallelism)."
+    ),
+    data_parallel_size: int = typer.Option(
+        1, "--data-parallel-size", min=1, help="vllm: engines, each on its own devices in its own process (no Ray)."
+    ),
 ) -> None:
     """Generate a response to every instruction and write AlpacaEval's model_outputs format.
 
@@ -79,6 +85,12 @@ def generate(
     options, rule_label = _backend_options(
         backend, rules, dtype, batch_size, base_url, seed, _parse_rule_options(rule_options)
     )
+    if (tensor_parallel_size, data_parallel_size) != (1, 1):
+        if backend != "vllm":
+            fail("--tensor-parallel-size and --data-parallel-size are the vllm backend's: add --backend vllm")
+        if rule_label and data_parallel_size > 1:
+            fail("--rules with --data-parallel-size is not supported: run one engine (--data-parallel-size 1)")
+        options.update(tensor_parallel_size=tensor_parallel_size, data_parallel_size=data_parallel_size)
     records = _load_instructions(instructions, dataset, offline, limit)
     dataset_name = instructions.stem if instructions else dataset
     from ..backends import GenerationConfig, get_backend

@@ -37,13 +37,6 @@ def win_values(annotations: Sequence[Mapping[str, Any]], index_of: Mapping[str, 
     return values, dropped
 
 
-def plain_win_rate(values: np.ndarray) -> float:
-    """AlpacaEval 2's win rate in percent: mean of preference - 1 over kept annotations
-    (`winrate.plain_metrics` on the same preferences; the values are already aligned here)."""
-    kept = values[np.isfinite(values)]
-    return float(np.mean(kept) * 100) if kept.size else math.nan
-
-
 def length_controlled_win_rate(annotations: Sequence[Mapping[str, Any]]) -> float | None:
     """AlpacaEval 2's LC win rate (percent) as `implicit-if winrate` computes it by default: the GLM
     fitted on this entry's annotations alone, no instruction-difficulty term, so an entry's number

@@ -20,6 +20,12 @@ def discrete_scores(table: PreferenceTable) -> np.ndarray:
     return np.where(table.preference > 1.5, 1.0, np.where(table.preference < 1.5, 0.0, 0.5))
 
 
+def win_rate_percent(wins: np.ndarray) -> float:
+    """Mean of `preference - 1` in percent over the finite values (NaN marks a dropped preference)."""
+    kept = wins[np.isfinite(wins)]
+    return float(np.mean(kept)) * 100 if kept.size else math.nan
+
+
 def plain_metrics(table: PreferenceTable) -> dict[str, float | int]:
     """AlpacaEval 2's head-to-head numbers for one model against the reference."""
     wins = table.preference - 1.0
@@ -37,7 +43,7 @@ def plain_metrics(table: PreferenceTable) -> dict[str, float | int]:
         }
     standard_error = float(np.std(wins, ddof=1) / math.sqrt(n)) * 100 if n > 1 else math.nan
     return {
-        "win_rate": float(np.mean(wins)) * 100,
+        "win_rate": win_rate_percent(wins),
         "standard_error": standard_error,
         "discrete_win_rate": float(np.mean(discrete_scores(table))) * 100,
         "n_wins": int(np.sum(wins > 0.5)),
