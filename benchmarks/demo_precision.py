@@ -36,7 +36,7 @@ from implicit_if.generation import build_prompts
 from implicit_if.judging import load_judge_spec
 from implicit_if.judging.judges import Comparison, LocalJudge
 from implicit_if.judging.prompt import pair_probability
-from implicit_if.ranking import rank_with_model, summarize
+from implicit_if.ranking import rank, summarize
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PRECISIONS = ("float32", "bfloat16")
@@ -72,7 +72,7 @@ def rank_stage(pairs: list[dict[str, Any]], dtype: str) -> Callable[[], float]:
     backend = HFBackend("gemma-3-270m", device="cpu", dtype=dtype, progress=False)
 
     def run() -> float:
-        records = rank_with_model(backend.model, backend.tokenizer, pairs, k=5, seed=0, fmt="tulu", batch_size=8)
+        records = rank(backend, pairs, k=5, seed=0, fmt="tulu", batch_size=8)
         return summarize(records, seed=0)["response_ranking"]["estimate"]
 
     return run

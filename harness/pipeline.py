@@ -138,7 +138,7 @@ def run(
     from .judging.references import reference_record
     from .judging.specs import load_judge_spec
     from .leakage import leakage_records, leakage_summary
-    from .ranking import rank_with_backend, rank_with_model, summarize
+    from .ranking import rank, summarize
     from .winrate import compute_metrics
     from .winrate.bias import bias_line
 
@@ -233,19 +233,9 @@ def run(
     log(f"[{spec.name}] response ranking: {len(pairs)} instructions x (1 + {k} distractors)")
 
     def ranked() -> list[dict[str, Any]]:
-        model = get_model()
-        if spec.backend == "hf":  # the exact blocked scorer on the model itself
-            return rank_with_model(
-                model.model,
-                model.tokenizer,
-                pairs,
-                k=k,
-                seed=0,
-                fmt=spec.fmt,
-                batch_size=spec.batch_size,
-                conditional=spec.conditional,
-            )
-        return rank_with_backend(model, pairs, k=k, seed=0, fmt=spec.fmt, conditional=spec.conditional)
+        return rank(
+            get_model(), pairs, k=k, seed=0, fmt=spec.fmt, batch_size=spec.batch_size, conditional=spec.conditional
+        )
 
     stage = {**base_inputs, "stage": "ranking", "k": k, "seed": 0, "conditional": spec.conditional}
     result.ranking = summarize(cached_stage(folder / "ranking.jsonl", stage, ranked, jsonl=True), seed=0)

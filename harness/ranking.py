@@ -172,7 +172,7 @@ def tokenize_jobs(
 ):
     """The study's token pairs for each job: formatted instruction i, then response j and EOS."""
     from .formats import format_prompt, uses_special_tokens_in_text
-    from .scoring import tokenize_context, tokenize_continuation
+    from .tokenization import tokenize_context, tokenize_continuation
 
     specials = not uses_special_tokens_in_text(fmt)  # a chat template already carries them
     prompts: dict[int, list[int]] = {}
@@ -187,33 +187,7 @@ def tokenize_jobs(
     return out
 
 
-def rank_with_model(
-    model,
-    tokenizer,
-    pairs: Sequence[Mapping],
-    *,
-    k: int = DEFAULT_DISTRACTORS,
-    seed: int = DEFAULT_SEED,
-    fmt: str = "tulu",
-    conditional: bool = True,
-    batch_size: int = 8,
-    fast: bool = True,
-    progress: bool = False,
-) -> list[dict]:
-    """Score the whole plan with a transformers model and return the ranking records."""
-    from .scoring import score_token_ids, score_token_ids_fast
-
-    jobs = scoring_jobs(plan_comparisons(len(pairs), k, seed), conditional)
-    token_pairs = tokenize_jobs(tokenizer, pairs, jobs, fmt)
-    if fast:
-        per_token = score_token_ids_fast(model, token_pairs, batch_size, progress=progress)
-    else:
-        per_token = score_token_ids(model, token_pairs, batch_size)
-    scores = [(sum(values), len(values)) for values in per_token]
-    return build_records(jobs, scores, [str(p.get("id", n)) for n, p in enumerate(pairs)])
-
-
-def rank_with_backend(
+def rank(
     backend,
     pairs: Sequence[Mapping],
     *,
@@ -221,18 +195,16 @@ def rank_with_backend(
     seed: int = DEFAULT_SEED,
     fmt: str = "tulu",
     conditional: bool = True,
+    batch_size: int | None = None,
+    progress: bool = False,
 ) -> list[dict]:
-    """The same records through any backend's `score` (vllm, an OpenAI-compatible server)."""
-    from .formats import format_prompt
-
+    """Score the whole plan through any backend (`score_tokens` on its own tokenizer's ids) and
+    return the ranking records; the hf backend uses its exact blocked scorer."""
     jobs = scoring_jobs(plan_comparisons(len(pairs), k, seed), conditional)
-    tokenizer = getattr(backend, "tokenizer", None)
-    contexts = [format_prompt(pairs[i]["instruction"], fmt, tokenizer) for i, _, _ in jobs]
-    continuations = [pairs[j]["response"] for _, j, _ in jobs]
-    scored = backend.score(contexts, continuations, add_eos=True)
-    return build_records(
-        jobs, [(s.logprob, s.n_tokens) for s in scored], [str(p.get("id", n)) for n, p in enumerate(pairs)]
-    )
+    token_pairs = tokenize_jobs(backend.tokenizer, pairs, jobs, fmt)
+    per_token = backend.score_tokens(token_pairs, batch_size=batch_size, progress=progress)
+    scores = [(sum(values), len(values)) for values in per_token]
+    return build_records(jobs, scores, [str(p.get("id", n)) for n, p in enumerate(pairs)])
 
 
 # -- inputs (I/O at the edge) -----------------------------------------------------------------

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .tokenization import TokenPair
 from .transformers_compat import accepts_logits_to_keep, cache_keyword, output_cache
 
 # Rows of the output projection computed together (each pass over the weights serves this many).
@@ -41,36 +42,6 @@ PROMPTS_PER_WINDOW = 64
 # A batch closes before its padding exceeds this share of its tokens: on a CPU a forward pass of a
 # few sequences is as efficient per token as a wide one, so padding is pure waste.
 MAX_PADDING_SHARE = 0.1
-
-TokenPair = tuple[list[int], list[int]]
-
-
-def tokenize_context(tokenizer, context: str, add_special_tokens: bool = True) -> list[int]:
-    """Context tokens, with the tokenizer's special tokens (e.g. BOS) unless the text carries them."""
-    return list(tokenizer(context, add_special_tokens=add_special_tokens)["input_ids"])
-
-
-def tokenize_continuation(tokenizer, continuation: str, add_eos: bool = True) -> list[int]:
-    """Continuation tokens, without special tokens, then EOS."""
-    cont = list(tokenizer(continuation, add_special_tokens=False)["input_ids"])
-    if add_eos:
-        if tokenizer.eos_token_id is None:
-            raise ValueError("this tokenizer has no EOS token; score with add_eos=False")
-        cont.append(tokenizer.eos_token_id)
-    return cont
-
-
-def tokenize_pair(
-    tokenizer, context: str, continuation: str, add_eos: bool = True, *, add_special_tokens: bool = True
-) -> TokenPair:
-    """The study's tokenisation: context with special tokens, continuation without, then EOS.
-
-    The two parts are tokenised separately (no merge across the boundary). Pass
-    `add_special_tokens=False` when the context text already carries them (chat templates).
-    """
-    return tokenize_context(tokenizer, context, add_special_tokens), tokenize_continuation(
-        tokenizer, continuation, add_eos
-    )
 
 
 def _check_pairs(pairs: Sequence[TokenPair]) -> None:

@@ -66,7 +66,7 @@ def load_docs(**metadata: Any) -> dict[str, Any]:
     import datasets
 
     from implicit_if.formats import check_format, format_prompt, uses_special_tokens_in_text
-    from implicit_if.scoring import tokenize_context, tokenize_continuation
+    from implicit_if.tokenization import tokenize_context, tokenize_continuation
 
     fmt = check_format(str(metadata.get("format", "tulu")))
     k = int(metadata.get("distractors", DEFAULT_DISTRACTORS))

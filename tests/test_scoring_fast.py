@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from implicit_if import scoring
-from implicit_if.scoring import fast_path_problem, score_token_ids, score_token_ids_fast, tokenize_pair
+from implicit_if.scoring import fast_path_problem, score_token_ids, score_token_ids_fast
+from implicit_if.tokenization import tokenize_pair
 
 VOCAB = 300
 

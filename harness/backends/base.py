@@ -60,9 +60,17 @@ class Backend(Protocol):
     ) -> list[ScoredContinuation]:
         """Score each continuation given its context.
 
-        Tokenisation contract (the study's): the context is tokenised with the tokenizer's special
-        tokens, the continuation without, tokenised separately, and EOS appended when `add_eos`.
+        Tokenisation contract (the study's, `implicit_if.tokenization.tokenize_pair`): the context
+        is tokenised with the tokenizer's special tokens, the continuation without, tokenised
+        separately, and EOS appended when `add_eos`.
         """
+        ...
+
+    def score_tokens(
+        self, pairs: Sequence[tuple[list[int], list[int]]], *, batch_size: int | None = None, progress: bool = False
+    ) -> list[list[float]]:
+        """Per-token natural-log probabilities of each continuation's ids given its context's ids
+        (already tokenised with `self.tokenizer`); what response ranking asks of every engine."""
         ...
 
 

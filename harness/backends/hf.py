@@ -80,8 +80,12 @@ class HFBackend:
         revision: str | None = None,
         logits_processor_factory: Callable[[Any], list] | None = None,
         progress: bool = True,
+        fast_scoring: bool = True,
     ) -> None:
+        """`fast_scoring`: `score_tokens` uses the exact blocked scorer (`scoring.score_token_ids_fast`,
+        self-checked against the plain one); False uses the plain reference scorer."""
         self.model_id = model
+        self.fast_scoring = fast_scoring
         self.model, self.tokenizer = load_model_and_tokenizer(model, device, dtype, revision)
         self.device = str(self.model.device)
         self.batch_size = batch_size
@@ -140,10 +144,21 @@ class HFBackend:
     def score(
         self, contexts: Sequence[str], continuations: Sequence[str], add_eos: bool = True
     ) -> list[ScoredContinuation]:
-        from ..scoring import score_token_ids, tokenize_pair
+        from ..scoring import score_token_ids
+        from ..tokenization import tokenize_pair
 
         if len(contexts) != len(continuations):
             raise ValueError("score() needs as many contexts as continuations")
         pairs = [tokenize_pair(self.tokenizer, c, r, add_eos) for c, r in zip(contexts, continuations)]
-        per_token = score_token_ids(self.model, pairs, batch_size=self.batch_size)
+        per_token = score_token_ids(self.model, pairs, batch_size=self.batch_size)  # the plain reference
         return [ScoredContinuation(sum(lp), len(lp), tuple(lp)) for lp in per_token]
+
+    def score_tokens(
+        self, pairs: Sequence[tuple[list[int], list[int]]], *, batch_size: int | None = None, progress: bool = False
+    ) -> list[list[float]]:
+        from ..scoring import score_token_ids, score_token_ids_fast
+
+        size = batch_size or self.batch_size
+        if self.fast_scoring:
+            return score_token_ids_fast(self.model, pairs, size, progress=progress)
+        return score_token_ids(self.model, pairs, size)

@@ -106,24 +106,32 @@ class VLLMBackend:
     def score(
         self, contexts: Sequence[str], continuations: Sequence[str], add_eos: bool = True
     ) -> list[ScoredContinuation]:
-        from ..scoring import tokenize_pair
+        from ..tokenization import tokenize_pair
 
-        vllm = import_vllm()
         if len(contexts) != len(continuations):
             raise ValueError("score() needs as many contexts as continuations")
         pairs = [tokenize_pair(self.tokenizer, c, r, add_eos) for c, r in zip(contexts, continuations)]
+        return [ScoredContinuation(sum(lp), len(lp), tuple(lp)) for lp in self.score_tokens(pairs)]
+
+    def score_tokens(
+        self, pairs: Sequence[tuple[list[int], list[int]]], *, batch_size: int | None = None, progress: bool = False
+    ) -> list[list[float]]:
+        """`batch_size` is vLLM's own business (continuous batching); accepted for the common interface."""
+        from ..tokenization import check_contexts
+
+        vllm = import_vllm()
+        check_contexts(list(pairs))
         for index, (ctx, cont) in enumerate(pairs):
-            if not ctx:
-                raise ValueError(
-                    f"pair {index}: the context tokenises to nothing, so its first token has no probability"
-                )
             self.check_length(index, len(ctx) + len(cont) + 1)
         requests = [vllm.TokensPrompt(prompt_token_ids=ctx + cont) for ctx, cont in pairs]
         # One generated token is the minimum vLLM accepts; prompt_logprobs=0 returns the
         # log-probability of each prompt token itself (and no alternatives).
         params = vllm.SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0, detokenize=False)
-        outputs = self.llm.generate(requests, params, use_tqdm=self.progress)
-        return [continuation_score(out.prompt_logprobs, ctx, cont) for out, (ctx, cont) in zip(outputs, pairs)]
+        outputs = self.llm.generate(requests, params, use_tqdm=self.progress or progress)
+        return [
+            list(continuation_score(out.prompt_logprobs, ctx, cont).token_logprobs)
+            for out, (ctx, cont) in zip(outputs, pairs)
+        ]
 
     def check_length(self, index: int, n_tokens: int) -> None:
         if n_tokens > self.max_model_len:

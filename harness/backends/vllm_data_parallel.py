@@ -172,6 +172,11 @@ class DataParallelVLLM:
             raise ValueError("score() needs as many contexts as continuations")
         return self._map("score", [contexts, continuations], add_eos)
 
+    def score_tokens(
+        self, pairs: Sequence[tuple[list[int], list[int]]], *, batch_size: int | None = None, progress: bool = False
+    ) -> list[list[float]]:
+        return self._map("score_tokens", [pairs])
+
     def close(self) -> None:
         for process, jobs, _ in self._workers:
             if process.is_alive():

@@ -132,38 +132,24 @@ def _score(
     scorer: str,
     base_url: str | None,
 ) -> list[dict[str, Any]]:
-    from ..ranking import rank_with_backend, rank_with_model
-
-    if backend == "hf":
-        from ..backends.hf import load_model_and_tokenizer
-
-        try:
-            lm, tokenizer = load_model_and_tokenizer(model, None if device == "auto" else device, dtype)
-        except (OSError, ValueError, RuntimeError) as error:
-            fail(f"cannot load model {model!r}: {error}")
-        return rank_with_model(
-            lm,
-            tokenizer,
-            pairs,
-            k=k,
-            seed=seed,
-            fmt=fmt,
-            conditional=conditional,
-            batch_size=batch_size,
-            fast=scorer == "fast",
-            progress=True,
-        )
     from ..backends import BACKEND_NAMES, get_backend
+    from ..ranking import rank
 
     if backend not in BACKEND_NAMES:
         fail(f"unknown --backend {backend!r}: use one of {', '.join(BACKEND_NAMES)}")
-    options: dict[str, Any] = {"base_url": base_url} if (backend == "openai" and base_url) else {}
+    options: dict[str, Any] = {}
+    if backend == "hf":
+        options = {"device": None if device == "auto" else device, "dtype": dtype, "fast_scoring": scorer == "fast"}
+    elif backend == "openai" and base_url:
+        options = {"base_url": base_url}
     try:
         engine = get_backend(backend, model, **options)
     except (ImportError, OSError, ValueError, RuntimeError) as error:
-        fail(f"cannot start the {backend} backend for {model!r}: {error}")
+        fail(f"cannot load model {model!r} on the {backend} backend: {error}")
     try:
-        return rank_with_backend(engine, pairs, k=k, seed=seed, fmt=fmt, conditional=conditional)
+        return rank(
+            engine, pairs, k=k, seed=seed, fmt=fmt, conditional=conditional, batch_size=batch_size, progress=True
+        )
     except NotImplementedError as error:
         fail(f"the {backend} backend cannot score continuations ({error}): use --backend hf")
 
