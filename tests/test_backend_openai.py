@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import pickle
-import random
 import socket
 import threading
 import time
@@ -15,18 +14,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from implicit_if.backends import GenerationConfig
-from implicit_if.backends.openai_compat import (
-    EndpointError,
-    OpenAIBackend,
-    RetryPolicy,
-    Secret,
-    backoff_delay,
-    with_retries,
-)
+from implicit_if.backends.openai_compat import EndpointError, OpenAIBackend, Secret
 from implicit_if.formats import format_messages, format_prompt
 
 KEY = "sk-test-DO-NOT-LEAK-7f3a91"
-QUICK = RetryPolicy(max_retries=4, base_delay=0.01, max_delay=0.05)
 
 
 # -- a scripted OpenAI-style server on loopback -------------------------------------------------
@@ -49,7 +40,9 @@ class ScriptedServer:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with server.lock:
                     step = server.script[min(len(server.requests), len(server.script) - 1)]
-                    server.requests.append({"body": body, "auth": self.headers.get("Authorization")})
+                    server.requests.append(
+                        {"body": body, "auth": self.headers.get("Authorization"), "time": time.monotonic()}
+                    )
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
                 status, headers, payload, delay = step
@@ -99,7 +92,7 @@ OK = (200, {}, echo_prompt, 0.0)
 
 
 def backend(url: str, **options) -> OpenAIBackend:
-    options.setdefault("retry", QUICK)
+    options.setdefault("max_retries", 4)
     return OpenAIBackend("m", base_url=url, api_key=KEY, progress=False, **options)
 
 
@@ -133,13 +126,14 @@ def test_a_client_error_is_not_retried_and_names_the_server_message() -> None:
     assert len(server.requests) == 1
 
 
-def test_retries_are_bounded_and_the_error_says_how_many_attempts() -> None:
+def test_retries_are_bounded_back_off_and_the_error_says_how_many_attempts() -> None:
     with ScriptedServer([(500, {}, {"error": {"message": "boom"}}, 0.0)]) as server:
         with pytest.raises(EndpointError, match=r"kept failing with HTTP 500 after 3 attempts"):
-            backend(server.base_url, retry=RetryPolicy(max_retries=2, base_delay=0.01)).generate(
-                ["x"], GenerationConfig()
-            )
+            backend(server.base_url, max_retries=2).generate(["x"], GenerationConfig())
     assert len(server.requests) == 3
+    # the retries wait, longer each time (the openai SDK's backoff: 0.5 s doubling, less up to 25% jitter)
+    first, second = (b["time"] - a["time"] for a, b in zip(server.requests, server.requests[1:]))
+    assert 0.3 <= first < second, (first, second)
 
 
 def test_a_retry_after_beyond_the_limit_is_not_waited_for() -> None:
@@ -147,42 +141,6 @@ def test_a_retry_after_beyond_the_limit_is_not_waited_for() -> None:
         with pytest.raises(EndpointError, match="rate-limiting"):
             backend(server.base_url).generate(["x"], GenerationConfig())
     assert len(server.requests) == 1
-
-
-def test_backoff_grows_exponentially_with_bounded_jitter() -> None:
-    policy = RetryPolicy(base_delay=0.5, max_delay=4.0)
-    rng = random.Random(0)
-    for retry, ceiling in enumerate([0.5, 1.0, 2.0, 4.0, 4.0]):
-        delay = backoff_delay(retry, policy, rng)
-        assert ceiling / 2 <= delay <= ceiling
-
-
-def test_with_retries_works_for_any_async_call() -> None:
-    import asyncio
-
-    import httpx
-
-    calls = []
-
-    async def flaky() -> str:
-        calls.append(1)
-        if len(calls) < 3:
-            raise httpx.ReadTimeout("slow")
-        return "done"
-
-    waits: list[float] = []
-
-    async def no_sleep(delay: float) -> None:
-        waits.append(delay)
-
-    assert asyncio.run(with_retries(flaky, QUICK, sleep=no_sleep)) == "done"
-    assert len(calls) == 3 and len(waits) == 2
-
-    async def broken() -> None:
-        raise ValueError("a bug, not a transient failure")
-
-    with pytest.raises(ValueError):
-        asyncio.run(with_retries(broken, QUICK, sleep=no_sleep))
 
 
 # -- concurrency and order ---------------------------------------------------------------------
@@ -206,16 +164,14 @@ def test_generation_sends_greedy_settings_and_cuts_at_stop_strings() -> None:
 def test_an_unreachable_endpoint_fails_fast_with_a_clear_error(unused_port: int) -> None:
     url = f"http://127.0.0.1:{unused_port}/v1"
     with pytest.raises(EndpointError, match=r"cannot reach .*127\.0\.0\.1.*\(3 attempts\).*OPENAI_BASE_URL") as info:
-        backend(url, retry=RetryPolicy(base_delay=0.01)).generate(["x"], GenerationConfig())
+        backend(url, max_retries=2).generate(["x"], GenerationConfig())
     assert KEY not in str(info.value)
 
 
 def test_a_timeout_names_the_limit() -> None:
     with ScriptedServer([(200, {}, echo_prompt, 2.0)]) as server:
         with pytest.raises(EndpointError, match=r"did not answer within 0\.3s \(2 attempts\)"):
-            backend(server.base_url, timeout=0.3, retry=RetryPolicy(max_retries=1, base_delay=0.01)).generate(
-                ["x"], GenerationConfig()
-            )
+            backend(server.base_url, timeout=0.3, max_retries=1).generate(["x"], GenerationConfig())
 
 
 def test_a_server_without_prompt_logprobs_gets_a_clear_scoring_error(smollm2_dir: str) -> None:

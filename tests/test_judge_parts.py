@@ -13,10 +13,11 @@ from loopback_server import scripted_server
 
 from implicit_if.judging import load_judge_spec
 from implicit_if.judging.cache import Verdict, VerdictCache, comparison_key
-from implicit_if.judging.client import BadResponse, ChatClient, EndpointError, RequestFailed, retry_after_seconds
+from implicit_if.judging.client import ChatClient
 from implicit_if.judging.judges import read_logprob_verdict, read_text_verdict
 from implicit_if.judging.pairing import annotation, comparisons_for, match_outputs, model_shown_first, preference_from
 from implicit_if.judging.prompt import judge_messages, label_probability, pair_probability, parse_verdict
+from implicit_if.openai_endpoint import BadResponse, EndpointError, RequestFailed
 
 # -- prompt -----------------------------------------------------------------------------------------
 
@@ -237,7 +238,7 @@ def test_client_retries_transient_failures_and_honours_retry_after():
 
 def test_client_gives_up_after_retries_and_stops_on_endpoint_errors():
     with scripted_server([(500, {}, {"error": "down"})]) as (url, seen):
-        with pytest.raises(RequestFailed, match="3 attempts: HTTP 500"):
+        with pytest.raises(RequestFailed, match="HTTP 500 after 3 attempts"):
             _complete(url, max_retries=2)
         assert len(seen) == 3
     with scripted_server([(400, {}, {"error": "context too long"})]) as (url, seen):
@@ -255,6 +256,20 @@ def test_client_gives_up_after_retries_and_stops_on_endpoint_errors():
         assert key not in str(error.value)
 
 
+def test_a_bug_in_the_reader_is_raised_at_once_not_retried():
+    def broken(body):
+        raise ZeroDivisionError("a bug, not an unusable body")
+
+    async def go(url):
+        async with ChatClient(url, None, backoff_base_s=0.01) as client:
+            await client.complete({"model": "m", "messages": []}, broken)
+
+    with scripted_server([(200, {}, _logprob_body())]) as (url, seen):
+        with pytest.raises(ZeroDivisionError):
+            asyncio.run(go(url))
+    assert len(seen) == 1
+
+
 def test_client_reports_an_unreachable_endpoint():
     import socket
 
@@ -265,11 +280,28 @@ def test_client_reports_an_unreachable_endpoint():
         _complete(f"http://127.0.0.1:{port}/v1", max_retries=1)
 
 
-def test_retry_after_header_forms():
-    assert retry_after_seconds("2") == 2.0
-    assert retry_after_seconds(None) is None and retry_after_seconds("soon") is None
-    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == pytest.approx(10.0)
-    assert retry_after_seconds("100000") == 300.0  # capped
+def test_retry_after_forms_are_honoured_and_a_long_one_is_not_waited_for():
+    import email.utils
+    import time
+
+    ok = (200, {}, _logprob_body(0.6))
+    when = email.utils.formatdate(time.time() + 3, usegmt=True)  # an HTTP date, 2 to 3 s ahead
+    script = [
+        (429, {"Retry-After": when}, {"error": "slow down"}),
+        (503, {"Retry-After": "soon"}, {"error": "busy"}),
+        ok,
+    ]
+    with scripted_server(script) as (url, seen):
+        verdict, usage = _complete(url)
+    assert verdict.p_second == pytest.approx(0.6) and len(seen) == 3 and usage.retries == 2
+    assert seen[1][0] - seen[0][0] >= 0.9  # waited until the date
+    assert seen[2][0] - seen[1][0] >= 0.3  # an unreadable Retry-After: the client's own backoff, not no wait
+    # a server asking for longer than the client waits (over two minutes): not retried, the run stops
+    with scripted_server([(429, {"Retry-After": "100000"}, {"error": "quota exhausted"})]) as (url, seen):
+        start = time.monotonic()
+        with pytest.raises(EndpointError, match="still rate-limiting after 1 attempt .*Retry-After: 100000"):
+            _complete(url)
+    assert len(seen) == 1 and time.monotonic() - start < 30
 
 
 # -- hostile replies: malformed numbers are unusable bodies, echoed keys never stored ------------------
@@ -277,7 +309,6 @@ def test_retry_after_header_forms():
 
 @pytest.mark.parametrize("logprob", [1e308, float("nan"), float("inf"), 3.5, "lots", True, None, {"x": 1}])
 def test_an_absurd_top_logprob_is_an_unusable_body_not_a_crash(logprob) -> None:
-    from implicit_if.judging.client import BadResponse
     from implicit_if.judging.judges import read_logprob_verdict
 
     body = {
@@ -298,21 +329,21 @@ def test_an_absurd_top_logprob_is_an_unusable_body_not_a_crash(logprob) -> None:
     [{"prompt_tokens": "lots"}, {"completion_tokens": -3}, {"prompt_tokens": 1.5}, "many", {"prompt_tokens": True}],
 )
 def test_malformed_usage_counts_are_refused(usage) -> None:
-    from implicit_if.judging.client import usage_counts
+    from implicit_if.openai_endpoint import usage_counts
 
     with pytest.raises(ValueError):
         usage_counts({"choices": [{}], "usage": usage})
 
 
 def test_usage_counts_read_plain_integers_and_missing_as_zero() -> None:
-    from implicit_if.judging.client import usage_counts
+    from implicit_if.openai_endpoint import usage_counts
 
     assert usage_counts({"usage": {"prompt_tokens": 12, "completion_tokens": 1}}) == (12, 1)
     assert usage_counts({}) == (0, 0)
 
 
 def test_a_key_echoed_anywhere_in_a_reply_is_scrubbed() -> None:
-    from implicit_if.judging.client import scrub
+    from implicit_if.openai_endpoint import scrub
 
     key = "sk-test-SECRET-1234"
     body = {"choices": [{"message": {"content": f"Output (b) is better. Your key {key} works."}}], key: [key, 3]}

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from ..judging.specs import DEFAULT_OFFLINE_JUDGE
+from ..judging.specs import DEFAULT_OFFLINE_JUDGE, JudgeSpec
 from ._common import atomic_write_json, check_output_path, fail, print_json
 
 
@@ -30,8 +30,11 @@ def judge(
             "or KIND:MODEL with KIND logprobs, verdict, local or local-vllm."
         ),
     ),
-    output: Path = typer.Option(
-        ..., "--output", "-o", help="Where to write the annotations (AlpacaEval annotations JSON list)."
+    output: Path | None = typer.Option(
+        None,
+        "--output",
+        "-o",
+        help="Where to write the annotations (AlpacaEval annotations JSON list); required unless --estimate.",
     ),
     base_url: str | None = typer.Option(
         None, "--base-url", help="Override the judge endpoint (OpenAI-compatible, ending in /v1)."
@@ -67,17 +70,42 @@ def judge(
         False, "--partial", help="Write the annotations even if some requests failed (their preference is null)."
     ),
     offline: bool = typer.Option(False, "--offline", help="With dataset:NAME references, use the bundled fixture."),
+    estimate: bool = typer.Option(
+        False,
+        "--estimate",
+        help=(
+            "Send nothing: print the comparisons already cached, the requests left, their input and output tokens, "
+            "cost and time, then exit."
+        ),
+    ),
+    as_json: bool = typer.Option(False, "--json", help="With --estimate: print the estimate as JSON."),
+    tokenizer: str | None = typer.Option(
+        None,
+        "--tokenizer",
+        help=(
+            "With --estimate: the judge's tokenizer (embedded model name, HF name or local path) for the token "
+            "count. Default: the spec's `tokenizer`, else the judge's own model where it is here."
+        ),
+    ),
 ) -> None:
     """Judge each model output against the reference output for the same instruction.
 
     Verdicts are cached and committed one by one: rerun the same command after an interruption
-    and only the missing verdicts are requested. Prints tokens and cost at the end.
+    and only the missing verdicts are requested. Prints tokens and cost at the end; `--estimate`
+    prints what the run would send (requests, tokens, cost, time) and sends nothing.
 
     Example: implicit-if judge --outputs outputs.json --reference dataset:offline_instructions --output annotations.json
     """
     from ..judging import EndpointError, judge_outputs, load_judge_spec
 
-    check_output_path(output)  # before any work: a bad path must not cost a judging run
+    if as_json and not estimate:
+        fail("--json prints the estimate: use it with --estimate")
+    if tokenizer is not None and not estimate:
+        fail("--tokenizer is for the token count of --estimate: use it with --estimate")
+    if not estimate:
+        if output is None:
+            fail("--output is required: where to write the annotations (or pass --estimate to send nothing)")
+        check_output_path(output)  # before any work: a bad path must not cost a judging run
     model_outputs = read_model_outputs(outputs)
     references = _load_reference(reference, offline, {o["instruction"] for o in model_outputs})
     try:
@@ -88,9 +116,14 @@ def judge(
             concurrency=concurrency,
             timeout_s=timeout,
             max_retries=max_retries,
+            tokenizer=tokenizer,
         )
     except ValueError as error:
         fail(str(error))
+    if estimate:
+        _print_estimate(model_outputs, references, spec, cache, seed, both_orders, as_json)
+        return
+    assert output is not None
     try:
         annotations, summary = judge_outputs(
             model_outputs, references, spec, cache_path=cache, seed=seed, both_orders=both_orders
@@ -118,6 +151,29 @@ def judge(
         )
     atomic_write_json(output, annotations)
     typer.echo(f"wrote {len(annotations)} annotations to {output}")
+
+
+def _print_estimate(
+    model_outputs: list[dict[str, Any]],
+    references: list[dict[str, Any]],
+    spec: JudgeSpec,
+    cache: Path | None,
+    seed: int,
+    both_orders: bool | None,
+    as_json: bool,
+) -> None:
+    """`judge --estimate`: what the same command without it would send; nothing is sent or written."""
+    from ..judging.estimate import estimate_judging
+
+    try:
+        result = estimate_judging(model_outputs, references, spec, cache_path=cache, seed=seed, both_orders=both_orders)
+    except ValueError as error:
+        fail(str(error))
+    if as_json:
+        print_json(result.as_dict())
+    else:
+        typer.echo(result.table())
+        typer.echo("estimate only: nothing was sent", err=True)
 
 
 def read_model_outputs(path: Path) -> list[dict[str, Any]]:

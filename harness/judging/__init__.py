@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..openai_endpoint import EndpointError, Usage
 from .cache import Verdict, VerdictCache
-from .client import EndpointError, Usage
 from .judges import Comparison, run_judge
 from .pairing import annotation, comparisons_for, match_outputs
 from .specs import JudgeSpec, builtin_spec_names, load_judge_spec

@@ -21,9 +21,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..openai_endpoint import BadResponse, EndpointError, RequestFailed, Usage, run_coroutine, usage_counts
 from ..transformers_compat import accepts_logits_to_keep, cache_keyword, output_cache
 from .cache import Verdict, VerdictCache, answer_key
-from .client import BadResponse, ChatClient, EndpointError, RequestFailed, Usage, usage_counts
+from .client import ChatClient
 from .prompt import (
     LABELS,
     POINTWISE_LABELS,
@@ -74,8 +75,7 @@ def run_judge(
         return loaded_judge(spec).run(comparisons, on_verdict, cache=cache, progress=progress)
     if spec.kind == "local":
         return loaded_judge(spec).run(comparisons, on_verdict, progress=progress)
-    from ..backends.openai_compat import run_coroutine  # also works inside a running loop (notebooks)
-
+    # run_coroutine also works inside a running event loop (notebooks)
     return run_coroutine(_run_endpoint(spec, comparisons, on_verdict, seed=seed, progress=progress))
 
 

@@ -65,6 +65,11 @@ class JudgeSpec(BaseModel):
     # all
     both_orders: bool = Field(False, description="Judge both orders and average (for position-biased judges).")
     max_answer_chars: int | None = Field(4000, ge=1, description="Each answer is clipped to this many characters.")
+    # `judge --estimate` only (not part of the identity: they change no verdict)
+    tokenizer: str | None = Field(
+        None, description="HF name/path or embedded model name of the judge's tokenizer, for token estimates."
+    )
+    latency_s: float | None = Field(None, gt=0, description="Seconds one request takes, for time estimates.")
 
     @model_validator(mode="before")
     @classmethod
