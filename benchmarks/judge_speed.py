@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from matmul_rate import rate
 
+import implicit_if.backends.next_token as next_token
 import implicit_if.judging.judges as judges
 from implicit_if.judging import load_judge_spec
 from implicit_if.judging.validate import load_pairs
@@ -45,7 +46,7 @@ def body_flops(model, rows: list[list[int]], shared: int) -> float:
 
 
 def run_variant(judge, contexts: list[str], batch: int, shared_prefix: bool) -> tuple[float, list[float], float]:
-    judges.MIN_SHARED_PREFIX = 16 if shared_prefix else 10**9
+    next_token.MIN_SHARED_PREFIX = 16 if shared_prefix else 10**9
     order = sorted(range(len(contexts)), key=lambda k: len(contexts[k]))
     margins = [0.0] * len(contexts)
     flops = 0.0
@@ -54,11 +55,9 @@ def run_variant(judge, contexts: list[str], batch: int, shared_prefix: bool) -> 
         chunk = order[begin : begin + batch]
         texts = [contexts[k] for k in chunk]
         rows = [judge.tokenizer(t)["input_ids"] for t in texts]
-        shared = min(judges._common_prefix_length(rows), min(len(r) for r in rows) - 1) if shared_prefix else 0
-        flops += body_flops(judge.backend.model, rows, shared if shared >= judges.MIN_SHARED_PREFIX else 0)
-        for k, m in zip(
-            chunk, judges.label_margins(judge.backend.model, judge.tokenizer, texts, judge.label_token_ids)
-        ):
+        shared = min(next_token._common_prefix_length(rows), min(len(r) for r in rows) - 1) if shared_prefix else 0
+        flops += body_flops(judge.backend.model, rows, shared if shared >= next_token.MIN_SHARED_PREFIX else 0)
+        for k, m in zip(chunk, judge.backend.label_margins(texts, judge.label_token_ids)):
             margins[k] = m
     return time.perf_counter() - start, margins, flops
 

@@ -51,14 +51,12 @@ def test_local_judge_scores_labels_caches_and_averages_orders(tmp_path, smollm2_
     comparison = Comparison("k", INSTRUCTIONS[0][0], INSTRUCTIONS[0][1], INSTRUCTIONS[0][2])
     fast = judge.label_logprobs([judge.context(comparison)])
     # a left-padded batch of contexts of different lengths gives each the label log-probabilities it gets alone
-    from implicit_if.judging.judges import next_token_logprobs
-
     contexts = [judge.context(Comparison("k", i, good, other)) for i, good, other in INSTRUCTIONS]
     assert len({len(judge.tokenizer(c)["input_ids"]) for c in contexts}) == len(contexts)
-    model, ids = judge.backend.model, judge.label_token_ids
-    batched = next_token_logprobs(model, judge.tokenizer, contexts, ids)
+    ids = judge.label_token_ids
+    batched = judge.backend.next_token_logprobs(contexts, ids)
     for context, together in zip(contexts, batched):
-        assert together == pytest.approx(next_token_logprobs(model, judge.tokenizer, [context], ids)[0], abs=1e-4)
+        assert together == pytest.approx(judge.backend.next_token_logprobs([context], ids)[0], abs=1e-4)
     judge.label_token_ids = None
     generic = judge.label_logprobs([judge.context(comparison)])
     assert fast[0] == pytest.approx(generic[0], abs=1e-4)

@@ -56,18 +56,18 @@ def test_pointwise_judge_caches_answers_and_batches_exactly(tmp_path, smollm2_di
         assert db.execute("SELECT COUNT(*) FROM answer_scores").fetchone()[0] == 9
 
     # a left-padded batch gives each context the margin it gets alone (float32 body, 1e-4)
-    from implicit_if.judging.judges import PointwiseJudge, label_margins
+    from implicit_if.judging.judges import PointwiseJudge
 
     judge = PointwiseJudge(spec)
     contexts = [judge.context(i, a) for (i, a) in INSTRUCTIONS] + [judge.context(INSTRUCTIONS[0][0], BAD[0])]
-    batched = label_margins(judge.backend.model, judge.tokenizer, contexts, judge.label_token_ids)
-    alone = [label_margins(judge.backend.model, judge.tokenizer, [c], judge.label_token_ids)[0] for c in contexts]
+    batched = judge.backend.label_margins(contexts, judge.label_token_ids)
+    alone = [judge.backend.label_margins([c], judge.label_token_ids)[0] for c in contexts]
     assert batched == pytest.approx(alone, abs=1e-4)
     # the shared-prefix path equals one plain left-padded pass
-    import implicit_if.judging.judges as judges
+    import implicit_if.backends.next_token as next_token
 
-    monkeypatch.setattr(judges, "MIN_SHARED_PREFIX", 10**9)
-    plain = label_margins(judge.backend.model, judge.tokenizer, contexts, judge.label_token_ids)
+    monkeypatch.setattr(next_token, "MIN_SHARED_PREFIX", 10**9)
+    plain = judge.backend.label_margins(contexts, judge.label_token_ids)
     assert batched == pytest.approx(plain, abs=1e-4)
     monkeypatch.undo()
     # and equals the margin read off the model's own full output layer

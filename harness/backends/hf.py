@@ -98,6 +98,8 @@ class HFBackend:
         import torch
         from tqdm.auto import tqdm
 
+        from .next_token import left_padded_batch
+
         tok = self.tokenizer
         encoded = [tok(p, add_special_tokens=True)["input_ids"] for p in prompts]
         order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))  # similar lengths share a batch
@@ -106,17 +108,13 @@ class HFBackend:
         bar = tqdm(total=len(prompts), desc=f"generate ({self.model_id})", disable=not self.progress)
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
-            width = max(len(encoded[i]) for i in chunk)
-            pad = tok.pad_token_id
-            ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for row, i in enumerate(chunk):  # left padding so every row ends at the same position
-                seq = encoded[i]
-                ids[row, width - len(seq) :] = torch.tensor(seq)
-                mask[row, width - len(seq) :] = 1
+            # left padding so every row ends at the same position (generate derives positions from the mask)
+            batch = left_padded_batch(tok, [encoded[i] for i in chunk], self.model.device)
+            ids, mask = batch["input_ids"], batch["attention_mask"]
+            width = ids.shape[1]
             kwargs: dict[str, Any] = {
                 "max_new_tokens": config.max_new_tokens,
-                "pad_token_id": pad,
+                "pad_token_id": tok.pad_token_id,
                 "eos_token_id": tok.eos_token_id,
             }
             if config.temperature > 0:
@@ -128,9 +126,7 @@ class HFBackend:
 
                 kwargs["logits_processor"] = LogitsProcessorList(self.logits_processor_factory(tok, width))
             with torch.no_grad():
-                generated = self.model.generate(
-                    input_ids=ids.to(self.model.device), attention_mask=mask.to(self.model.device), **kwargs
-                )
+                generated = self.model.generate(input_ids=ids, attention_mask=mask, **kwargs)
             for row, i in enumerate(chunk):
                 new_tokens = generated[row, width:].tolist()
                 if tok.eos_token_id in new_tokens:
@@ -152,6 +148,18 @@ class HFBackend:
         pairs = [tokenize_pair(self.tokenizer, c, r, add_eos) for c, r in zip(contexts, continuations)]
         per_token = score_token_ids(self.model, pairs, batch_size=self.batch_size)  # the plain reference
         return [ScoredContinuation(sum(lp), len(lp), tuple(lp)) for lp in per_token]
+
+    def next_token_logprobs(self, contexts: Sequence[str], token_ids: Sequence[int]) -> list[tuple[float, ...]]:
+        """Log-probabilities of candidate next tokens after each context (one left-padded pass)."""
+        from .next_token import next_token_logprobs
+
+        return next_token_logprobs(self.model, self.tokenizer, contexts, token_ids)
+
+    def label_margins(self, contexts: Sequence[str], label_ids: Sequence[int]) -> list[float]:
+        """logit(label 0) - logit(label 1) after each context, the two output rows in float32."""
+        from .next_token import label_margins
+
+        return label_margins(self.model, self.tokenizer, contexts, label_ids)
 
     def score_tokens(
         self, pairs: Sequence[tuple[list[int], list[int]]], *, batch_size: int | None = None, progress: bool = False

@@ -151,6 +151,23 @@ def _judge_claimed(
     summary.cost_usd = usage.cost(spec.price_per_million_input, spec.price_per_million_output)
 
 
+def plan_comparisons(
+    outputs: Sequence[Mapping[str, Any]],
+    references: Sequence[Mapping[str, Any]],
+    spec: JudgeSpec,
+    *,
+    seed: int = 0,
+    both_orders: bool | None = None,
+) -> tuple[list[Any], list[list[Comparison]], dict[str, Comparison]]:
+    """(pairs, each pair's comparisons, the distinct comparisons by cache key): what a run asks,
+    shared by `judge_outputs` and `estimate_judging` so the estimate counts exactly the run."""
+    both_orders = spec.both_orders if both_orders is None else both_orders
+    pairs = match_outputs(outputs, references, seed=seed, both_orders=both_orders)
+    judge_hash = spec.identity_hash()
+    per_pair = [comparisons_for(pair, judge_hash) for pair in pairs]
+    return pairs, per_pair, {c.key: c for comps in per_pair for c in comps}
+
+
 def judge_outputs(
     outputs: Sequence[Mapping[str, Any]],
     references: Sequence[Mapping[str, Any]],
@@ -168,11 +185,8 @@ def judge_outputs(
     serve the run at all; verdicts received before that stay cached. `both_orders` None follows
     the spec.
     """
-    both_orders = spec.both_orders if both_orders is None else both_orders
-    pairs = match_outputs(outputs, references, seed=seed, both_orders=both_orders)
+    pairs, per_pair, unique = plan_comparisons(outputs, references, spec, seed=seed, both_orders=both_orders)
     judge_hash = spec.identity_hash()
-    per_pair = [comparisons_for(pair, judge_hash) for pair in pairs]
-    unique: dict[str, Comparison] = {c.key: c for comps in per_pair for c in comps}
     summary = JudgeSummary(n_pairs=len(pairs), n_identical=sum(p.identical for p in pairs))
     verdicts = judge_comparisons(unique, spec, summary, cache_path=cache_path, seed=seed, progress=progress)
     summary.n_unusable = sum(1 for v in verdicts.values() if v.p_second is None)

@@ -1,7 +1,7 @@
 """What a judging run will cost before it starts (`implicit-if judge --estimate`); sends nothing.
 
-The comparisons come from the same functions `judge_outputs` uses (`match_outputs`,
-`comparisons_for`, the spec's identity hash) and "cached" is the same lookup it makes
+The comparisons come from the function `judge_outputs` uses (`plan_comparisons`) and "cached" is
+the same lookup it makes
 (`VerdictCache.get_many` on the comparison keys; for a pointwise judge also `get_scores` on the
 answer keys), so the remaining count is what the run asks for when nothing fails:
 
@@ -37,7 +37,6 @@ from typing import Any
 from . import default_cache_path
 from .cache import VerdictCache, answer_key
 from .client import Usage
-from .pairing import comparisons_for, match_outputs
 from .prompt import LABELS, judge_messages, pointwise_messages
 from .specs import JudgeSpec
 
@@ -130,11 +129,10 @@ def estimate_judging(
     `counter` None: the judge's tokenizer as `token_counter(spec)` finds it. Raises ValueError on
     the inputs `judge_outputs` refuses (an output without a reference, a repeated instruction).
     """
-    # The comparisons exactly as judge_outputs builds them.
-    both_orders = spec.both_orders if both_orders is None else both_orders
-    pairs = match_outputs(outputs, references, seed=seed, both_orders=both_orders)
+    from . import plan_comparisons
+
+    pairs, _, unique = plan_comparisons(outputs, references, spec, seed=seed, both_orders=both_orders)
     judge_hash = spec.identity_hash()
-    unique = {c.key: c for pair in pairs for c in comparisons_for(pair, judge_hash)}
     todo_answers: dict[str, tuple[str, str]] = {}
     cached_scores = 0
     cache_file = Path(cache_path) if cache_path is not None else default_cache_path()
