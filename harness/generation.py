@@ -14,6 +14,7 @@ from typing import Any
 
 from .backends import Backend, GenerationConfig
 from .formats import format_prompt
+from .records import OutputRecord, validate_records
 
 OUTPUT_FIELDS = ("instruction", "output", "generator", "dataset")
 
@@ -55,8 +56,9 @@ def output_records(
     *,
     generator: str,
     dataset: str,
-) -> list[dict[str, Any]]:
-    """AlpacaEval model_outputs records; an instruction's own `dataset` field wins over `dataset`."""
+) -> list[OutputRecord]:
+    """AlpacaEval model_outputs records (checked against `OutputRecord`); an instruction's own `dataset`
+    field wins over `dataset`."""
     if len(instructions) != len(outputs):
         raise ValueError("one output per instruction is required")
     records = []
@@ -69,7 +71,7 @@ def output_records(
         }
         row["instruction_id"] = str(record.get("id", record.get("instruction_id", index)))
         records.append(row)
-    return records
+    return validate_records(records, "outputs", f"outputs of {generator}")
 
 
 def generate_outputs(
@@ -80,7 +82,7 @@ def generate_outputs(
     config: GenerationConfig = GenerationConfig(),
     generator: str,
     dataset: str,
-) -> list[dict[str, Any]]:
+) -> list[OutputRecord]:
     """Generate a response to every instruction and return model_outputs records in input order."""
     # Only chat templates need the tokenizer (and an endpoint backend may have to load one for it).
     tokenizer = getattr(backend, "tokenizer", None) if fmt == "chat_template" else None

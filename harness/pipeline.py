@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .io import atomic_write_json, atomic_write_jsonl, atomic_write_text, read_jsonl
+from .io import atomic_write_text
 from .judging.specs import DEFAULT_OFFLINE_JUDGE
+from .records import Kind, read_records, write_records
 
 OFFLINE_DATASET = "offline_instructions"
 EVALUATION_SETS = ("alpaca_eval", OFFLINE_DATASET)
@@ -98,14 +99,15 @@ def fingerprint(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def cached_stage(path: Path, inputs: Any, compute: Callable[[], Any], *, jsonl: bool = False) -> Any:
-    """Return the stage's records from `path` when its inputs match, else compute and write them."""
+def cached_stage(path: Path, inputs: Any, compute: Callable[[], Any], kind: Kind) -> Any:
+    """Return the stage's records from `path` when its inputs match, else compute and write them
+    (typed records both ways: `records.py`; JSON or JSON Lines by the file's suffix)."""
     stamp = path.with_name(path.name + ".inputs")
     digest = fingerprint(inputs)
     if path.exists() and stamp.exists() and stamp.read_text().strip() == digest:
-        return read_jsonl(path) if jsonl else json.loads(path.read_text(encoding="utf-8"))
+        return read_records(path, kind)
     records = compute()
-    (atomic_write_jsonl if jsonl else atomic_write_json)(path, records)
+    write_records(path, records, kind)
     atomic_write_text(stamp, digest + "\n")
     return records
 
@@ -189,6 +191,7 @@ def run(
         lambda: generate_outputs(
             get_model(), pairs, fmt=spec.fmt, config=config, generator=spec.name, dataset=spec.dataset
         ),
+        "outputs",
     )
     judge = load_judge_spec(spec.judge)
     annotation_inputs = {"outputs": fingerprint(outputs), "judge": judge.identity_hash(), "stage": "annotations"}
@@ -209,14 +212,14 @@ def run(
     winrate: dict[str, Any] = {}
     if spec.judged:
         log(f"[{spec.name}] judging against {reference_name} with {spec.judge}")
-        annotations = cached_stage(folder / "annotations.json", annotation_inputs, judge_all)
+        annotations = cached_stage(folder / "annotations.json", annotation_inputs, judge_all, "annotations")
         winrate = compute_metrics(annotations, seed=0)
         log(f"[{spec.name}] {bias_line(winrate['judge_bias'])}")
     else:
         (folder / "annotations.json").unlink(missing_ok=True)
 
     leak_records = leakage_records([o["output"] for o in outputs])
-    atomic_write_jsonl(folder / "leakage.jsonl", leak_records)
+    write_records(folder / "leakage.jsonl", leak_records, "leakage")
     result = RunResult(spec, folder, source, winrate, {}, leakage_summary(leak_records), dtype)
     if not spec.ranked:
         (folder / "ranking.jsonl").unlink(missing_ok=True)
@@ -238,7 +241,7 @@ def run(
         )
 
     stage = {**base_inputs, "stage": "ranking", "k": k, "seed": 0, "conditional": spec.conditional}
-    result.ranking = summarize(cached_stage(folder / "ranking.jsonl", stage, ranked, jsonl=True), seed=0)
+    result.ranking = summarize(cached_stage(folder / "ranking.jsonl", stage, ranked, "ranking"), seed=0)
     return result
 
 

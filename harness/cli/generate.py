@@ -8,7 +8,8 @@ from typing import Any
 
 import typer
 
-from ._common import atomic_write_json, check_output_path, fail
+from ..records import write_records
+from ._common import check_output_path, fail
 
 DATASET_CHOICES = ("alpaca_eval", "offline_instructions")
 
@@ -105,7 +106,7 @@ def generate(
         f"+rules:{rule_label}" if rule_label else ""
     )
     outputs = generate_outputs(engine, records, fmt=fmt, config=config, generator=name, dataset=dataset_name)
-    atomic_write_json(output, outputs)
+    write_records(output, outputs, "outputs")
     typer.echo(f"wrote {len(outputs)} outputs of {name} to {output}")
 
 

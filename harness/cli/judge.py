@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -177,26 +176,17 @@ def _print_estimate(
 
 
 def read_model_outputs(path: Path) -> list[dict[str, Any]]:
-    """A model_outputs JSON list, checked for the fields judging needs."""
+    """A model_outputs JSON list, checked against the outputs record (`implicit_if.records`)."""
+    from ..records import RecordError, read_records
+
     if not path.is_file():
         fail(f"{path} does not exist")
     try:
-        records = json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        fail(f"{path} is not UTF-8 text: save it as UTF-8 (AlpacaEval's model_outputs JSON)")
-    except json.JSONDecodeError as error:
-        fail(f"{path} is not valid JSON ({error.msg} at line {error.lineno})")
-    except RecursionError:
-        fail(f"{path} nests JSON too deeply to be model outputs")
-    if not isinstance(records, list) or not records:
+        records = read_records(path, "outputs")
+    except RecordError as error:
+        fail(str(error))
+    if not records:
         fail(f"{path} must be a non-empty JSON list of model outputs (AlpacaEval's model_outputs format)")
-    for index, record in enumerate(records):
-        if (
-            not isinstance(record, dict)
-            or not isinstance(record.get("instruction"), str)
-            or not isinstance(record.get("output"), str)
-        ):
-            fail(f"{path}: record {index} needs string fields 'instruction' and 'output'")
     return records
 
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import typer
 
-from ._common import atomic_write_jsonl, check_output_path, fail, print_json
+from ..records import write_records
+from ._common import check_output_path, fail, print_json
 
 
 def rank(
@@ -94,7 +95,7 @@ def rank(
         model, pairs, backend, distractors, seed, fmt, conditional, dtype, device, batch_size, scorer, base_url
     )
     if output is not None:
-        atomic_write_jsonl(output, records)
+        write_records(output, records, "ranking")
     summary = summarize(records, seed=seed)
     summary.update(
         model=model,

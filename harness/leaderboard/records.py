@@ -1,7 +1,8 @@
 """Read the per-item record files of a submission, tolerantly but never silently.
 
 Extra fields are ignored (the records are a contract between stages that may grow), but every
-field the board needs is checked, and a bad row is reported by its row number. The exception is
+field the board needs is checked against the record models of `implicit_if.records` (the one
+definition of the fields), and every row that breaks a rule is reported by its row number. The exception is
 leakage.jsonl: its columns are the detectors' own, so an unknown or missing column is an error. Each reader
 returns `(rows, problems)`; `problems` are `(message, fix)` pairs the caller turns into lines
 naming the file.
@@ -10,7 +11,6 @@ naming the file.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,14 +18,14 @@ from typing import Any
 
 import numpy as np
 
+from ..records import FIXES, Kind, row_errors
 from .problems import rows_text
 
 Issue = tuple[str, str]  # (message, fix)
 
-OUTPUTS_FIX = "write AlpacaEval model_outputs: a JSON list of {instruction, output, generator}"
-ANNOTATIONS_FIX = "write AlpacaEval annotations: a JSON list of {instruction, output_1, output_2, preference}"
-RANKING_FIX = "one JSON object per line: {instruction_id, response_id, logprob, n_tokens}"
-LEAKAGE_FIX = "one JSON object per line: {index, <detector>: true|false, ...}"
+OUTPUTS_FIX, ANNOTATIONS_FIX, RANKING_FIX, LEAKAGE_FIX = (
+    FIXES[kind] for kind in ("outputs", "annotations", "ranking", "leakage")
+)
 LEAKAGE_COMMAND = "implicit-if leak outputs.json --records leakage.jsonl"
 # Columns a leakage record may carry besides the detectors: its pointer into outputs.json and copies
 # of that output's identity (`instruction`, when present, must match the output it points at).
@@ -72,25 +72,38 @@ def read_jsonl(path: Path) -> tuple[list[Any] | None, list[Issue]]:
     return rows, []
 
 
-def _collect(rows: list[Any], rules: list[tuple[str, str, Callable[[Any], bool]]]) -> list[Issue]:
-    """Run each (message, fix, is_bad) rule over the rows; one issue per rule that any row breaks."""
-    issues: list[Issue] = []
-    not_objects = [i for i, row in enumerate(rows) if not isinstance(row, dict)]
+# A rule: (message, fix, the model fields it covers, which of their errors it counts). The board is
+# more tolerant than the models where it always was: any non-null id, any preference (an unusable
+# one is dropped later, with a warning).
+Rule = tuple[str, str, frozenset[str], Callable[[dict[str, Any]], bool]]
+
+
+def _any(error: dict[str, Any]) -> bool:
+    return True
+
+
+def _missing(error: dict[str, Any]) -> bool:
+    return error["type"] == "missing"
+
+
+def _missing_or_null(error: dict[str, Any]) -> bool:
+    return error["type"] == "missing" or error["input"] is None
+
+
+def _collect(rows: list[Any], kind: Kind, rules: list[Rule]) -> list[Issue]:
+    """Validate the rows against `kind`'s model; one issue per rule that any row breaks."""
+    errors = row_errors(rows, kind)
+    if not errors:
+        return []
+    not_objects = sorted({e["loc"][0] for e in errors if len(e["loc"]) == 1})
     if not_objects:
         return [(f"{rows_text(not_objects)}: not a JSON object", "make every record a JSON object")]
-    for message, fix, is_bad in rules:
-        bad = [i for i, row in enumerate(rows) if is_bad(row)]
+    issues: list[Issue] = []
+    for message, fix, fields, counts in rules:
+        bad = sorted({e["loc"][0] for e in errors if e["loc"][1] in fields and counts(e)})
         if bad:
             issues.append((f"{rows_text(bad)}: {message}", fix))
     return issues
-
-
-def _is_text(value: Any) -> bool:
-    return isinstance(value, str)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def read_outputs(path: Path) -> tuple[list[dict[str, Any]] | None, list[Issue]]:
@@ -99,12 +112,14 @@ def read_outputs(path: Path) -> tuple[list[dict[str, Any]] | None, list[Issue]]:
         return None, [(m, f"{f}; {OUTPUTS_FIX}") for m, f in issues]
     issues = _collect(
         rows,
+        "outputs",
         [
-            ("'instruction' is missing or not a string", OUTPUTS_FIX, lambda r: not _is_text(r.get("instruction"))),
+            ("'instruction' is missing or not a string", OUTPUTS_FIX, frozenset({"instruction"}), _any),
             (
                 "'output' is missing or not a string (an empty answer is the empty string \"\", never null)",
                 'write "" for a model that answered nothing',
-                lambda r: not _is_text(r.get("output")),
+                frozenset({"output"}),
+                _any,
             ),
         ],
     )
@@ -117,17 +132,20 @@ def read_annotations(path: Path) -> tuple[list[dict[str, Any]] | None, list[Issu
         return None, [(m, f"{f}; {ANNOTATIONS_FIX}") for m, f in issues]
     issues = _collect(
         rows,
+        "annotations",
         [
-            ("'instruction' is missing or not a string", ANNOTATIONS_FIX, lambda r: not _is_text(r.get("instruction"))),
+            ("'instruction' is missing or not a string", ANNOTATIONS_FIX, frozenset({"instruction"}), _any),
             (
                 "'output_1' (reference) or 'output_2' (model) is missing or not a string",
                 ANNOTATIONS_FIX,
-                lambda r: not (_is_text(r.get("output_1")) and _is_text(r.get("output_2"))),
+                frozenset({"output_1", "output_2"}),
+                _any,
             ),
             (
                 "'preference' is missing",
                 "keep the judge's preference (NaN/null when it failed; it is then dropped)",
-                lambda r: "preference" not in r,
+                frozenset({"preference"}),
+                _missing,
             ),
         ],
     )
@@ -241,34 +259,31 @@ def read_ranking(path: Path) -> tuple[RankingColumns | None, list[Issue]]:
         return None, [(m, f"{f}; {RANKING_FIX}") for m, f in issues]
     issues = _collect(
         rows,
+        "ranking",
         [
             (
                 "'instruction_id' or 'response_id' is missing",
                 RANKING_FIX,
-                lambda r: r.get("instruction_id") is None or r.get("response_id") is None,
+                frozenset({"instruction_id", "response_id"}),
+                _missing_or_null,
             ),
             (
                 "'logprob' is missing or not a finite number",
                 "score every pair; a failed score must not be written",
-                lambda r: not (_is_number(r.get("logprob")) and math.isfinite(r["logprob"])),
+                frozenset({"logprob"}),
+                _any,
             ),
             (
                 "'n_tokens' is missing or not a positive integer",
                 "record the number of response tokens scored",
-                lambda r: (
-                    not (
-                        isinstance(r.get("n_tokens"), int)
-                        and not isinstance(r.get("n_tokens"), bool)
-                        and r["n_tokens"] > 0
-                    )
-                ),
+                frozenset({"n_tokens"}),
+                _any,
             ),
             (
                 "'roles' is not a list of strings",
                 "keep the roles `implicit-if rank` writes, or leave the field out",
-                lambda r: (
-                    "roles" in r and not (isinstance(r["roles"], list) and all(isinstance(x, str) for x in r["roles"]))
-                ),
+                frozenset({"roles"}),
+                _any,
             ),
         ],
     )
@@ -310,13 +325,13 @@ def read_leakage(path: Path, detectors: Sequence[str]) -> tuple[list[dict[str, A
         return None, [(m, f"{f}; {LEAKAGE_FIX}") for m, f in issues]
     issues = _collect(
         rows,
+        "leakage",
         [
             (
                 "'index' is missing or not a non-negative integer",
                 "index is the record's position in outputs.json",
-                lambda r: (
-                    not (isinstance(r.get("index"), int) and not isinstance(r.get("index"), bool) and r["index"] >= 0)
-                ),
+                frozenset({"index"}),
+                _any,
             ),
         ],
     )
