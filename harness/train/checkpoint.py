@@ -116,6 +116,21 @@ def load_checkpoint(accelerator: Any, path: Path) -> dict[str, Any]:
     return state
 
 
+def share_tied_weights(model: Any, state_dict: dict[str, Any]) -> dict[str, Any]:
+    """A gathered state dict (FSDP2, ZeRO-3) holds a separate copy of each tied weight (the output layer of
+    Gemma or SmolLM2), which `save_pretrained` would write twice; make every alias name the first one's
+    tensor, as in an unsharded model's state dict, so one copy is written."""
+    first: dict[int, str] = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        if name not in state_dict:
+            continue
+        if id(param) in first:
+            state_dict[name] = state_dict[first[id(param)]]
+        else:
+            first[id(param)] = name
+    return state_dict
+
+
 def save_final_model(
     accelerator: Any, model: Any, tokenizer: Any, output: Path, provenance: dict[str, Any], card: str
 ) -> None:
@@ -129,7 +144,7 @@ def save_final_model(
     staging = output / ".model.partial"
     if staging.exists():
         shutil.rmtree(staging)
-    unwrapped.save_pretrained(staging, state_dict=state_dict)
+    unwrapped.save_pretrained(staging, state_dict=share_tied_weights(unwrapped, state_dict))
     tokenizer.save_pretrained(staging)
     atomic_write_json(staging / PROVENANCE_FILE, provenance)
     for entry in sorted(staging.iterdir()):

@@ -77,6 +77,29 @@ def multi_process_cpu() -> bool:
     return not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def launched_with(kind: str) -> bool:
+    """`accelerate launch` with an FSDP or DeepSpeed config says so in the environment."""
+    return os.environ.get(f"ACCELERATE_USE_{kind}", "false").lower() == "true"
+
+
+def shard_on_cpu(accelerator: Any) -> None:
+    """FSDP over CPU processes (gloo). accelerate (1.15) turns FSDP on only on accelerators: on CPU it
+    trains plain DDP without a word. PyTorch's `fully_shard` (FSDP2) runs on CPU with gloo, so the
+    state is switched to FSDP, with a plugin read from the config that `accelerate launch` exported."""
+    from accelerate import PartialState
+    from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
+
+    state = accelerator.state
+    plugin = getattr(state, "fsdp_plugin", None) or FullyShardedDataParallelPlugin()
+    if plugin.fsdp_version != 2:
+        raise ValueError("FSDP on CPU needs fsdp_version: 2 in the accelerate config (fully_shard); FSDP1 needs GPUs")
+    if state.mixed_precision != "no":
+        plugin.set_mixed_precision(state.mixed_precision)
+    state.fsdp_plugin = plugin
+    # both states, as accelerate does on GPUs: every later AcceleratorState() copies PartialState's type
+    state.distributed_type = PartialState().distributed_type = DistributedType.FSDP
+
+
 def param_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
     """Decay matrices only; norms and biases (1-D) are never decayed."""
     params = [p for p in model.parameters() if p.requires_grad]
@@ -106,7 +129,11 @@ def train(
     t = recipe.training
     forget_previous_run()
     output = Path(output_dir)
-    state = PartialState(cpu=multi_process_cpu())
+    # Without GPUs, accelerate is told cpu=True (gloo), except for DeepSpeed: it starts its own process
+    # group (its CPU accelerator, gloo) only when not told so; with cpu=True it would train plain DDP.
+    deepspeed_on_cpu = multi_process_cpu() and launched_with("DEEPSPEED")
+    cpu = multi_process_cpu() and not deepspeed_on_cpu
+    state = PartialState(cpu=cpu, **({"backend": "gloo"} if deepspeed_on_cpu else {}))
     resume_from = ckpt.resolve_resume(output, resume)
     must_clear = ckpt.check_output_dir(
         output, resuming=resume_from is not None, overwrite=overwrite, auto_resume=resume == "auto"
@@ -137,8 +164,10 @@ def train(
     accelerator = Accelerator(
         mixed_precision=mixed_precision(t.precision),
         gradient_accumulation_steps=plan.accumulation,
-        cpu=multi_process_cpu(),
+        cpu=cpu,
     )
+    if cpu and launched_with("FSDP"):
+        shard_on_cpu(accelerator)
     if accelerator.distributed_type == DistributedType.DEEPSPEED:  # no dataloader is prepared, so say the shapes here
         ds_config = accelerator.state.deepspeed_plugin.deepspeed_config
         ds_config["train_micro_batch_size_per_gpu"] = 1
@@ -283,8 +312,10 @@ def train(
             "micro_batch_tokens": t.micro_batch_tokens,
             "loss": loss_note,
             "trained_parameters": "all but the embeddings" if t.freeze_embeddings else "all",
-            "trainable_parameter_count": sum(
-                p.numel() for p in accelerator.unwrap_model(model).parameters() if p.requires_grad
+            "trainable_parameter_count": sum(  # ZeRO-3 leaves an empty placeholder; ds_numel is the full size
+                getattr(p, "ds_numel", p.numel())
+                for p in accelerator.unwrap_model(model).parameters()
+                if p.requires_grad
             ),
             "accumulation": plan.accumulation,
             "packing_isolation_max_change": isolation,

@@ -90,7 +90,7 @@ class FusedLinearCrossEntropy(torch.autograd.Function):
         squash_all = WORKSPACE.get("squash", (rows_max, vocab), torch.float32, device) if softcap is not None else None
         grad_hidden = torch.empty((n, width), dtype=torch.float32, device=device)
         grad_weight = None
-        if weight.requires_grad:  # autograd adds it into .grad (and copies it, as the workspace holds it too)
+        if weight.requires_grad:  # backward hands autograd a scaled copy of it, never the workspace buffer itself
             grad_weight = WORKSPACE.get("grad_weight", (vocab, width), torch.float32, device).zero_()
             partial = (
                 grad_weight
@@ -138,9 +138,12 @@ class FusedLinearCrossEntropy(torch.autograd.Function):
     def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[Any, ...]:
         grad_hidden, grad_weight = ctx.saved_tensors
         scale = grad_output.float()
+        # A new tensor for the weight: autograd adopts a returned gradient as the parameter's .grad when it has
+        # none yet, and a workspace view adopted so would be zeroed and refilled by the next forward, then added
+        # to itself (an untied output layer's accumulated gradient came out as twice the last micro-batch's).
         return (
             grad_hidden.mul_(scale).to(ctx.hidden_dtype),
-            grad_weight.mul_(scale) if ctx.weight_needs_grad else None,
+            grad_weight * scale if ctx.weight_needs_grad else None,
             None,
             None,
             None,
