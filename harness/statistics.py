@@ -85,19 +85,16 @@ def bootstrap_ci(
 
 
 def wilson_interval(successes: int, total: int, confidence: float = 0.95) -> Interval:
-    """Wilson score interval for a proportion (well-behaved at 0 and 1, unlike the normal one)."""
-    from scipy.stats import norm
+    """Wilson score interval for a proportion (well-behaved at 0 and 1, unlike the normal one), as
+    scipy computes it (`binomtest(...).proportion_ci(method="wilson")`)."""
+    from scipy.stats import binomtest
 
     if total <= 0:
         raise ValueError("wilson_interval needs total > 0")
     if not 0 <= successes <= total:
         raise ValueError("successes must lie between 0 and total")
-    z = float(norm.ppf(0.5 + confidence / 2))
-    p = successes / total
-    denom = 1 + z * z / total
-    centre = (p + z * z / (2 * total)) / denom
-    half = z * np.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denom
-    return Interval(p, float(max(0.0, centre - half)), float(min(1.0, centre + half)), confidence, "wilson")
+    interval = binomtest(successes, total).proportion_ci(confidence_level=confidence, method="wilson")
+    return Interval(successes / total, float(interval.low), float(interval.high), confidence, "wilson")
 
 
 @dataclass(frozen=True)
@@ -191,6 +188,35 @@ def paired_bootstrap_means(
         with np.errstate(invalid="ignore", divide="ignore"):
             distribution[:, start : start + rows] = sums / denominators
     return PairedBootstrap(_stable(estimate), _stable(distribution), _stable(jackknife), confidence, method)
+
+
+def bootstrap_indices(n: int, n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> np.ndarray:
+    """The (n_resamples, n) matrix of instruction indices scipy.stats.bootstrap draws with this seed (one batch).
+
+    Hand the same matrix to every row's statistic and all their resamples share instructions: the
+    way to pair a statistic that is not a mean (the LC win rate refits its GLM on each resample).
+    """
+    return np.random.default_rng(seed).integers(0, n, (n_resamples, n))
+
+
+def resampled_statistics(
+    estimate: Sequence[float] | np.ndarray,
+    distribution: Sequence[Sequence[float]] | np.ndarray,
+    *,
+    confidence: float = 0.95,
+) -> PairedBootstrap:
+    """Percentile intervals of statistics already evaluated on shared resamples (rows x resamples).
+
+    For statistics that `paired_bootstrap_means` cannot compute (not a mean), evaluated on the rows of
+    one `bootstrap_indices` matrix; a row's interval equals scipy.stats.bootstrap's percentile interval
+    for that seed, and `combine` pools seeds and takes paired differences as for means.
+    """
+    values = np.atleast_2d(np.asarray(distribution, dtype=float))
+    point = np.atleast_1d(np.asarray(estimate, dtype=float))
+    if point.shape != (values.shape[0],):
+        raise ValueError("resampled_statistics needs one estimate per row of the distribution")
+    no_jackknife = np.full((values.shape[0], 1), np.nan)  # only BCa needs it
+    return PairedBootstrap(_stable(point), _stable(values), no_jackknife, confidence, "percentile")
 
 
 def upper_bound_ranks(low: Sequence[float], high: Sequence[float]) -> list[int]:

@@ -79,15 +79,16 @@ def test_order_ranks_and_neighbour_differences(tmp_path: Path):
     write_submission(tmp_path, "mid-b", INSTRUCTIONS, win_probability=0.45, rng_seed=3)
     write_submission(tmp_path, "worst", INSTRUCTIONS, win_probability=0.05, rng_seed=4)
     board = board_for(tmp_path)
-    assert board["ranked_by"] == "win_rate"
+    assert board["ranked_by"] == "lc_win_rate"  # the headline; lengths carry no signal here, so LC follows win rate
     order = [s["system"] for s in board["systems"]]
     assert order[0] == "best" and order[-1] == "worst" and set(order[1:3]) == {"mid-a", "mid-b"}
     ranks = {s["system"]: s["rank"] for s in board["systems"]}
     assert ranks["best"] == 1 and ranks["mid-a"] == ranks["mid-b"] == 2 and ranks["worst"] == 4
     first, second = board["systems"][0], board["systems"][1]
     assert first["vs_next"]["system"] == second["system"]
+    assert first["vs_next"]["metric"] == "lc_win_rate"
     assert first["vs_next"]["difference"] == pytest.approx(
-        first["win_rate"]["mean"] - second["win_rate"]["mean"], abs=1e-3
+        first["lc_win_rate"]["mean"] - second["lc_win_rate"]["mean"], abs=1e-3
     )
     assert first["vs_next"]["significant"] is True
     assert board["systems"][1]["vs_next"]["significant"] is False  # the two mids are indistinguishable

@@ -52,9 +52,9 @@ def test_page_loads_from_disk_with_one_row_per_system(browser, page: Path):
 
     browser.get(page.as_uri())
     assert browser.title == "implicit-if leaderboard"
-    assert systems_in_order(browser) == ["delta", "charlie", "bravo", "alpha"]  # ranked by win rate
+    assert systems_in_order(browser) == ["delta", "charlie", "bravo", "alpha"]  # ranked by LC win rate
     bars = browser.find_elements(By.CSS_SELECTOR, "table.board .bar .ci")
-    assert len(bars) == 4 and all(bar.size["width"] > 0 for bar in bars)  # CI bars are drawn
+    assert len(bars) == 8 and all(bar.size["width"] > 0 for bar in bars)  # CI bars: LC and win rate, per row
     screenshot = Path(page.parent, "board.png")
     browser.save_screenshot(str(screenshot))
     assert screenshot.stat().st_size > 10_000

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 from scipy.stats import bootstrap
 
-from implicit_if.statistics import bootstrap_mean_ci, paired_bootstrap_means, upper_bound_ranks
+from implicit_if.statistics import (
+    bootstrap_indices,
+    bootstrap_mean_ci,
+    paired_bootstrap_means,
+    resampled_statistics,
+    upper_bound_ranks,
+)
 
 RESAMPLES = 2_000  # enough to compare implementations; the boards use 10,000
 
@@ -77,6 +83,49 @@ def test_combined_rows_are_paired_differences():
     unpaired = boot.interval(0).high - boot.interval(0).low + boot.interval(1).high - boot.interval(1).low
     assert diff.high - diff.low < unpaired / 2
     assert diff.low > 0  # a is better on every resample of this data
+
+
+def test_bootstrap_indices_are_the_draws_scipy_hands_the_statistic():
+    n, seen = 37, []
+
+    def statistic(values, axis=-1):
+        seen.append(np.array(values, copy=True))
+        return np.mean(values, axis=axis)
+
+    bootstrap(
+        (np.arange(n, dtype=float),),
+        statistic,
+        n_resamples=250,
+        method="percentile",
+        vectorized=True,
+        axis=-1,
+        random_state=np.random.default_rng(4),
+    )
+    (drawn,) = [values for values in seen if values.shape == (250, n)]
+    assert np.array_equal(drawn.astype(int), bootstrap_indices(n, 250, 4))
+    assert not np.array_equal(bootstrap_indices(n, 250, 4), bootstrap_indices(n, 250, 5))
+
+
+def test_statistics_evaluated_on_shared_resamples_give_scipys_percentile_interval_and_pair():
+    # A statistic that is not a mean (the median; the board's is the refitted LC win rate).
+    rng = np.random.default_rng(9)
+    a = rng.normal(size=60)
+    b = a - 0.2 + rng.normal(scale=0.02, size=60)  # b is a, slightly worse
+    index = bootstrap_indices(60, RESAMPLES, 0)
+    medians = np.vstack([np.median(x[index], axis=1) for x in (a, b)])
+    boot = resampled_statistics([np.median(a), np.median(b)], medians)
+    for x, interval in zip((a, b), boot.intervals()):
+        assert interval.method == "percentile"
+        assert (interval.low, interval.high) == pytest.approx(
+            scipy_interval(x, statistic=np.median, method="percentile"), abs=1e-9
+        )
+    diff = boot.combine([1.0, -1.0]).interval(0)
+    assert diff.estimate == pytest.approx(np.median(a) - np.median(b))
+    assert (diff.low, diff.high) == pytest.approx(tuple(np.quantile(medians[0] - medians[1], [0.025, 0.975])))
+    assert diff.low > 0  # paired: a's median beats b's on nearly every resample, though their intervals overlap
+    assert boot.interval(1).high > boot.interval(0).low
+    with pytest.raises(ValueError, match="one estimate per row"):
+        resampled_statistics([0.0], medians)
 
 
 def test_constant_rows_are_degenerate_not_nan():

@@ -12,16 +12,19 @@ import pytest
 from typer.testing import CliRunner
 
 from implicit_if.cli import app
+from implicit_if.statistics import bootstrap_indices
 from implicit_if.winrate import (
     annotate_with_glm,
     compute_metrics,
     compute_metrics_by_model,
     difficulty_csv_text,
     estimate_instruction_difficulty,
+    length_controlled_resamples,
     length_controlled_winrate,
     read_difficulty_csv,
 )
 from implicit_if.winrate.glm import GLMData, fit_coefficients
+from implicit_if.winrate.preferences import preference_table
 
 WORDS = "river stone quiet lamp orbit maple signal copper harbor velvet".split()
 
@@ -215,6 +218,44 @@ def test_confidence_intervals_bracket_the_estimates_and_are_seeded():
         assert first[f"{name}_ci_low"] <= first[name] <= first[f"{name}_ci_high"], name
         assert first[f"{name}_ci_high"] - first[f"{name}_ci_low"] > 1, name
         assert first[f"{name}_ci_low"] == again[f"{name}_ci_low"]
+
+
+# LC intervals as `compute_metrics` (so `implicit-if winrate`) gave them before its bootstrap statistic
+# was rebuilt on `glm.lc_resample_winrates`, the index-matrix statistic the board shares: pinned, so
+# that change (or any later one) cannot move the CLI's numbers unnoticed.
+PINNED_LC = [
+    (dict(seed=11, n=120), {}, (57.7736009038433, 50.18240382132621, 65.30935344277043)),
+    (dict(seed=12, n=80, nans=0.05), {}, (59.221690639932525, 50.425169664362826, 66.8602110686333)),
+    (dict(seed=13, n=90), dict(regularization=0.2), (50.0, 41.84201906269409, 56.543486601609295)),
+]
+
+
+@pytest.mark.parametrize("data, options, expected", PINNED_LC)
+def test_the_cli_lc_interval_is_unchanged(data: dict, options: dict, expected: tuple):
+    records = synthetic_annotations(data["seed"], n=data["n"], nans=data.get("nans", 0.0))
+    resamples, seed = 200, 3
+    if options:  # with baselines and a difficulty table: every input of the refit
+        options = dict(
+            options,
+            baseline_annotations=[synthetic_annotations(14, n=90, length_weight=2.0)],
+            difficulty={r["instruction"]: float(v) for r, v in zip(records, np.linspace(-1, 1, 90))},
+        )
+        resamples, seed = 150, 0
+    metrics = compute_metrics(records, lc_resamples=resamples, seed=seed, **options)
+    got = tuple(metrics[f"length_controlled_winrate{k}"] for k in ("", "_ci_low", "_ci_high"))
+    assert got == pytest.approx(expected, abs=1e-6)
+    # And the interval is the percentile interval of the shared-index statistic over scipy's draws.
+    table = preference_table(records)
+    fit, values = length_controlled_resamples(
+        table,
+        bootstrap_indices(table.n, resamples, seed),
+        difficulty=options.get("difficulty"),
+        baseline_annotations=options.get("baseline_annotations", ()),
+        regularization=options.get("regularization", 0.2),
+        seed=seed,
+    )
+    assert fit.length_controlled_winrate == pytest.approx(expected[0], abs=1e-9)
+    assert tuple(np.percentile(values, [2.5, 97.5])) == pytest.approx(expected[1:], abs=1e-9)
 
 
 def test_joint_difficulty_recovers_the_true_ordering():

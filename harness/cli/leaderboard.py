@@ -93,7 +93,7 @@ def build(
     method: str = typer.Option("BCa", "--method", help="Bootstrap interval: BCa or percentile."),
 ) -> None:
     """Check every submission, then write the boards: Markdown (tabulate), CSV, JSON, a static
-    sortable HTML page with CI bars, and a PNG of win rates with 95% CIs. Same inputs give the
+    sortable HTML page with CI bars, and a PNG of the ranking metric (LC win rate) with 95% CIs. Same inputs give the
     same bytes. If any check fails, or any file cannot be written, the existing boards stay
     byte-identical."""
     from implicit_if.leaderboard.board import BootstrapSettings

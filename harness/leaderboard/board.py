@@ -5,12 +5,18 @@ the Markdown, CSV, HTML and PNG can never disagree. Conventions:
 
 - all resampling is over instructions, shared by every entry of a board (`paired_bootstrap_means`),
   so differences between entries are paired bootstraps;
+- the LC win rate (the headline, AlpacaEval 2's length-controlled GLM) is not a mean: its interval is
+  the CLI's (`implicit-if winrate`), the GLM refitted on each of 300 resamples and their percentile
+  interval, with one matrix of resampled instructions (`bootstrap_indices`) for every entry of the
+  board, so LC seed means and LC differences are paired too;
 - a *system* is the set of entries that differ only by seed: its number is the mean over seeds
   with the standard deviation across seeds (ddof 1, as the study reports), and its interval is the
   bootstrap interval of that seed mean (the pooled CI);
 - `vs_reference`: the win rate minus 50, the reference's own rate against itself; the judge sees
   both answers to each instruction, so this comparison is paired by construction;
-- `vs_next`: the paired difference to the next system down the board;
+- the ranking metric (`ranked_by`): the LC win rate when every system with annotations has its LC
+  interval; otherwise the plain win rate; on a board without annotations, ranking accuracy;
+- `vs_next`: the paired difference in the ranking metric to the next system down the board;
 - `rank`: Chatbot Arena's upper-bound rank on the ranking metric: 1 + the number of systems whose
   lower bound lies above this system's upper bound, so systems with overlapping intervals tie.
 """
@@ -18,19 +24,35 @@ the Markdown, CSV, HTML and PNG can never disagree. Conventions:
 from __future__ import annotations
 
 import math
+import multiprocessing
+import os
 from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from implicit_if.statistics import DEFAULT_RESAMPLES, DEFAULT_SEED, Interval, paired_bootstrap_means, upper_bound_ranks
+from implicit_if import statistics, winrate
+from implicit_if.statistics import (
+    DEFAULT_RESAMPLES,
+    DEFAULT_SEED,
+    Interval,
+    PairedBootstrap,
+    bootstrap_indices,
+    paired_bootstrap_means,
+    resampled_statistics,
+    upper_bound_ranks,
+)
+from implicit_if.winrate import LC_RESAMPLES, length_controlled_resamples
 
-from .check import Entry
+from .check import PARALLEL_FROM, Entry
+from .recompute_cache import cached, package_source_digest
 
 BOARD_SCHEMA_VERSION = 1
 DIGITS = 4  # percent with 4 decimals: stable text, far below any meaningful difference
-RANK_METRICS = ("win_rate", "ranking_accuracy")
+RANK_METRICS = ("lc_win_rate", "win_rate", "ranking_accuracy")  # the first that every ranked system has
 
 
 @dataclass(frozen=True)
@@ -39,6 +61,7 @@ class BootstrapSettings:
     seed: int = DEFAULT_SEED
     confidence: float = 0.95
     method: str = "BCa"
+    lc_resamples: int = LC_RESAMPLES  # each refits the GLM: as many as `implicit-if winrate` takes
 
 
 def _num(value: float | None) -> float | None:
@@ -86,6 +109,15 @@ def build_board_data(entries: list[Entry], settings: BootstrapSettings = Bootstr
             "confidence": settings.confidence,
             "seeds": "mean and std (ddof 1) over seeds; interval of the seed mean",
             "rank": "1 + number of systems whose lower bound exceeds this system's upper bound",
+            "lc_win_rate": {
+                "method": "percentile",
+                "n_resamples": settings.lc_resamples,
+                "seed": settings.seed,
+                "refit": "GLM refitted on each resample at the penalty chosen on the data (implicit-if winrate)",
+            },
+            "ranked_by": "lc_win_rate when every system with annotations has its LC interval, else win_rate; "
+            "ranking_accuracy on boards without annotations",
+            "vs_next": "paired difference in the ranking metric to the next row, on the same resampled instructions",
         },
         "boards": [_board(key, sorted(group, key=lambda e: e.name), settings) for key, group in sorted(by_set.items())],
     }
@@ -122,10 +154,11 @@ def _board(key: tuple[str, str, str], entries: list[Entry], settings: BootstrapS
             ranking_row[entry.name] = len(ranking_rows)
             ranking_rows.append([entry.ranking.get(i, np.nan) for i in ranking_ids])
     ranking_boot = paired_bootstrap_means(np.asarray(ranking_rows), **boot) if ranking_rows else None
+    lc_boot, lc_row = _lc_bootstrap(entries, n, settings)
 
     def weights(system: str, metric: str, table: dict, width: int) -> np.ndarray | None:
         """Row weights that average a system's seeds (None unless every seed has the metric)."""
-        keys = [(e.name, metric) if metric != "ranking" else e.name for e in systems[system]]
+        keys = [(e.name, metric) if metric not in {"ranking", "lc"} else e.name for e in systems[system]]
         if not all(k in table for k in keys):
             return None
         w = np.zeros(width)
@@ -145,6 +178,7 @@ def _board(key: tuple[str, str, str], entries: list[Entry], settings: BootstrapS
     win = pooled(output_boot, "win_rate", row_of, len(rows))
     leak = pooled(output_boot, "leak_any", row_of, len(rows))
     ranking = pooled(ranking_boot, "ranking", ranking_row, len(ranking_rows))
+    lc = pooled(lc_boot, "lc", lc_row, len(lc_row))
     records: list[dict[str, Any]] = []
     for system in names:
         seeds = systems[system]
@@ -175,7 +209,10 @@ def _board(key: tuple[str, str, str], entries: list[Entry], settings: BootstrapS
         else:
             record["win_rate"] = record["vs_reference"] = None
         lcs = [e.lc_win_rate for e in seeds]
-        record["lc_win_rate"] = _summary(lcs, None) if all(v is not None for v in lcs) else None  # type: ignore[arg-type]
+        if all(v is not None for v in lcs):
+            record["lc_win_rate"] = _summary(lcs, lc[system][1] if system in lc else None)  # type: ignore[arg-type]
+        else:
+            record["lc_win_rate"] = None
         if system in ranking:
             record["ranking_accuracy"] = _summary(
                 [float(np.mean(list(e.ranking.values())) * 100) for e in seeds if e.ranking], ranking[system][1]
@@ -194,12 +231,16 @@ def _board(key: tuple[str, str, str], entries: list[Entry], settings: BootstrapS
             record["leakage_any"], record["leakage"] = None, {}
         records.append(record)
 
-    rank_by = next((m for m in RANK_METRICS if any(r[m] is not None for r in records)), RANK_METRICS[0])
+    rank_by = rank_metric(records)
     ranked = [r for r in records if r[rank_by] is not None]
     unranked = [r for r in records if r[rank_by] is None]
     ranked.sort(key=lambda r: (-r[rank_by]["mean"], r["system"]))
     ranks = upper_bound_ranks([r[rank_by]["ci_low"] for r in ranked], [r[rank_by]["ci_high"] for r in ranked])
-    boot_for, pooled_for = (output_boot, win) if rank_by == "win_rate" else (ranking_boot, ranking)
+    boot_for, pooled_for = {
+        "lc_win_rate": (lc_boot, lc),
+        "win_rate": (output_boot, win),
+        "ranking_accuracy": (ranking_boot, ranking),
+    }[rank_by]
     for record, rank in zip(ranked, ranks):
         record["rank"], record["vs_next"] = rank, None
     if len(ranked) > 1 and boot_for is not None:  # paired differences to the next row, in one product
@@ -222,6 +263,87 @@ def _board(key: tuple[str, str, str], entries: list[Entry], settings: BootstrapS
         "ranked_by": rank_by,
         "systems": ranked + sorted(unranked, key=lambda r: r["system"]),
     }
+
+
+def rank_metric(records: list[dict[str, Any]]) -> str:
+    """The board's ranking metric: LC when every system with annotations has its LC interval (a
+    system without annotations, such as the reference itself, is unranked either way); otherwise the
+    first of RANK_METRICS that some system has."""
+    judged = [r for r in records if r["win_rate"] is not None]
+    if judged and all(r["lc_win_rate"] is not None and r["lc_win_rate"]["ci_low"] is not None for r in judged):
+        return "lc_win_rate"
+    return next((m for m in RANK_METRICS[1:] if any(r[m] is not None for r in records)), RANK_METRICS[1])
+
+
+def _lc_bootstrap(entries: list[Entry], n: int, settings: BootstrapSettings) -> tuple[PairedBootstrap | None, dict]:
+    """Every entry's LC win rate on the same resampled instructions, the GLM refitted on each resample.
+
+    One row per entry (fractions, like the other metrics), so `combine` pools seeds and pairs
+    differences. Entries without an LC number, or with fewer than two usable annotations (the CLI
+    gives no interval then either), get no row.
+    """
+    usable = [e for e in entries if e.lc_table is not None and e.lc_win_rate is not None and e.lc_table.n >= 2]
+    if not usable:
+        return None, {}
+    index = bootstrap_indices(n, settings.lc_resamples, settings.seed)
+    code = [package_source_digest(winrate), Path(statistics.__file__).read_bytes(), Path(__file__).read_bytes()]
+    estimates, distributions = zip(*_lc_each(usable, n, index, settings, code))
+    boot = resampled_statistics(
+        np.asarray(estimates) / 100, np.vstack(distributions) / 100, confidence=settings.confidence
+    )
+    return boot, {e.name: row for row, e in enumerate(usable)}
+
+
+_lc_job: tuple | None = None  # what forked workers inherit: (entries, n, index, settings, code)
+
+
+def _lc_in_worker(position: int) -> tuple[float, np.ndarray]:
+    assert _lc_job is not None
+    entries, *rest = _lc_job
+    return _lc_resamples(entries[position], *rest)
+
+
+def _lc_each(entries: list[Entry], n: int, index: np.ndarray, settings: BootstrapSettings, code: list[bytes]):
+    """`_lc_resamples` of every entry, in order; a board of many entries is spread over the CPU cores
+    as the check spreads folders (each entry's values do not depend on which process computes them)."""
+    global _lc_job
+    workers = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8)
+    if len(entries) < PARALLEL_FROM or workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return [_lc_resamples(e, n, index, settings, code) for e in entries]
+    _lc_job = (entries, n, index, settings, code)
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            return list(pool.map(_lc_in_worker, range(len(entries)), chunksize=max(1, len(entries) // (4 * workers))))
+    finally:
+        _lc_job = None
+
+
+def _lc_resamples(
+    entry: Entry, n: int, index: np.ndarray, settings: BootstrapSettings, code: list[bytes]
+) -> tuple[float, np.ndarray]:
+    """(LC win rate, its value on each resample), in percent; cached by the annotations, the resamples
+    and the computing code's source, like the entry's own LC fit."""
+    table, positions = entry.lc_table, entry.lc_positions
+    assert table is not None and positions is not None
+    rows_of = np.full(n, -1, dtype=np.int64)  # instruction -> the entry's annotation row (-1: none)
+    placed = (positions >= 0) & (positions < n)
+    rows_of[positions[placed]] = np.flatnonzero(placed)
+
+    def compute() -> dict[str, Any]:
+        fit, values = length_controlled_resamples(table, index, rows_of=rows_of)
+        return {"estimate": fit.length_controlled_winrate, "resamples": values.tolist()}
+
+    inputs = [
+        table.preference.tobytes(),
+        table.len_reference.tobytes(),
+        table.len_model.tobytes(),
+        "\0".join(table.instruction).encode(),
+        rows_of.tobytes(),
+        f"{n} {settings.lc_resamples} {settings.seed}".encode(),
+        *code,
+    ]
+    value = cached("lc-resamples", inputs, compute)
+    return float(value["estimate"]), np.asarray(value["resamples"], dtype=float)
 
 
 def pooled_bias(per_seed: list[dict]) -> dict[str, float | int | None]:

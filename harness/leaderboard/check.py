@@ -44,6 +44,7 @@ from tqdm import tqdm
 
 from ..winrate.bias import judge_bias
 from ..winrate.plain import win_rate_percent
+from ..winrate.preferences import PreferenceTable, preference_table
 from . import metrics, records, safety
 from .evaluation_sets import EvaluationSetError, EvaluationSets
 from .problems import Problem, errors, rows_text
@@ -73,6 +74,8 @@ class Entry:
     n_instructions: int
     win: np.ndarray | None = None  # per instruction: preference - 1, NaN when dropped
     lc_win_rate: float | None = None
+    lc_table: PreferenceTable | None = None  # the annotations as the LC GLM reads them (the board refits it)
+    lc_positions: np.ndarray | None = None  # evaluation-set position of each lc_table row (-1: not in the set)
     leakage: dict[str, np.ndarray] = field(default_factory=dict)  # detector (and 'any') -> 0/1 per instruction
     ranking: dict[str, float] | None = None  # instruction_id -> fraction of distractors beaten
     n_empty_outputs: int = 0
@@ -395,6 +398,10 @@ def _check_annotations(
             )
         )
     entry.lc_win_rate = _cached_lc_win_rate(path.read_bytes(), rows)
+    entry.lc_table = preference_table(rows)
+    entry.lc_positions = np.asarray(
+        [index_of.get(metrics.instruction_key(text), -1) for text in entry.lc_table.instruction], dtype=int
+    )
     entry.judge_bias = judge_bias(rows)
     entry.judge_configs = sorted({str(r["judge_config"]) for r in rows if r.get("judge_config")})
     if judge_provenance(rows) == SELF_REPORTED:

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 DASH = "–"
+METRIC_NAMES = {"lc_win_rate": "LC win rate", "win_rate": "win rate", "ranking_accuracy": "ranking accuracy"}
 
 
 def pct(value: float | None, digits: int = 1) -> str:
@@ -32,6 +33,17 @@ def difference(diff: dict[str, Any] | None) -> str:
         return DASH
     star = "*" if diff["significant"] else ""
     return f"{diff['difference']:+.1f} [{pct(diff['ci_low'])}, {pct(diff['ci_high'])}]{star}"
+
+
+def metric_name(metric: str) -> str:
+    """A board metric's name in prose: 'LC win rate', 'win rate', 'ranking accuracy'."""
+    return METRIC_NAMES.get(metric, metric.replace("_", " "))
+
+
+def ranked_by(board: dict[str, Any]) -> str:
+    """'Ranked by LC win rate; vs next: the paired LC win rate difference to the next row.'"""
+    name = metric_name(board["ranked_by"])
+    return f"Ranked by {name}; vs next: the paired {name} difference to the next row."
 
 
 def evaluation_set_title(board: dict[str, Any]) -> str:

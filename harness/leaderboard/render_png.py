@@ -1,4 +1,5 @@
-"""The board as a PNG: each system's win rate with its 95% interval, one panel per evaluation set.
+"""The board as a PNG: each system's ranking metric (the LC win rate, where the board ranks by it) with
+its 95% interval, one panel per evaluation set.
 
 Byte-identical for the same data with the same matplotlib: the Agg backend, a bundled font, and
 no timestamp or software version in the file. The PNG also carries a digest of the data it
@@ -14,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from .formatting import evaluation_set_title, mean_std
+from .formatting import evaluation_set_title, mean_std, metric_name
 
-PLOT_VERSION = "2"  # bump when the drawing code changes, so --check sees committed plots as stale
+PLOT_VERSION = "3"  # bump when the drawing code changes, so --check sees committed plots as stale
 DIGEST_KEY = "Source"
 
 
@@ -24,7 +25,7 @@ def plotted(data: dict[str, Any]) -> list[dict[str, Any]]:
     """Exactly what the plot shows: per board, the metric and each system's mean and interval."""
     panels = []
     for board in data["boards"]:
-        metric = "win_rate" if any(s["win_rate"] for s in board["systems"]) else board["ranked_by"]
+        metric = board["ranked_by"]
         points = [
             (
                 _label(s, metric),
@@ -42,7 +43,11 @@ def plotted(data: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 # The plotted number rests on what CI could not reproduce: the row's name carries a dagger.
-SELF_REPORTED_BY_METRIC = {"win_rate": "preferences", "ranking_accuracy": "log-probabilities"}
+SELF_REPORTED_BY_METRIC = {
+    "lc_win_rate": "preferences",
+    "win_rate": "preferences",
+    "ranking_accuracy": "log-probabilities",
+}
 DAGGER = " †"
 
 
@@ -99,10 +104,12 @@ def render_png(data: dict[str, Any]) -> bytes:
             axis.set_yticks(y, [point[0] for point in points])
             axis.set_ylim(-0.7, max(len(points), 1) - 0.2)
             axis.set_xlim(0, 100)
-            if panel["metric"] == "win_rate":
+            if panel["metric"] in {"lc_win_rate", "win_rate"}:
                 axis.axvline(50, color="#b0b7bf", linestyle="--", linewidth=1)
+                refit = panel["metric"] == "lc_win_rate"
+                bar = "95% CI, GLM refit per resample" if refit else "95% CI over instructions"
                 axis.set_xlabel(
-                    "win rate vs reference, % (bar: 95% bootstrap CI over instructions; ticks: seeds; dashed: parity)"
+                    f"{metric_name(panel['metric'])} vs reference, % (bar: {bar}; ticks: seeds; dashed: parity)"
                 )
             else:
                 axis.set_xlabel(f"{panel['metric'].replace('_', ' ')}, % (bar: 95% bootstrap CI)")

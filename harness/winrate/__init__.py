@@ -7,6 +7,7 @@ and the leaderboard all call these.
     compute_metrics(annotations)                      -> dict for one model
     compute_metrics_by_model({name: annotations})     -> dicts for several models, one reference
     length_controlled_winrate(annotations)            -> LCResult (the GLM fit)
+    length_controlled_resamples(table, index)         -> the fit and its LC win rate refitted on each resample
     estimate_instruction_difficulty({name: annotations}) -> {instruction: difficulty}
 """
 
@@ -21,12 +22,19 @@ import numpy as np
 from ..statistics import bootstrap_ci, bootstrap_mean_ci
 from .bias import judge_bias
 from .difficulty import difficulty_csv_text, estimate_instruction_difficulty, read_difficulty_csv
-from .glm import DEFAULT_REGULARIZATION, LCResult, lc_bootstrap_statistic, length_controlled_fit
+from .glm import (
+    DEFAULT_REGULARIZATION,
+    LCResult,
+    lc_bootstrap_statistic,
+    lc_resample_winrates,
+    length_controlled_fit,
+)
 from .plain import discrete_scores, plain_metrics
-from .preferences import check_annotations, normalise_preference, preference_table
+from .preferences import PreferenceTable, check_annotations, normalise_preference, preference_table
 
 __all__ = [
     "DEFAULT_REGULARIZATION",
+    "LC_RESAMPLES",
     "LCResult",
     "annotate_with_glm",
     "check_annotations",
@@ -34,6 +42,7 @@ __all__ = [
     "compute_metrics_by_model",
     "difficulty_csv_text",
     "estimate_instruction_difficulty",
+    "length_controlled_resamples",
     "length_controlled_winrate",
     "normalise_preference",
     "read_difficulty_csv",
@@ -64,6 +73,34 @@ def length_controlled_winrate(
         regularization=regularization,
         seed=seed,
     )
+
+
+def length_controlled_resamples(
+    table: PreferenceTable,
+    index: np.ndarray,
+    *,
+    rows_of: np.ndarray | None = None,
+    difficulty: Mapping[str, float] | None = None,
+    baseline_annotations: Sequence[Annotations] = (),
+    regularization: float | None = DEFAULT_REGULARIZATION,
+    seed: int = 0,
+) -> tuple[LCResult, np.ndarray]:
+    """The GLM fitted on `table` (as `length_controlled_winrate`), and its LC win rate (percent) refitted
+    at the fitted penalty on each row of the index matrix `index` (`glm.lc_resample_winrates`).
+
+    With `index = statistics.bootstrap_indices(table.n, lc_resamples, seed)` these are the resamples of
+    the LC interval `compute_metrics` reports (its percentile interval is theirs). With `rows_of`
+    (unit -> row of `table`, -1 where it has none) the units are a board's instructions, shared by
+    every entry, so the entries' resamples are paired.
+    """
+    baseline_tables = [preference_table(b) for b in baseline_annotations]
+    fit = length_controlled_fit(
+        table, difficulty=difficulty, baseline_tables=baseline_tables, regularization=regularization, seed=seed
+    )
+    values = lc_resample_winrates(
+        table, index, fit.C, difficulty, baseline_tables, regularization, rows_of=rows_of, seed=seed
+    )
+    return fit, values
 
 
 def compute_metrics(

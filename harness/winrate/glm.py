@@ -253,17 +253,46 @@ def lc_bootstrap_statistic(
     """
 
     def statistic(indices: np.ndarray, axis: int = -1) -> np.ndarray:
-        batch = np.atleast_2d(np.asarray(indices))
-        values = []
-        for row in batch:
-            sub = _subset_table(table, row.astype(int))
-            data, regularized = _training_data(sub, difficulty, baseline_tables, regularization)
-            coef = fit_coefficients(data, C, seed)
-            values.append(_predict(sub, difficulty, coef, C, regularized, 0).length_controlled_winrate)
-        out = np.asarray(values)
+        batch = np.atleast_2d(np.asarray(indices)).astype(int)
+        out = lc_resample_winrates(table, batch, C, difficulty, baseline_tables, regularization, seed=seed)
         return out[0] if np.ndim(indices) == 1 else out
 
     return statistic
+
+
+def lc_resample_winrates(
+    table: PreferenceTable,
+    index: np.ndarray,
+    C: float,
+    difficulty=None,
+    baseline_tables: Sequence[PreferenceTable] = (),
+    regularization: float | None = DEFAULT_REGULARIZATION,
+    *,
+    rows_of: np.ndarray | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """The LC win rate (percent) refitted at penalty `C` on each resample: a statistic over an index matrix.
+
+    Row r of `index` (resamples x units) lists the units drawn by resample r. A unit is a row of
+    `table` when `rows_of` is None (the CLI: `implicit-if winrate` resamples annotations); otherwise
+    unit u is `table`'s row `rows_of[u]`, and -1 marks a unit the table lacks (a dropped preference),
+    which leaves that resample one row shorter, as a NaN leaves a mean. So one index matrix over a
+    board's instructions resamples every entry with the same instructions: their LC win rates, seed
+    means and differences are paired. Baseline rows stay fixed, as in `lc_bootstrap_statistic`.
+    """
+    index = np.atleast_2d(np.asarray(index, dtype=int))
+    values = np.empty(index.shape[0])
+    for r, units in enumerate(index):
+        rows = units if rows_of is None else rows_of[units]
+        rows = rows[rows >= 0]
+        if rows.size == 0:
+            values[r] = math.nan
+            continue
+        sub = _subset_table(table, rows)
+        data, regularized = _training_data(sub, difficulty, baseline_tables, regularization)
+        coef = fit_coefficients(data, C, seed)
+        values[r] = _predict(sub, difficulty, coef, C, regularized, 0).length_controlled_winrate
+    return values
 
 
 def _subset(data: GLMData, rows: np.ndarray) -> GLMData:
