@@ -86,6 +86,45 @@ def judge(
             "count. Default: the spec's `tokenizer`, else the judge's own model where it is here."
         ),
     ),
+    batch: bool = typer.Option(
+        False,
+        "--batch",
+        help=(
+            "Judge through the endpoint's Batch API (OpenAI's costs half): submit the uncached comparisons and "
+            "return; rerun the same command to collect (it also resends what failed). Once every verdict is in, "
+            "writes the annotations as the online run does."
+        ),
+    ),
+    batch_wait: float | None = typer.Option(
+        None, "--batch-wait", min=0.0, help="With --batch: keep polling up to this many seconds for the batches to end."
+    ),
+    batch_poll: float | None = typer.Option(
+        None, "--batch-poll", min=0.01, help="With --batch-wait: seconds between two polls (default 60)."
+    ),
+    batch_max_requests: int | None = typer.Option(
+        None,
+        "--batch-max-requests",
+        min=1,
+        help="With --batch: at most this many requests per batch (default 50,000, OpenAI's limit).",
+    ),
+    batch_input_only: Path | None = typer.Option(
+        None,
+        "--batch-input-only",
+        metavar="FILE",
+        help=(
+            "Write the uncached comparisons as a Batch API input file (JSON Lines) to this path and exit; sends "
+            "nothing. Run it with vLLM's `python -m vllm.entrypoints.openai.run_batch -i FILE -o OUT ...`."
+        ),
+    ),
+    batch_output: list[Path] | None = typer.Option(
+        None,
+        "--batch-output",
+        metavar="FILE",
+        help=(
+            "Read verdicts from a batch output file (vLLM's run_batch, or a Batch API output or error file; "
+            "repeat for several) into the cache, then write the annotations as the online run does."
+        ),
+    ),
 ) -> None:
     """Judge each model output against the reference output for the same instruction.
 
@@ -94,6 +133,10 @@ def judge(
     prints what the run would send (requests, tokens, cost, time) and sends nothing.
 
     Example: implicit-if judge --outputs outputs.json --reference dataset:offline_instructions --output annotations.json
+
+    Batches: `--batch` submits to the endpoint's Batch API and returns; the same command later collects
+    (a killed run resumes from the batch ids recorded in the cache, and never submits twice).
+    `--batch-input-only FILE` / `--batch-output FILE` run the same requests through vLLM's run_batch.
     """
     from ..judging import EndpointError, judge_outputs, load_judge_spec
 
@@ -101,7 +144,10 @@ def judge(
         fail("--json prints the estimate: use it with --estimate")
     if tokenizer is not None and not estimate:
         fail("--tokenizer is for the token count of --estimate: use it with --estimate")
-    if not estimate:
+    _check_batch_options(estimate, batch, batch_input_only, batch_output, batch_wait, batch_poll, batch_max_requests)
+    if batch_input_only is not None:
+        check_output_path(batch_input_only, "--batch-input-only")
+    elif not estimate:
         if output is None:
             fail("--output is required: where to write the annotations (or pass --estimate to send nothing)")
         check_output_path(output)  # before any work: a bad path must not cost a judging run
@@ -121,6 +167,24 @@ def judge(
         fail(str(error))
     if estimate:
         _print_estimate(model_outputs, references, spec, cache, seed, both_orders, as_json)
+        return
+    if batch or batch_input_only is not None or batch_output:
+        _judge_in_batches(
+            model_outputs,
+            references,
+            spec,
+            cache=cache,
+            seed=seed,
+            both_orders=both_orders,
+            output=output,
+            partial=partial,
+            submit=batch,
+            input_only=batch_input_only,
+            output_files=batch_output or [],
+            wait_s=batch_wait or 0.0,
+            poll_s=batch_poll or 60.0,
+            max_requests=batch_max_requests or 50_000,
+        )
         return
     assert output is not None
     try:
@@ -146,6 +210,161 @@ def judge(
         fail(
             f"{len(reasons)} comparisons failed (e.g. {reasons[0]}); nothing written to {output}. "
             f"Rerun the same command to retry only those, or pass --partial.{hint}",
+            code=1,
+        )
+    atomic_write_json(output, annotations)
+    typer.echo(f"wrote {len(annotations)} annotations to {output}")
+
+
+def _check_batch_options(
+    estimate: bool,
+    batch: bool,
+    input_only: Path | None,
+    output_files: list[Path] | None,
+    wait_s: float | None,
+    poll_s: float | None,
+    max_requests: int | None,
+) -> None:
+    modes = [
+        name
+        for name, on in (
+            ("--estimate", estimate),
+            ("--batch", batch),
+            ("--batch-input-only", input_only is not None),
+            ("--batch-output", bool(output_files)),
+        )
+        if on
+    ]
+    if len(modes) > 1:
+        fail(f"{' and '.join(modes)} are different ways to run the judge: use one at a time")
+    if not batch and (wait_s, poll_s, max_requests) != (None, None, None):
+        fail("--batch-wait, --batch-poll and --batch-max-requests shape a --batch run: use them with --batch")
+    for path in output_files or []:
+        if not path.is_file():
+            fail(f"--batch-output {path} does not exist: give the output file vLLM's run_batch or the Batch API wrote")
+
+
+def _judge_in_batches(
+    model_outputs: list[dict[str, Any]],
+    references: list[dict[str, Any]],
+    spec: JudgeSpec,
+    *,
+    cache: Path | None,
+    seed: int,
+    both_orders: bool | None,
+    output: Path | None,
+    partial: bool,
+    submit: bool,
+    input_only: Path | None,
+    output_files: list[Path],
+    wait_s: float,
+    poll_s: float,
+    max_requests: int,
+) -> None:
+    """`judge --batch`, `--batch-input-only`, `--batch-output`: see `implicit_if.judging.batch`."""
+    from ..judging import EndpointError, plan_comparisons
+    from ..judging.batch import (
+        annotations_from_cache,
+        batch_cost,
+        check_batch_judge,
+        collect_output_files,
+        judge_with_batches,
+        uncached,
+        write_batch_input,
+    )
+
+    try:
+        check_batch_judge(spec)
+        pairs, per_pair, unique = plan_comparisons(model_outputs, references, spec, seed=seed, both_orders=both_orders)
+    except ValueError as error:
+        fail(str(error))
+
+    def say(line: str) -> None:
+        typer.echo(line, err=True)
+
+    if input_only is not None:
+        todo, in_batches = uncached(unique, cache)
+        if in_batches:
+            say(
+                f"{in_batches} comparisons are in a Batch API batch not collected yet "
+                "(collect it with --batch): not written"
+            )
+        if not todo:
+            typer.echo(
+                f"nothing to write: all {len(unique)} comparisons are cached or in a batch; {input_only} not written"
+            )
+            return
+        write_batch_input(input_only, spec, todo)
+        typer.echo(
+            f"wrote {len(todo)} requests ({len(unique) - len(todo)} of {len(unique)} comparisons cached or in a batch) "
+            f"to {input_only}; run them with vLLM's run_batch (--served-model-name {spec.model}), "
+            "then pass its output with --batch-output"
+        )
+        return
+    try:
+        if submit:
+            report = judge_with_batches(
+                unique, spec, cache_path=cache, wait_s=wait_s, poll_s=poll_s, max_requests=max_requests, say=say
+            )
+        else:
+            report = collect_output_files(output_files, unique, spec, cache_path=cache)
+    except EndpointError as error:
+        fail(f"{error}. Everything received so far is cached and every submitted batch recorded; rerun to continue.")
+    for line in report.problems[:20]:
+        say(f"warning: {line}")
+    if len(report.problems) > 20:
+        say(f"warning: {len(report.problems) - 20} more malformed lines skipped")
+    tokens = ""
+    if report.n_collected:
+        tokens = f"; tokens {report.usage.prompt_tokens:,} in / {report.usage.completion_tokens:,} out"
+        if submit:
+            cost = batch_cost(report, spec)
+            tokens += (
+                "; cost n/a (no prices in the judge spec)"
+                if cost is None
+                else f"; cost ${cost:.4f} at Batch API prices (half the spec's)"
+            )
+    say(
+        f"batch: {report.n_comparisons} comparisons: {report.n_cached} cached before, "
+        f"{report.n_collected} collected now, {report.n_missing} without a verdict{tokens}"
+    )
+    if submit and report.n_comparisons == report.n_cached:
+        say("nothing to submit: every comparison is cached")
+    if submit and report.in_progress:
+        for open_batch in report.open:
+            counts = f", {open_batch.counts}" if open_batch.counts else ""
+            say(f"batch {open_batch.batch_id}: {open_batch.status}{counts} ({open_batch.n_requests} requests)")
+        if report.n_held_online:
+            say(f"{report.n_held_online} comparisons are being asked right now by another run sharing the cache")
+        typer.echo(
+            f"{report.n_missing} of {report.n_comparisons} comparisons are still out; rerun the same command later "
+            "to collect them (nothing is submitted twice)"
+        )
+        return
+    assert output is not None
+    annotations, summary = annotations_from_cache(
+        pairs,
+        per_pair,
+        unique,
+        spec,
+        cache_path=cache,
+        failed=report.given_up,
+        missing_reason="no verdict from any batch yet" if submit else "not in the output files",
+    )
+    typer.echo(summary.line(), err=True)
+    from ..winrate.bias import bias_line, judge_bias
+
+    typer.echo(bias_line(judge_bias([a for a in annotations if a.get("preference") is not None])), err=True)
+    if not summary.complete and not partial:
+        reasons = list(summary.failed.values())
+        again = (
+            "Rerun the same command to send them again in a new batch"
+            if submit
+            else "Write their requests again with --batch-input-only (only those are written) and run them"
+        )
+        fail(
+            f"{len(reasons)} comparisons have no verdict (e.g. {reasons[0]}); nothing written to {output}. "
+            f"{again}, or pass --partial.",
             code=1,
         )
     atomic_write_json(output, annotations)

@@ -95,6 +95,7 @@ def judge_comparisons(
             verdicts[comparison.key] = verdict
             summary.n_new += 1
 
+        todo = _outside_open_batches(todo, spec, cache, summary)  # Batch API hook, see below
         if todo and spec.kind in ENDPOINT_KINDS:
             _judge_claimed(todo, spec, summary, cache, store, verdicts, seed=seed, progress=progress)
         elif todo:
@@ -217,3 +218,19 @@ def _dead_here(owner: str, host: str) -> bool:
     except PermissionError:
         return False
     return False
+
+
+# -- Batch API hook (judging/batch.py, `judge --batch`) ---------------------------------------------
+def _outside_open_batches(
+    todo: list[Comparison], spec: JudgeSpec, cache: VerdictCache, summary: JudgeSummary
+) -> list[Comparison]:
+    """Comparisons an unfinished batch carries are not asked online (they would be paid twice):
+    they count as failed, with the way to collect them."""
+    if not todo or spec.kind not in ENDPOINT_KINDS:
+        return todo
+    held = cache.batch_held(c.key for c in todo)
+    for key, batch_id in held.items():
+        summary.failed[key] = (
+            f"it is in batch {batch_id}, not collected yet: collect it with `implicit-if judge --batch`"
+        )
+    return [c for c in todo if c.key not in held]
