@@ -191,16 +191,28 @@ def judge_outputs(
     summary = JudgeSummary(n_pairs=len(pairs), n_identical=sum(p.identical for p in pairs))
     verdicts = judge_comparisons(unique, spec, summary, cache_path=cache_path, seed=seed, progress=progress)
     summary.n_unusable = sum(1 for v in verdicts.values() if v.p_second is None)
+    return annotations_from(pairs, per_pair, verdicts, spec.name, judge_hash), summary
+
+
+def annotations_from(
+    pairs: Sequence[Any],
+    per_pair: Sequence[Sequence[Comparison]],
+    verdicts: Mapping[str, Any],
+    name: str,
+    judge_hash: str,
+) -> list[dict[str, Any]]:
+    """One annotation per pair from its comparisons' verdicts (online or collected from a batch);
+    a pair missing a verdict keeps preference None, to be retried."""
     annotations = []
     for pair, comps in zip(pairs, per_pair):
         found = [verdicts.get(c.key) for c in comps]
         if any(v is None for v in found):
-            record = annotation(pair, [], spec.name, judge_hash)
+            record = annotation(pair, [], name, judge_hash)
             record.update(preference=None, error="judge request failed; rerun to retry")
         else:
-            record = annotation(pair, found, spec.name, judge_hash)  # type: ignore[arg-type]
+            record = annotation(pair, found, name, judge_hash)  # type: ignore[arg-type]
         annotations.append(record)
-    return annotations, summary
+    return annotations
 
 
 def _dead_here(owner: str, host: str) -> bool:

@@ -48,7 +48,7 @@ from ..openai_endpoint import (
 from . import JudgeSummary, default_cache_path
 from .cache import Verdict, VerdictCache, owner_gone, owner_id
 from .judges import Comparison, endpoint_payload, read_logprob_verdict, read_text_verdict
-from .pairing import Pair, annotation
+from .pairing import Pair
 from .specs import JudgeSpec
 
 CUSTOM_ID_PREFIX = "iif1-"
@@ -700,16 +700,9 @@ def annotations_from_cache(
     )
     summary.n_unusable = sum(1 for v in verdicts.values() if v.p_second is None)
     summary.failed = {key: (failed or {}).get(key, missing_reason) for key in unique if key not in verdicts}
-    annotations = []
-    for pair, comps in zip(pairs, per_pair):
-        found = [verdicts.get(c.key) for c in comps]
-        if any(v is None for v in found):
-            record = annotation(pair, [], spec.name, judge_hash)
-            record.update(preference=None, error="judge request failed; rerun to retry")
-        else:
-            record = annotation(pair, found, spec.name, judge_hash)  # type: ignore[arg-type]
-        annotations.append(record)
-    return annotations, summary
+    from . import annotations_from
+
+    return annotations_from(pairs, per_pair, verdicts, spec.name, judge_hash), summary
 
 
 def batch_cost(report: BatchReport, spec: JudgeSpec) -> float | None:
