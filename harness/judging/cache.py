@@ -14,11 +14,12 @@ attempts so far). A key is held by one open submission at a time, so no process 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,17 @@ class VerdictCache:
     def close(self) -> None:
         self._db.close()
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction taken up front (BEGIN IMMEDIATE): committed on success, rolled back on any error."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
     def register_judge(self, judge_hash: str, identity: dict) -> None:
         self._db.execute(
             "INSERT OR IGNORE INTO judges VALUES (?, ?)", (judge_hash, json.dumps(identity, sort_keys=True))
@@ -167,8 +179,7 @@ class VerdictCache:
         keys = list(keys)
         now = time.time()
         held: set[str] = set()
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             self._db.execute("DELETE FROM claims WHERE expires_at < ?", (now,))
             for start in range(0, len(keys), 500):
                 chunk = keys[start : start + 500]
@@ -186,10 +197,6 @@ class VerdictCache:
                         f"SELECT key FROM claims WHERE owner = ? AND key IN ({marks})", (owner, *chunk)
                     )
                 )
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
         return held
 
     def live_claims(self, keys: Iterable[str]) -> set[str]:
@@ -282,8 +289,7 @@ class VerdictCache:
         now = time.time()
         available: list[str] = []
         exhausted: list[str] = []
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             for start in range(0, len(keys), 500):
                 chunk = keys[start : start + 500]
                 marks = ",".join("?" * len(chunk))
@@ -330,10 +336,6 @@ class VerdictCache:
                         "attempts = attempts + 1, reason = NULL",
                         (key, submission),
                     )
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
         return taken, exhausted
 
     def open_batches(self, keys: Iterable[str]) -> list[dict[str, Any]]:
@@ -376,8 +378,7 @@ class VerdictCache:
         or out of its lease; returns its row as it is now, or None when a live owner holds it (or it
         has moved on)."""
         now = time.time()
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             cursor = self._db.execute("SELECT * FROM batches WHERE submission = ?", (submission,))
             found = cursor.fetchone()
             row = None if found is None else dict(zip([d[0] for d in cursor.description], found))
@@ -391,10 +392,6 @@ class VerdictCache:
                     "UPDATE batches SET owner = ?, lease_until = ?, updated_at = ? WHERE submission = ?",
                     (owner, now + lease_s, now, submission),
                 )
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
         return row if free else None
 
     def batch_uploaded(self, submission: str, owner: str, input_file_id: str) -> bool:
@@ -429,8 +426,7 @@ class VerdictCache:
 
     def abandon_batch(self, submission: str, reason: str) -> None:
         """A submission that never became a batch: its keys are free again, the attempt not counted."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             self._db.execute(
                 "UPDATE batch_holds SET state = 'failed', attempts = attempts - 1, reason = ? "
                 "WHERE submission = ? AND state = 'pending'",
@@ -440,16 +436,11 @@ class VerdictCache:
                 "UPDATE batches SET state = 'abandoned', owner = NULL, updated_at = ? WHERE submission = ?",
                 (time.time(), submission),
             )
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
 
     def put_batch_verdict(self, key: str, judge_hash: str, verdict: Verdict) -> bool:
         """Store a verdict read from a batch output and drop the key's hold, in one transaction.
         A verdict already stored is kept (the first one wins); returns whether this one was stored."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             cursor = self._db.execute(
                 "INSERT OR IGNORE INTO verdicts VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -464,10 +455,6 @@ class VerdictCache:
             )
             stored = cursor.rowcount == 1
             self._db.execute("DELETE FROM batch_holds WHERE key = ?", (key,))
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
         return stored
 
     def batch_item_failed(self, submission: str, key: str, reason: str) -> None:
@@ -481,8 +468,7 @@ class VerdictCache:
     def batch_collected(self, submission: str, missing_reason: str) -> set[str]:
         """Close a collected submission: keys it still holds (absent from its output) become failed.
         Returns those keys."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             missing = {
                 r[0]
                 for r in self._db.execute(
@@ -497,10 +483,6 @@ class VerdictCache:
                 "UPDATE batches SET state = 'collected', owner = NULL, updated_at = ? WHERE submission = ?",
                 (time.time(), submission),
             )
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
         return missing
 
     def batch_failures(self, keys: Iterable[str]) -> dict[str, tuple[int, str]]:
