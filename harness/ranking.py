@@ -101,45 +101,70 @@ def build_records(
     return records
 
 
-def _win(a: float, b: float) -> float:
-    """1 if a beats b, 0 if it loses; a tie (e.g. two identical responses) counts half."""
-    return 1.0 if a > b else 0.0 if a < b else 0.5
+def win_counts(
+    instruction: np.ndarray, response: np.ndarray, score: np.ndarray, compared: np.ndarray, n_ids: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The metric's one implementation (the CLI, the lm-eval task and the board all call it).
+
+    Pairs are integer codes `instruction[k]`, `response[k]` < `n_ids` with a `score`; each pair with
+    `compared[k]` set is compared with its instruction's true pair (code, code): won when the true
+    pair scores higher, lost when lower, a tie (e.g. two identical responses) counts half.
+    Returns per code (comparisons won, comparisons made); a compared pair whose instruction has no
+    true pair is left out rather than guessed. Vectorised: a board reads thousands of pairs per entry.
+    """
+    is_true = instruction == response
+    has_true = np.zeros(n_ids, dtype=bool)
+    has_true[instruction[is_true]] = True
+    true_score = np.zeros(n_ids)
+    true_score[instruction[is_true]] = score[is_true]
+    group = instruction[compared]
+    known = has_true[group]
+    group, target, other = group[known], true_score[group[known]], score[compared][known]
+    with np.errstate(invalid="ignore"):
+        outcome = np.where(target > other, 1.0, np.where(target < other, 0.0, 0.5))
+    return np.bincount(group, weights=outcome, minlength=n_ids), np.bincount(group, minlength=n_ids)
 
 
-def comparison_outcomes(records: Iterable[Mapping]) -> dict[str, dict[int, list[float]]]:
-    """Per variant, per instruction, the outcomes of its complete comparisons.
+def comparison_counts(records: Iterable[Mapping]) -> dict[str, tuple[list[int], np.ndarray, np.ndarray]]:
+    """Per variant: (instruction ids with a complete comparison, comparisons won, comparisons made).
 
     Variants: `mean` (the study's: per-token mean), `sum` (raw log-prob sum) and `conditional`
-    (p(r_i | i) > p(r_i | j)). A comparison whose records are missing (e.g. lm-eval's --limit
-    cut an instruction's records short) is left out rather than guessed.
+    (p(r_i | i) > p(r_i | j), grouped by the response's own instruction). A comparison whose records
+    are missing (e.g. lm-eval's --limit cut an instruction's records short) is left out; a pair
+    recorded twice counts once (the last record).
     """
-    by_pair: dict[tuple[int, int], Mapping] = {}
-    for record in records:
-        by_pair[(int(record["instruction_id"]), int(record["response_id"]))] = record
-    outcomes: dict[str, dict[int, list[float]]] = {"mean": {}, "sum": {}, "conditional": {}}
-    for (i, j), record in by_pair.items():
-        roles = record.get("roles", [ROLE_TRUE if i == j else ROLE_DISTRACTOR])
-        if ROLE_DISTRACTOR in roles and (i, i) in by_pair:
-            true = by_pair[(i, i)]
-            outcomes["mean"].setdefault(i, []).append(_win(true["mean_logprob"], record["mean_logprob"]))
-            outcomes["sum"].setdefault(i, []).append(_win(true["logprob"], record["logprob"]))
-        if ROLE_CONDITIONAL in roles and (j, j) in by_pair:
-            own = by_pair[(j, j)]
-            outcomes["conditional"].setdefault(j, []).append(_win(own["logprob"], record["logprob"]))
-    return outcomes
+    by_pair = {(int(r["instruction_id"]), int(r["response_id"])): r for r in records}
+    if not by_pair:
+        return {variant: ([], np.zeros(0), np.zeros(0, dtype=int)) for variant in ("mean", "sum", "conditional")}
+    ids, codes = np.unique(np.array(list(by_pair), dtype=np.int64), return_inverse=True)
+    instruction, response = codes.reshape(-1, 2).T
+    rows = list(by_pair.items())
+    roles = [r.get("roles", [ROLE_TRUE if i == j else ROLE_DISTRACTOR]) for (i, j), r in rows]
+    logprob = np.array([float(r["logprob"]) for _, r in rows])
+    mean = logprob / np.maximum(np.array([int(r["n_tokens"]) for _, r in rows]), 1)  # as `build_records` writes it
+    distractor = np.array([ROLE_DISTRACTOR in found for found in roles], dtype=bool)
+    conditional = np.array([ROLE_CONDITIONAL in found for found in roles], dtype=bool)
+    counted = {
+        "mean": win_counts(instruction, response, mean, distractor, len(ids)),
+        "sum": win_counts(instruction, response, logprob, distractor, len(ids)),
+        # the response's own instruction against another: swap the roles of the two codes
+        "conditional": win_counts(response, instruction, logprob, conditional, len(ids)),
+    }
+    out = {}
+    for variant, (wins, made) in counted.items():
+        present = np.flatnonzero(made)
+        out[variant] = ([int(ids[i]) for i in present], wins[present], made[present])
+    return out
 
 
-def _variant_summary(per_instruction: Mapping[int, list[float]], seed: int) -> dict:
-    if not per_instruction:
+def _variant_summary(wins: np.ndarray, counts: np.ndarray, seed: int) -> dict:
+    if not counts.size:
         return {"estimate": None, "ci_low": None, "ci_high": None, "n_instructions": 0, "n_comparisons": 0}
-    ids = sorted(per_instruction)
-    wins = [sum(per_instruction[i]) for i in ids]
-    counts = [len(per_instruction[i]) for i in ids]
-    overall = sum(wins) / sum(counts)
+    overall = float(wins.sum() / counts.sum())
     # Resample instructions: the k comparisons of one instruction move together. With equal k per
     # instruction the mean of per-instruction fractions is the overall fraction.
-    interval: Interval = bootstrap_mean_ci([w / c for w, c in zip(wins, counts)], seed=seed)
-    equal_k = len(set(counts)) == 1
+    interval: Interval = bootstrap_mean_ci((wins / counts).tolist(), seed=seed)
+    equal_k = len(set(counts.tolist())) == 1
     return {
         "estimate": overall,
         "ci_low": interval.low if equal_k else None,
@@ -147,19 +172,19 @@ def _variant_summary(per_instruction: Mapping[int, list[float]], seed: int) -> d
         "ci_method": f"{interval.method} bootstrap over instructions"
         if equal_k
         else "n/a (unequal comparisons per instruction)",
-        "n_instructions": len(ids),
-        "n_comparisons": int(sum(counts)),
-        "n_won": float(sum(wins)),
+        "n_instructions": int(counts.size),
+        "n_comparisons": int(counts.sum()),
+        "n_won": float(wins.sum()),
     }
 
 
 def summarize(records: Iterable[Mapping], seed: int = 0) -> dict:
     """The `--json` summary: `response_ranking` (the study's metric) and its two other views."""
-    outcomes = comparison_outcomes(list(records))
+    counts = comparison_counts(records)
     return {
-        "response_ranking": _variant_summary(outcomes["mean"], seed),
-        "response_ranking_sum": _variant_summary(outcomes["sum"], seed),
-        "response_ranking_conditional": _variant_summary(outcomes["conditional"], seed),
+        "response_ranking": _variant_summary(*counts["mean"][1:], seed),
+        "response_ranking_sum": _variant_summary(*counts["sum"][1:], seed),
+        "response_ranking_conditional": _variant_summary(*counts["conditional"][1:], seed),
         "confidence": 0.95,
     }
 

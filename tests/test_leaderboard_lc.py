@@ -206,7 +206,7 @@ def test_rebuilds_are_byte_identical_with_an_empty_and_a_warm_cache(tmp_path: Pa
 def test_many_entries_refit_in_parallel_processes_with_exactly_the_serial_board(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    from implicit_if.leaderboard import board as board_module
+    from implicit_if.leaderboard import parallel as parallel_module
 
     root = tmp_path / "submissions"
     for k in range(4):
@@ -214,7 +214,7 @@ def test_many_entries_refit_in_parallel_processes_with_exactly_the_serial_board(
     entries, _ = check_submissions(root, EvaluationSets(lambda d, s: INSTRUCTIONS))
 
     def board_with(parallel_from: int, cache: Path) -> dict:
-        monkeypatch.setattr(board_module, "PARALLEL_FROM", parallel_from)
+        monkeypatch.setattr(parallel_module, "PARALLEL_FROM", parallel_from)
         monkeypatch.setenv("IMPLICIT_IF_CACHE", str(cache))  # a cold cache: every refit is computed
         return build_board_data(entries, FAST)
 

@@ -18,11 +18,10 @@ from leaderboard_fixtures import (
     write_jsonl,
 )
 
-from implicit_if.leaderboard import metrics
 from implicit_if.leaderboard.check import check_submissions
 from implicit_if.leaderboard.evaluation_sets import EvaluationSets
 from implicit_if.leaderboard.problems import errors
-from implicit_if.leakage import DETECTORS
+from implicit_if.leakage import DETECTORS, leakage_rate
 
 REAL = Path(__file__).resolve().parents[1] / "leaderboards" / "submissions" / "smollm2-135m-instruct"
 NAME = REAL.name
@@ -45,7 +44,7 @@ def leakage_rows(root: Path) -> list[dict]:
 
 
 def any_leak(entry) -> float:
-    return metrics.percent(entry.leakage["any"])
+    return leakage_rate(entry.leakage["any"]) * 100
 
 
 def test_the_real_submission_passes_with_every_detector_measured(root: Path):

@@ -13,12 +13,12 @@ from leaderboard_fixtures import (
     write_submission,
 )
 
-from implicit_if.leaderboard import check
+from implicit_if.leaderboard import check, parallel
 from implicit_if.leaderboard.evaluation_sets import EvaluationSets
 
 
 def _check(root: Path, instructions: list[str], parallel_from: int, monkeypatch: pytest.MonkeyPatch, cache: Path):
-    monkeypatch.setattr(check, "PARALLEL_FROM", parallel_from)
+    monkeypatch.setattr(parallel, "PARALLEL_FROM", parallel_from)
     monkeypatch.setenv("IMPLICIT_IF_CACHE", str(cache))  # a cold recompute cache for each run
     return check.check_submissions(root, EvaluationSets(lambda dataset, source: instructions))
 

@@ -179,3 +179,16 @@ def test_metadata_file_and_missing_fields(run_files: Path, tmp_path: Path):
     assert result.exit_code == 1
     for missing in ("model.id: required", "adaptation: required", "contact: required", "decoding.max_new_tokens"):
         assert missing in result.output, (missing, result.output)
+
+
+def test_a_broken_record_file_is_refused_in_one_line_naming_file_line_and_fix(run_files: Path, tmp_path: Path):
+    """submit reads the run's files through the one record reader, so its errors are the reader's."""
+    lines = (run_files / "ranking.jsonl").read_text().splitlines()
+    (run_files / "ranking.jsonl").write_text(
+        "\n".join([lines[0], '{"instruction_id": 1, "response_id": 1}', *lines[2:]])
+    )
+    result = submit(run_files, tmp_path / "submissions")
+    assert result.exit_code == 1
+    assert f"{run_files / 'ranking.jsonl'}:2: field 'logprob' is missing" in result.output
+    assert "fix: one JSON object per line" in result.output
+    assert not (tmp_path / "submissions").exists() or not any((tmp_path / "submissions").iterdir())

@@ -24,10 +24,7 @@ the Markdown, CSV, HTML and PNG can never disagree. Conventions:
 from __future__ import annotations
 
 import math
-import multiprocessing
-import os
 from collections import defaultdict
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from implicit_if import statistics, winrate
+from implicit_if.leakage import leakage_rate
 from implicit_if.statistics import (
     DEFAULT_RESAMPLES,
     DEFAULT_SEED,
@@ -47,7 +45,8 @@ from implicit_if.statistics import (
 )
 from implicit_if.winrate import LC_RESAMPLES, length_controlled_resamples
 
-from .check import PARALLEL_FROM, Entry
+from .check import Entry
+from .parallel import parallel_map
 from .recompute_cache import cached, package_source_digest
 
 BOARD_SCHEMA_VERSION = 1
@@ -183,6 +182,7 @@ def _board(key: tuple[str, str, str], entries: list[Entry], settings: BootstrapS
     for system in names:
         seeds = systems[system]
         first = seeds[0].metadata
+        per_seed = [e.recomputed() for e in seeds]  # the numbers the claims are checked against
         record: dict[str, Any] = {
             "system": system,
             "entries": [e.name for e in seeds],
@@ -204,29 +204,25 @@ def _board(key: tuple[str, str, str], entries: list[Entry], settings: BootstrapS
         }
         if system in win:
             interval = win[system][1]
-            record["win_rate"] = _summary([float(np.nanmean(e.win) * 100) for e in seeds], interval)
+            record["win_rate"] = _summary([numbers["win_rate"] for numbers in per_seed], interval)
             record["vs_reference"] = _difference(interval, offset=0.5)
         else:
             record["win_rate"] = record["vs_reference"] = None
-        lcs = [e.lc_win_rate for e in seeds]
+        lcs = [numbers["lc_win_rate"] for numbers in per_seed]
         if all(v is not None for v in lcs):
             record["lc_win_rate"] = _summary(lcs, lc[system][1] if system in lc else None)  # type: ignore[arg-type]
         else:
             record["lc_win_rate"] = None
         if system in ranking:
             record["ranking_accuracy"] = _summary(
-                [float(np.mean(list(e.ranking.values())) * 100) for e in seeds if e.ranking], ranking[system][1]
+                [numbers["ranking_accuracy"] for numbers in per_seed], ranking[system][1]
             )
         else:
             record["ranking_accuracy"] = None
         if system in leak:
             detectors = sorted(set.intersection(*(set(e.leakage) for e in seeds)) - {"any"})
-            record["leakage_any"] = _summary(
-                [float(np.nanmean(e.leakage["any"]) * 100) for e in seeds], leak[system][1]
-            )
-            record["leakage"] = {
-                d: _num(float(np.mean([np.nanmean(e.leakage[d]) * 100 for e in seeds]))) for d in detectors
-            }
+            record["leakage_any"] = _summary([leakage_rate(e.leakage["any"]) * 100 for e in seeds], leak[system][1])
+            record["leakage"] = {d: _num(float(np.mean([n["leakage"][d] for n in per_seed]))) for d in detectors}
         else:
             record["leakage_any"], record["leakage"] = None, {}
         records.append(record)
@@ -287,35 +283,13 @@ def _lc_bootstrap(entries: list[Entry], n: int, settings: BootstrapSettings) -> 
         return None, {}
     index = bootstrap_indices(n, settings.lc_resamples, settings.seed)
     code = [package_source_digest(winrate), Path(statistics.__file__).read_bytes(), Path(__file__).read_bytes()]
-    estimates, distributions = zip(*_lc_each(usable, n, index, settings, code))
+    # Each entry's values do not depend on the others, so a board of many entries spreads over the cores.
+    results = parallel_map(lambda entry: _lc_resamples(entry, n, index, settings, code), usable)
+    estimates, distributions = zip(*results)
     boot = resampled_statistics(
         np.asarray(estimates) / 100, np.vstack(distributions) / 100, confidence=settings.confidence
     )
     return boot, {e.name: row for row, e in enumerate(usable)}
-
-
-_lc_job: tuple | None = None  # what forked workers inherit: (entries, n, index, settings, code)
-
-
-def _lc_in_worker(position: int) -> tuple[float, np.ndarray]:
-    assert _lc_job is not None
-    entries, *rest = _lc_job
-    return _lc_resamples(entries[position], *rest)
-
-
-def _lc_each(entries: list[Entry], n: int, index: np.ndarray, settings: BootstrapSettings, code: list[bytes]):
-    """`_lc_resamples` of every entry, in order; a board of many entries is spread over the CPU cores
-    as the check spreads folders (each entry's values do not depend on which process computes them)."""
-    global _lc_job
-    workers = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8)
-    if len(entries) < PARALLEL_FROM or workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        return [_lc_resamples(e, n, index, settings, code) for e in entries]
-    _lc_job = (entries, n, index, settings, code)
-    try:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            return list(pool.map(_lc_in_worker, range(len(entries)), chunksize=max(1, len(entries) // (4 * workers))))
-    finally:
-        _lc_job = None
 
 
 def _lc_resamples(

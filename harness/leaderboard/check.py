@@ -30,23 +30,21 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import multiprocessing
-import os
 import re
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from pydantic import ValidationError
-from tqdm import tqdm
 
+from ..leakage import leakage_rate
 from ..winrate.bias import judge_bias
 from ..winrate.plain import win_rate_percent
 from ..winrate.preferences import PreferenceTable, preference_table
 from . import metrics, records, safety
 from .evaluation_sets import EvaluationSetError, EvaluationSets
+from .parallel import parallel_map
 from .problems import Problem, errors, rows_text
 from .ranking_plan import plan_issues
 from .recompute_cache import cached, package_source_digest
@@ -56,9 +54,6 @@ from .schema import SAFE_NAME, SubmissionMetadata, format_validation_error
 
 CLAIM_TOLERANCE = 0.05  # percentage points
 LC_GAP_WARNING = 20.0  # percentage points between LC and raw win rate
-# From this many folders on, folders are checked in parallel processes (a first check of each
-# entry fits its LC GLM with cross-validation and re-runs the detectors: ~0.1 s of CPU each).
-PARALLEL_FROM = 16
 
 
 SELF_REPORTED_PREFERENCES = "preferences"  # an API judge: CI cannot re-judge
@@ -95,7 +90,7 @@ class Entry:
             "win_rate": win_rate_percent(self.win) if self.win is not None else None,
             "lc_win_rate": self.lc_win_rate,
             "ranking_accuracy": float(np.mean(list(self.ranking.values())) * 100) if self.ranking else None,
-            "leakage": {name: metrics.percent(values) for name, values in self.leakage.items() if name != "any"},
+            "leakage": {name: leakage_rate(values) * 100 for name, values in self.leakage.items() if name != "any"},
         }
 
 
@@ -127,37 +122,14 @@ def check_submissions(
             if name not in known
         ]
     entries: list[Entry] = []
-    for folder, (entry, found) in zip(folders, _check_each(folders, evaluation_sets)):
+    checked = parallel_map(lambda f: check_submission(f, f.name, evaluation_sets), folders, "checking submissions")
+    for folder, (entry, found) in zip(folders, checked):
         if only is None or folder.name in only:
             problems += found
         if entry is not None:
             entries.append(entry)
     problems += check_across(entries, only)
     return entries, sorted(set(problems), key=lambda p: (p.file, p.severity, p.message))
-
-
-_worker_sets: EvaluationSets | None = None
-
-
-def _check_in_worker(folder: Path) -> tuple[Entry | None, list[Problem]]:
-    assert _worker_sets is not None
-    return check_submission(folder, folder.name, _worker_sets)
-
-
-def _check_each(folders: list[Path], evaluation_sets: EvaluationSets):
-    """(entry, problems) per folder, in order; many folders are spread over the CPU cores."""
-    global _worker_sets
-    workers = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8)
-    bar = dict(desc="checking submissions", unit="entry", disable=None, leave=False, total=len(folders))
-    if len(folders) < PARALLEL_FROM or workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        yield from tqdm((check_submission(f, f.name, evaluation_sets) for f in folders), **bar)
-        return
-    _worker_sets = evaluation_sets  # inherited by the forked workers, with what it has loaded
-    try:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            yield from tqdm(pool.map(_check_in_worker, folders, chunksize=max(1, len(folders) // (4 * workers))), **bar)
-    finally:
-        _worker_sets = None
 
 
 def check_submission(folder: Path, label: str, evaluation_sets: EvaluationSets) -> tuple[Entry | None, list[Problem]]:

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..io import read_jsonl
 from .problems import Problem, SubmissionError
-from .submit import Collected, read_json_file
+from .submit import Collected, read_json_file, read_record_file
 
 ALPACAEVAL, RANKING, LEAK = "implicit_if_alpacaeval", "implicit_if_ranking", "implicit_if_leak"
 TASK_DATASETS = {ALPACAEVAL: "alpaca_eval", LEAK: "offline_instructions"}  # the tasks' defaults
@@ -103,7 +103,7 @@ def collect_lm_eval(path: Path) -> Collected:
         collected.hints["decoding"] = _decoding(configs.get(ALPACAEVAL, {}))
         annotations = meta.get("annotations_path") or _settings(alpacaeval[0]).get("annotations_path")
         if annotations and Path(annotations).is_file():
-            collected.annotations = read_json_file(Path(annotations), "annotations")
+            collected.annotations = read_record_file(Path(annotations), "annotations")
         for key, metric in (("win_rate", "win_rate"), ("lc_win_rate", "lc_win_rate")):
             value = _number(results, ALPACAEVAL, metric)
             if value is not None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..ranking import win_counts
 from ..winrate import length_controlled_winrate
 from ..winrate.preferences import normalise_preference  # the board applies the CLI's preference rules
 from .records import RankingColumns
@@ -47,15 +48,14 @@ def length_controlled_win_rate(annotations: Sequence[Mapping[str, Any]]) -> floa
 
 def ranking_values(columns: RankingColumns) -> tuple[dict[str, float], list[tuple[str, str]]]:
     """Per instruction: the share of its distractors that the true response beats on per-token mean
-    log-probability (the study's metric); a tie counts half, as `implicit_if.ranking` scores it.
+    log-probability (the study's metric), counted by `implicit_if.ranking.win_counts` as the CLI counts it.
 
     Distractor pairs are those whose roles include "distractor" (without roles: response differs
     from instruction); the extra "conditional" pairs `implicit-if rank` writes are not counted.
-    Returns ({instruction id: share}, issues). Vectorised over integer id codes: a board reads
-    thousands of scored pairs per entry.
+    Returns ({instruction id: share}, issues): a hostile file's duplicated pairs, missing true pairs
+    and instructions without distractors are named rather than silently left out.
     """
     instruction, response, n_ids = columns.instruction, columns.response, len(columns.ids)
-    score = columns.logprob / columns.n_tokens
     issues: list[tuple[str, str]] = []
     pair_codes, counts = np.unique(instruction * n_ids + response, return_counts=True)
     if (counts > 1).any():
@@ -71,9 +71,9 @@ def ranking_values(columns: RankingColumns) -> tuple[dict[str, float], list[tupl
     distractor = columns.is_distractor & ~is_true
     ranked = np.zeros(n_ids, dtype=bool)  # instructions that have distractors, i.e. are being ranked
     ranked[instruction[distractor]] = True
-    true_score = np.full(n_ids, np.nan)
-    true_score[instruction[is_true]] = score[is_true]
-    lacking = np.flatnonzero(ranked & np.isnan(true_score))
+    has_true = np.zeros(n_ids, dtype=bool)
+    has_true[instruction[is_true]] = True
+    lacking = np.flatnonzero(ranked & ~has_true)
     if lacking.size:
         issues.append(
             (
@@ -82,7 +82,7 @@ def ranking_values(columns: RankingColumns) -> tuple[dict[str, float], list[tupl
                 "score every instruction with its own response too",
             )
         )
-    lonely = np.setdiff1d(np.unique(instruction[is_true]), np.flatnonzero(ranked))
+    lonely = np.flatnonzero(has_true & ~ranked)
     if lonely.size:
         issues.append(
             (
@@ -90,15 +90,8 @@ def ranking_values(columns: RankingColumns) -> tuple[dict[str, float], list[tupl
                 "score each instruction with K other instructions' responses",
             )
         )
-    target = true_score[instruction[distractor]]
-    others = score[distractor]
-    with np.errstate(invalid="ignore"):
-        outcome = np.where(target > others, 1.0, np.where(target < others, 0.0, 0.5))
-    n_distractors = np.bincount(instruction[distractor], minlength=n_ids)
-    wins = np.bincount(instruction[distractor], weights=outcome, minlength=n_ids)
-    usable = np.flatnonzero(ranked & np.isfinite(true_score))
-    values = {columns.ids[i]: float(wins[i] / n_distractors[i]) for i in usable}
-    return values, issues
+    wins, made = win_counts(instruction, response, columns.logprob / columns.n_tokens, distractor, n_ids)
+    return {columns.ids[i]: float(wins[i] / made[i]) for i in np.flatnonzero(made)}, issues
 
 
 def leakage_values(
@@ -137,8 +130,3 @@ def misplaced_leakage_rows(rows: Sequence[Mapping[str, Any]], outputs: Sequence[
             and instruction_key(str(row["instruction"])) != instruction_key(outputs[row["index"]]["instruction"])
         )
     ]
-
-
-def percent(values: np.ndarray) -> float:
-    kept = values[np.isfinite(values)]
-    return float(np.mean(kept) * 100) if kept.size else math.nan

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..io import read_jsonl
+from ..records import Kind, RecordError, read_records
 from . import safety
 from .check import Entry, check_across, check_submission, check_submissions
 from .evaluation_sets import EvaluationSetError, EvaluationSets
@@ -53,17 +53,14 @@ def read_json_file(path: Path, what: str) -> Any:
         ) from None
 
 
-def read_jsonl_file(path: Path, what: str) -> list[dict[str, Any]]:
+def read_record_file(path: Path, kind: Kind) -> list[dict[str, Any]]:
+    """A record file through the one reader (`implicit_if.records`), its one-line error as a SubmissionError."""
     try:
-        return read_jsonl(Path(path))
-    except FileNotFoundError:
-        raise SubmissionError(
-            [Problem(str(path), "does not exist", f"pass the {what} file written by the harness")]
-        ) from None
-    except ValueError as exc:  # a line that is not JSON (named), or bytes that are not UTF-8
-        raise SubmissionError(
-            [Problem(str(path), f"is not JSONL ({exc})", f"pass the {what} file as written")]
-        ) from None
+        return read_records(path, kind)
+    except RecordError as exc:
+        said, _, fix = str(exc).rpartition("; ")  # "<file>[:<line>]: <problem>; <fix>" or "<file> <problem>; <fix>"
+        where, _, message = said.partition(": ") if said.startswith(f"{path}:") else (str(path), "", "")
+        raise SubmissionError([Problem(where, message or said.removeprefix(str(path)).strip(), fix)]) from None
 
 
 def collect_files(
@@ -76,13 +73,13 @@ def collect_files(
     """Explicit CLI output files; each one given replaces what `into` (e.g. lm_eval results) had."""
     collected = into or Collected()
     if outputs is not None:
-        collected.outputs = read_json_file(outputs, "outputs (implicit-if generate)")
+        collected.outputs = read_record_file(outputs, "outputs")
     if annotations is not None:
-        collected.annotations = read_json_file(annotations, "annotations (implicit-if judge)")
+        collected.annotations = read_record_file(annotations, "annotations")
     if ranking is not None:
-        collected.ranking = read_jsonl_file(ranking, "ranking records (implicit-if rank --output)")
+        collected.ranking = read_record_file(ranking, "ranking")
     if leakage is not None:
-        collected.leakage = read_jsonl_file(leakage, "leakage records (implicit-if leak --records)")
+        collected.leakage = read_record_file(leakage, "leakage")
     return collected
 
 

@@ -8,7 +8,10 @@ beside `gsm` rather than folded into it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
+
+import numpy as np
 
 from .chess import chess
 from .code import code
@@ -45,6 +48,14 @@ def leakage_records(outputs: Iterable[str], names: Sequence[str] | None = None) 
     return [{"index": index, **detect(text, names)} for index, text in enumerate(outputs)]
 
 
+def leakage_rate(flags: Iterable[float]) -> float:
+    """The share of outputs a detector fired on: the mean of 0/1 flags, NaN (no output) left out, NaN
+    when nothing is left. The one definition: `leakage_summary` and the leaderboard both report it."""
+    values = np.asarray(list(flags) if not isinstance(flags, np.ndarray) else flags, dtype=float)
+    kept = values[np.isfinite(values)]
+    return float(np.mean(kept)) if kept.size else math.nan
+
+
 def leakage_summary(records: Sequence[Mapping], names: Sequence[str] | None = None, confidence: float = 0.95) -> dict:
     """Per detector: how many outputs it fired on, the rate and its Wilson interval."""
     from ..statistics import wilson_interval
@@ -53,10 +64,11 @@ def leakage_summary(records: Sequence[Mapping], names: Sequence[str] | None = No
         raise ValueError("no outputs to summarise")
     summary = {}
     for name in names or DETECTORS:
-        hits = sum(bool(record[name]) for record in records)
+        flags = [float(bool(record[name])) for record in records]
+        hits = int(sum(flags))
         interval = wilson_interval(hits, len(records), confidence)
         summary[name] = {
-            "rate": interval.estimate,
+            "rate": leakage_rate(flags),
             "ci_low": interval.low,
             "ci_high": interval.high,
             "count": hits,
@@ -71,6 +83,7 @@ __all__ = [
     "Detector",
     "detect",
     "get_detector",
+    "leakage_rate",
     "leakage_records",
     "leakage_summary",
     "chess",
