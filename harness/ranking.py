@@ -125,8 +125,8 @@ def win_counts(
     return np.bincount(group, weights=outcome, minlength=n_ids), np.bincount(group, minlength=n_ids)
 
 
-def comparison_counts(records: Iterable[Mapping]) -> dict[str, tuple[list[int], np.ndarray, np.ndarray]]:
-    """Per variant: (instruction ids with a complete comparison, comparisons won, comparisons made).
+def comparison_counts(records: Iterable[Mapping]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per variant: (comparisons won, comparisons made) of each instruction with a complete comparison, by id.
 
     Variants: `mean` (the study's: per-token mean), `sum` (raw log-prob sum) and `conditional`
     (p(r_i | i) > p(r_i | j), grouped by the response's own instruction). A comparison whose records
@@ -135,7 +135,7 @@ def comparison_counts(records: Iterable[Mapping]) -> dict[str, tuple[list[int], 
     """
     by_pair = {(int(r["instruction_id"]), int(r["response_id"])): r for r in records}
     if not by_pair:
-        return {variant: ([], np.zeros(0), np.zeros(0, dtype=int)) for variant in ("mean", "sum", "conditional")}
+        return {variant: (np.zeros(0), np.zeros(0, dtype=int)) for variant in ("mean", "sum", "conditional")}
     ids, codes = np.unique(np.array(list(by_pair), dtype=np.int64), return_inverse=True)
     instruction, response = codes.reshape(-1, 2).T
     rows = list(by_pair.items())
@@ -150,11 +150,7 @@ def comparison_counts(records: Iterable[Mapping]) -> dict[str, tuple[list[int], 
         # the response's own instruction against another: swap the roles of the two codes
         "conditional": win_counts(response, instruction, logprob, conditional, len(ids)),
     }
-    out = {}
-    for variant, (wins, made) in counted.items():
-        present = np.flatnonzero(made)
-        out[variant] = ([int(ids[i]) for i in present], wins[present], made[present])
-    return out
+    return {variant: (wins[made > 0], made[made > 0]) for variant, (wins, made) in counted.items()}
 
 
 def _variant_summary(wins: np.ndarray, counts: np.ndarray, seed: int) -> dict:
@@ -182,9 +178,9 @@ def summarize(records: Iterable[Mapping], seed: int = 0) -> dict:
     """The `--json` summary: `response_ranking` (the study's metric) and its two other views."""
     counts = comparison_counts(records)
     return {
-        "response_ranking": _variant_summary(*counts["mean"][1:], seed),
-        "response_ranking_sum": _variant_summary(*counts["sum"][1:], seed),
-        "response_ranking_conditional": _variant_summary(*counts["conditional"][1:], seed),
+        "response_ranking": _variant_summary(*counts["mean"], seed),
+        "response_ranking_sum": _variant_summary(*counts["sum"], seed),
+        "response_ranking_conditional": _variant_summary(*counts["conditional"], seed),
         "confidence": 0.95,
     }
 
