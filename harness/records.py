@@ -16,8 +16,8 @@ record that validates is used as it was written: `read_records` returns the file
 checked, and `write_records` writes dicts unchanged, which keeps every number and every byte of
 a round trip. One reader and one writer: JSON list or JSONL by the file's suffix; a bad record
 raises `RecordError`, one line naming the file, the line (JSONL) or item (JSON list), the field
-and the fix. The leaderboard reads hostile submissions with its own tolerant, aggregated reader
-(`leaderboard/records.py`), validating against these same schemas.
+and the fix. The leaderboard parses hostile submissions with the same parser (`parse_records`) and
+validates them against these same schemas, reporting every broken row (`leaderboard/records.py`).
 """
 
 from __future__ import annotations
@@ -104,7 +104,15 @@ def row_errors(rows: list[Any], kind: Kind) -> list[dict[str, Any]]:
 
 
 class RecordError(ValueError):
-    """A record file that breaks the contract; the message is one line naming file, line or item, field, fix."""
+    """A record file that breaks the contract: one line, "<file>[:<line>]: <problem>; <fix>".
+
+    The parts stay apart (`path`, `line`, `problem`, `fix`) for callers that report it in their own
+    terms, such as the leaderboard's per-file problem lines.
+    """
+
+    def __init__(self, path: str | Path, problem: str, fix: str, line: int | None = None):
+        self.path, self.problem, self.fix, self.line = str(path), problem, fix, line
+        super().__init__(f"{self.path}{'' if line is None else f':{line}'}: {problem}; {fix}")
 
 
 def _problem(error: Mapping[str, Any]) -> str:
@@ -135,13 +143,58 @@ def validate_records(records: list[Any], kind: Kind, source: str, lines: list[in
     if errors:
         first = errors[0]
         index, rest = first["loc"][0], first["loc"][1:]
-        where = f"{source}:{lines[index]}" if lines is not None else f"{source}: item {index}"
-        raise RecordError(f"{where}: {_problem({**first, 'loc': rest})}; {FIXES[kind]}")
+        problem = _problem({**first, "loc": rest})
+        if lines is None:
+            raise RecordError(source, f"item {index}: {problem}", FIXES[kind])
+        raise RecordError(source, problem, FIXES[kind], line=lines[index])
     return records
 
 
 def _is_jsonl(path: Path) -> bool:
     return path.suffix.lower() == ".jsonl"
+
+
+def parse_records(path: str | Path, kind: Kind) -> tuple[list[Any], list[int] | None]:
+    """A `kind` file's JSON values, unchecked: (values, the line of each value for JSONL, else None).
+
+    JSON list or JSONL by suffix; raises RecordError on a missing file, text that is not UTF-8, or JSON
+    that does not parse. The leaderboard validates the values itself (every bad row, not the first).
+    """
+    path = Path(path)
+    fix = FIXES[kind]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RecordError(path, "does not exist", f"give the path of a {kind} file") from None
+    except IsADirectoryError:
+        raise RecordError(path, "is a directory", f"give the path of a {kind} file") from None
+    except UnicodeDecodeError:
+        raise RecordError(path, "is not UTF-8 text", f"save it as UTF-8 ({fix})") from None
+    if not _is_jsonl(path):
+        try:
+            records = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise RecordError(path, f"not valid JSON ({error.msg})", fix, line=error.lineno) from None
+        except RecursionError:
+            raise RecordError(path, f"nests JSON too deeply to be {kind} records", fix) from None
+        if not isinstance(records, list):
+            raise RecordError(path, f"holds a JSON {type(records).__name__}, not a list", fix)
+        return records, None
+    rows = text.splitlines()
+    lines = [number for number, row in enumerate(rows, start=1) if row.strip()]
+    try:  # one parser call for the whole file: boards read hundreds of thousands of lines
+        return json.loads("[" + ",".join(rows[n - 1] for n in lines) + "]"), lines
+    except (json.JSONDecodeError, RecursionError):
+        pass  # parse line by line to name the broken line
+    records = []
+    for number in lines:
+        try:
+            records.append(json.loads(rows[number - 1]))
+        except json.JSONDecodeError as error:
+            raise RecordError(path, f"not valid JSON ({error.msg})", fix, line=number) from None
+        except RecursionError:
+            raise RecordError(path, "nests JSON too deeply to be a record", fix, line=number) from None
+    return records, lines
 
 
 def read_records(path: str | Path, kind: Kind) -> list[dict[str, Any]]:
@@ -150,37 +203,7 @@ def read_records(path: str | Path, kind: Kind) -> list[dict[str, Any]]:
     Returns the file's own dicts (nothing coerced or added); raises RecordError (one line) on a missing
     file, text that is not UTF-8 or JSON, or a record that breaks the model.
     """
-    path = Path(path)
-    fix = FIXES[kind]
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RecordError(f"{path} does not exist; give the path of a {kind} file") from None
-    except IsADirectoryError:
-        raise RecordError(f"{path} is a directory; give the path of a {kind} file") from None
-    except UnicodeDecodeError:
-        raise RecordError(f"{path} is not UTF-8 text; save it as UTF-8 ({fix})") from None
-    if not _is_jsonl(path):
-        try:
-            records = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise RecordError(f"{path}:{error.lineno}: not valid JSON ({error.msg}); {fix}") from None
-        except RecursionError:
-            raise RecordError(f"{path} nests JSON too deeply to be {kind} records; {fix}") from None
-        if not isinstance(records, list):
-            raise RecordError(f"{path} holds a JSON {type(records).__name__}, not a list; {fix}")
-        return validate_records(records, kind, str(path))
-    records, lines = [], []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as error:
-            raise RecordError(f"{path}:{number}: not valid JSON ({error.msg}); {fix}") from None
-        except RecursionError:
-            raise RecordError(f"{path}:{number}: nests JSON too deeply to be a record; {fix}") from None
-        lines.append(number)
+    records, lines = parse_records(path, kind)
     return validate_records(records, kind, str(path), lines)
 
 

@@ -21,8 +21,9 @@ from implicit_if.leaderboard import render_csv as render_csv_module
 from implicit_if.leaderboard.board import BootstrapSettings, build_board_data
 from implicit_if.leaderboard.check import check_submissions
 from implicit_if.leaderboard.evaluation_sets import EvaluationSets
+from implicit_if.leaderboard.formatting import COLUMNS
 from implicit_if.leaderboard.render_csv import csv_cell, render_csv
-from implicit_if.leaderboard.render_markdown import HEADERS, markdown_cell, render_markdown
+from implicit_if.leaderboard.render_markdown import markdown_cell, render_markdown
 
 INSTRUCTIONS = synthetic_instructions(40)
 ROW_BREAKER = "judge | extra |\n| 9 | fake row |\r\n<img src=x onerror=alert(1)> &amp; \\|"
@@ -50,7 +51,7 @@ def test_hostile_names_stay_in_their_markdown_cells(data: dict):
     markdown = render_markdown(data)
     table = [line for line in markdown.splitlines() if line.startswith("|")]
     assert len(table) == 2 + len(data["boards"][0]["systems"])  # header, rule, one line per system
-    assert all(line.count("|") == len(HEADERS) + 1 for line in table), table
+    assert all(line.count("|") == len(COLUMNS) + 1 for line in table), table
     assert "<img" not in markdown and "fake row" in markdown
     flag_lines = [line for line in markdown.splitlines() if line.startswith("- alpha")]
     assert len(flag_lines) == 1 and "fake row" in flag_lines[0]
@@ -62,7 +63,7 @@ def test_a_markdown_parser_sees_the_same_table(data: dict):
     html = markdown_it.MarkdownIt("commonmark", {"html": True}).enable("table").render(render_markdown(data))
     body = html.split("<tbody>")[1].split("</tbody>")[0]
     rows = body.split("<tr>")[1:]
-    assert len(rows) == 2 and all(row.count("<td>") == len(HEADERS) for row in rows)
+    assert len(rows) == 2 and all(row.count("<td>") == len(COLUMNS) for row in rows)
     assert "<img" not in html
     # The judge cell holds the whole text, shown literally (the parser re-escapes it for HTML).
     assert "<td>judge | extra | | 9 | fake row | &lt;img src=x onerror=alert(1)&gt; &amp;amp; \\|</td>" in rows[0]

@@ -8,27 +8,7 @@
 - `board`: systems, seed aggregation, paired bootstrap intervals, upper-bound ranks;
 - `render_*`, `build`: the board files, written all-or-nothing;
 - `submit`, `lm_eval_results`: assemble a submission from CLI outputs or lm_eval results.
+
+Callers import the module they need (`from implicit_if.leaderboard.build import build_boards`), so
+reading a schema never loads the statistics.
 """
-
-from .board import BootstrapSettings, build_board_data
-from .build import BOARD_FILES, BoardWriteError, build_boards, check_out, stale_files, write_boards
-from .check import Entry, check_submissions
-from .problems import Problem, SubmissionError
-from .schema import SCHEMA_VERSION, SubmissionMetadata
-
-__all__ = [
-    "BOARD_FILES",
-    "BoardWriteError",
-    "BootstrapSettings",
-    "Entry",
-    "Problem",
-    "SCHEMA_VERSION",
-    "SubmissionError",
-    "SubmissionMetadata",
-    "build_board_data",
-    "build_boards",
-    "check_out",
-    "check_submissions",
-    "stale_files",
-    "write_boards",
-]

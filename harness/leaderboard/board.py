@@ -202,23 +202,13 @@ def _board(key: tuple[str, str, str], entries: list[Entry], settings: BootstrapS
             "flags": sorted({f for e in seeds for f in e.flags}),
             "self_reported": sorted({what for e in seeds for what in e.self_reported}),
         }
-        if system in win:
-            interval = win[system][1]
-            record["win_rate"] = _summary([numbers["win_rate"] for numbers in per_seed], interval)
-            record["vs_reference"] = _difference(interval, offset=0.5)
-        else:
-            record["win_rate"] = record["vs_reference"] = None
-        lcs = [numbers["lc_win_rate"] for numbers in per_seed]
-        if all(v is not None for v in lcs):
-            record["lc_win_rate"] = _summary(lcs, lc[system][1] if system in lc else None)  # type: ignore[arg-type]
-        else:
-            record["lc_win_rate"] = None
-        if system in ranking:
-            record["ranking_accuracy"] = _summary(
-                [numbers["ranking_accuracy"] for numbers in per_seed], ranking[system][1]
-            )
-        else:
-            record["ranking_accuracy"] = None
+        for metric, pooled_metric in (("win_rate", win), ("lc_win_rate", lc), ("ranking_accuracy", ranking)):
+            values = [numbers[metric] for numbers in per_seed]
+            interval = pooled_metric[system][1] if system in pooled_metric else None
+            # LC may lack an interval (too few annotations to resample), never a value on some seed
+            shown = all(v is not None for v in values) and (interval is not None or metric == "lc_win_rate")
+            record[metric] = _summary(values, interval) if shown else None  # type: ignore[arg-type]
+        record["vs_reference"] = _difference(win[system][1], offset=0.5) if system in win else None
         if system in leak:
             detectors = sorted(set.intersection(*(set(e.leakage) for e in seeds)) - {"any"})
             record["leakage_any"] = _summary([leakage_rate(e.leakage["any"]) * 100 for e in seeds], leak[system][1])

@@ -45,7 +45,7 @@ from ..winrate.preferences import PreferenceTable, preference_table
 from . import metrics, records, safety
 from .evaluation_sets import EvaluationSetError, EvaluationSets
 from .parallel import parallel_map
-from .problems import Problem, errors, rows_text
+from .problems import Problem, errors, row_problems
 from .ranking_plan import plan_issues
 from .recompute_cache import cached, package_source_digest
 from .rejudge import SELF_REPORTED, judge_provenance
@@ -195,59 +195,58 @@ def check_submission(folder: Path, label: str, evaluation_sets: EvaluationSets) 
 
 
 def _presence_rules(present: set[str], metadata: SubmissionMetadata, label: str) -> list[Problem]:
-    problems = []
     where = f"{label}/{safety.METADATA}"
-    if not present & {safety.OUTPUTS, safety.RANKING}:
-        problems.append(
-            Problem(
-                label, "holds no measurement", f"add {safety.OUTPUTS} (+ annotations/leakage) and/or {safety.RANKING}"
+    outputs, annotations, ranking = safety.OUTPUTS, safety.ANNOTATIONS, safety.RANKING
+    claimed = metadata.claimed
+    rules = [  # (broken, file, message, fix)
+        (
+            not present & {outputs, ranking},
+            label,
+            "holds no measurement",
+            f"add {outputs} (+ annotations/leakage) and/or {ranking}",
+        ),
+        *(
+            (
+                name in present and outputs not in present,
+                f"{label}/{name}",
+                f"needs {outputs} (its records refer to it)",
+                f"add the {outputs} that were judged/scanned",
             )
-        )
-    for needs_outputs in (safety.ANNOTATIONS, safety.LEAKAGE):
-        if needs_outputs in present and safety.OUTPUTS not in present:
-            problems.append(
-                Problem(
-                    f"{label}/{needs_outputs}",
-                    f"needs {safety.OUTPUTS} (its records refer to it)",
-                    f"add the {safety.OUTPUTS} that were judged/scanned",
-                )
-            )
-    if safety.ANNOTATIONS in present:
-        if metadata.judge is None:
-            problems.append(
-                Problem(
-                    where,
-                    "annotations are present but 'judge' is not set",
-                    "name the judge honestly: model, revision, backend and template",
-                )
-            )
-        if metadata.reference is None:
-            problems.append(
-                Problem(
-                    where,
-                    "annotations are present but 'reference' is not set",
-                    "name the reference outputs (generator_1 in annotations.json)",
-                )
-            )
-    claims = metadata.claimed
-    for claim, needed in (
-        ("win_rate", safety.ANNOTATIONS),
-        ("lc_win_rate", safety.ANNOTATIONS),
-        ("ranking_accuracy", safety.RANKING),
-    ):
-        if getattr(claims, claim) is not None and needed not in present:
-            problems.append(
-                Problem(where, f"claims {claim} but {needed} is missing", f"add {needed} or remove the claim")
-            )
-    if claims.leakage and safety.OUTPUTS not in present:  # leakage is measured on the outputs
-        problems.append(
-            Problem(
+            for name in (annotations, safety.LEAKAGE)
+        ),
+        (
+            annotations in present and metadata.judge is None,
+            where,
+            "annotations are present but 'judge' is not set",
+            "name the judge honestly: model, revision, backend and template",
+        ),
+        (
+            annotations in present and metadata.reference is None,
+            where,
+            "annotations are present but 'reference' is not set",
+            "name the reference outputs (generator_1 in annotations.json)",
+        ),
+        *(
+            (
+                getattr(claimed, claim) is not None and needed not in present,
                 where,
-                f"claims leakage but {safety.OUTPUTS} is missing",
-                f"add the {safety.OUTPUTS} the detectors should scan, or remove the claim",
+                f"claims {claim} but {needed} is missing",
+                f"add {needed} or remove the claim",
             )
-        )
-    return problems
+            for claim, needed in (
+                ("win_rate", annotations),
+                ("lc_win_rate", annotations),
+                ("ranking_accuracy", ranking),
+            )
+        ),
+        (
+            bool(claimed.leakage) and outputs not in present,
+            where,
+            f"claims leakage but {outputs} is missing",
+            f"add the {outputs} the detectors should scan, or remove the claim",
+        ),  # leakage is measured on the outputs
+    ]
+    return [Problem(file, message, fix) for broken, file, message, fix in rules if broken]
 
 
 def _issues(where: str, issues: list[tuple[str, str]]) -> list[Problem]:
@@ -260,26 +259,20 @@ def _check_outputs(
     rows, issues = records.read_outputs(path)
     if rows is None:
         return None, _issues(where, issues)
-    problems: list[Problem] = []
     keys = [metrics.instruction_key(r["instruction"]) for r in rows]
-    unknown = [i for i, key in enumerate(keys) if key not in index_of]
-    if unknown:
-        problems.append(
-            Problem(
-                where,
-                f"{rows_text(unknown)}: instruction not in the evaluation set "
-                f"{entry.metadata.evaluation_set.dataset!r} (matched by text)",
-                "generate on exactly the evaluation set named in metadata.evaluation_set",
-            )
-        )
     counts = Counter(keys)
-    repeated = [i for i, key in enumerate(keys) if counts[key] > 1]
-    if repeated:
-        problems.append(
-            Problem(
-                where, f"{rows_text(repeated)}: instruction appears more than once", "keep one output per instruction"
-            )
-        )
+    dataset = entry.metadata.evaluation_set.dataset
+    problems = row_problems(
+        where,
+        [i for i, key in enumerate(keys) if key not in index_of],
+        f"instruction not in the evaluation set {dataset!r} (matched by text)",
+        "generate on exactly the evaluation set named in metadata.evaluation_set",
+    ) + row_problems(
+        where,
+        [i for i, key in enumerate(keys) if counts[key] > 1],
+        "instruction appears more than once",
+        "keep one output per instruction",
+    )
     missing = sorted(set(index_of.values()) - {index_of[k] for k in keys if k in index_of})
     if missing:
         problems.append(
@@ -304,38 +297,37 @@ def _check_annotations(
     rows, issues = records.read_annotations(path)
     if rows is None:
         return _issues(where, issues)
-    problems: list[Problem] = []
     answer = {metrics.instruction_key(r["instruction"]): r["output"] for r in outputs}
     keys = [metrics.instruction_key(r["instruction"]) for r in rows]
-    unknown = [i for i, key in enumerate(keys) if key not in answer]
-    if unknown:
-        problems.append(
-            Problem(
-                where,
-                f"{rows_text(unknown)}: instruction has no output in outputs.json",
-                "annotate exactly the submitted outputs",
-            )
-        )
     counts = Counter(keys)
-    repeated = [i for i, key in enumerate(keys) if counts[key] > 1]
-    if repeated:
-        problems.append(
-            Problem(
-                where,
-                f"{rows_text(repeated)}: instruction judged more than once",
-                "keep one annotation per instruction",
-            )
-        )
-    other = [i for i, (key, r) in enumerate(zip(keys, rows)) if key in answer and r["output_2"] != answer[key]]
-    if other:
-        problems.append(
-            Problem(
-                where,
-                f"{rows_text(other)}: output_2 is not the submitted output",
-                "judge the outputs in outputs.json (output_2 = model, output_1 = reference)",
-            )
-        )
-    unjudged = sorted(set(answer) - set(keys))
+    reference = entry.metadata.reference.generator if entry.metadata.reference else None
+    problems = [
+        *row_problems(
+            where,
+            [i for i, key in enumerate(keys) if key not in answer],
+            "instruction has no output in outputs.json",
+            "annotate exactly the submitted outputs",
+        ),
+        *row_problems(
+            where,
+            [i for i, key in enumerate(keys) if counts[key] > 1],
+            "instruction judged more than once",
+            "keep one annotation per instruction",
+        ),
+        *row_problems(
+            where,
+            [i for i, (key, r) in enumerate(zip(keys, rows)) if key in answer and r["output_2"] != answer[key]],
+            "output_2 is not the submitted output",
+            "judge the outputs in outputs.json (output_2 = model, output_1 = reference)",
+        ),
+        *row_problems(
+            where,
+            [i for i, r in enumerate(rows) if reference and r.get("generator_1", reference) != reference],
+            f"generator_1 differs from metadata reference {reference!r}",
+            "judge against the one reference named in metadata",
+        ),
+    ]
+    unjudged = set(answer) - set(keys)
     if unjudged:
         problems.append(
             Problem(
@@ -344,17 +336,6 @@ def _check_annotations(
                 "judge every output (failed judgements stay, with preference NaN)",
             )
         )
-    reference = entry.metadata.reference
-    if reference is not None:
-        wrong = [i for i, r in enumerate(rows) if r.get("generator_1", reference.generator) != reference.generator]
-        if wrong:
-            problems.append(
-                Problem(
-                    where,
-                    f"{rows_text(wrong)}: generator_1 differs from metadata reference {reference.generator!r}",
-                    "judge against the one reference named in metadata",
-                )
-            )
     if problems:
         return problems
     entry.win, entry.n_dropped_preferences = metrics.win_values(rows, index_of, entry.n_instructions)
@@ -421,37 +402,31 @@ def _compare_leakage_records(
     rows, issues = records.read_leakage(path, detectors)
     if rows is None:
         return _issues(where, issues)
-    problems = []
     counts = Counter(r["index"] for r in rows)
-    repeated = [i for i, r in enumerate(rows) if counts[r["index"]] > 1]
-    if repeated:
-        problems.append(Problem(where, f"{rows_text(repeated)}: index appears more than once", "one record per output"))
-    misplaced = metrics.misplaced_leakage_rows(rows, outputs)
-    if misplaced:
-        problems.append(
-            Problem(
-                where,
-                f"{rows_text(misplaced)}: index is past the end of outputs.json or its "
-                "instruction differs from that output's",
-                "scan the submitted outputs.json, in its order",
-            )
-        )
+    problems = row_problems(
+        where,
+        [i for i, r in enumerate(rows) if counts[r["index"]] > 1],
+        "index appears more than once",
+        "one record per output",
+    ) + row_problems(
+        where,
+        metrics.misplaced_leakage_rows(rows, outputs),
+        "index is past the end of outputs.json or its instruction differs from that output's",
+        "scan the submitted outputs.json, in its order",
+    )
     unscanned = len(outputs) - len(set(counts) & set(range(len(outputs))))
     if unscanned:
         problems.append(
             Problem(where, f"{unscanned} outputs have no leakage record", "scan every output in outputs.json")
         )
-    if not problems:
-        wrong = [i for i, row in enumerate(rows) if any(row[d] != verdicts[row["index"]][d] for d in detectors)]
-        if wrong:
-            problems.append(
-                Problem(
-                    where,
-                    f"{rows_text(wrong)}: the detectors find otherwise in that output",
-                    f"regenerate the records: {records.LEAKAGE_COMMAND}",
-                )
-            )
-    return problems
+    if problems:
+        return problems
+    return row_problems(
+        where,
+        [i for i, row in enumerate(rows) if any(row[d] != verdicts[row["index"]][d] for d in detectors)],
+        "the detectors find otherwise in that output",
+        f"regenerate the records: {records.LEAKAGE_COMMAND}",
+    )
 
 
 def _check_ranking(path: Path, where: str, entry: Entry) -> list[Problem]:
@@ -477,17 +452,27 @@ def _check_claims(entry: Entry, where: str) -> list[Problem]:
     problems = []
     recomputed = entry.recomputed()
     claims = entry.metadata.claimed
-    for name in ("win_rate", "lc_win_rate", "ranking_accuracy"):
-        claimed, actual = getattr(claims, name), recomputed[name]
+    leakage = recomputed["leakage"]
+    assert isinstance(leakage, dict)
+    # (name, claimed, recomputed); a detector this harness does not run recomputes as None
+    checked = [
+        (name, getattr(claims, name), recomputed[name]) for name in ("win_rate", "lc_win_rate", "ranking_accuracy")
+    ]
+    checked += [(f"leakage.{d}", claimed, leakage.get(d)) for d, claimed in sorted(claims.leakage.items())]
+    for name, claimed, actual in checked:
         if claimed is None:
             continue
-        if actual is None:  # the LC fit needs preferences in both classes; the records cannot give it
+        if actual is None and name.startswith("leakage."):
             problems.append(
                 Problem(
                     where,
-                    f"claimed {name} {claimed} cannot be recomputed from the records",
-                    "drop the claim",
+                    f"claimed leakage for unknown detector {name.removeprefix('leakage.')!r}",
+                    f"use one of {', '.join(sorted(leakage)) or '(none)'}",
                 )
+            )
+        elif actual is None:  # the LC fit needs preferences in both classes; the records cannot give it
+            problems.append(
+                Problem(where, f"claimed {name} {claimed} cannot be recomputed from the records", "drop the claim")
             )
         elif abs(claimed - actual) > CLAIM_TOLERANCE + 1e-9:
             problems.append(
@@ -495,26 +480,6 @@ def _check_claims(entry: Entry, where: str) -> list[Problem]:
                     where,
                     f"claimed {name} {claimed} but the records give {actual:.2f}",
                     f"set claimed.{name} to {actual:.2f} (or fix the records)",
-                )
-            )
-    leak = recomputed["leakage"]
-    assert isinstance(leak, dict)
-    for detector, claimed in sorted(claims.leakage.items()):
-        actual = leak.get(detector)
-        if actual is None:
-            problems.append(
-                Problem(
-                    where,
-                    f"claimed leakage for unknown detector {detector!r}",
-                    f"use one of {', '.join(sorted(leak)) or '(none)'}",
-                )
-            )
-        elif abs(claimed - actual) > CLAIM_TOLERANCE + 1e-9:
-            problems.append(
-                Problem(
-                    where,
-                    f"claimed leakage.{detector} {claimed} but the records give {actual:.2f}",
-                    f"set claimed.leakage.{detector} to {actual:.2f} (or fix the records)",
                 )
             )
     training = entry.metadata.training

@@ -1,12 +1,43 @@
-"""Text for numbers on the boards: fixed decimals, so the same data always give the same bytes."""
+"""Text shared by the boards' views: fixed decimals, so the same data always give the same bytes."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 DASH = "–"
+# The board table's columns, header: how the HTML page sorts its cells.
+COLUMNS = {
+    "Rank": "number",
+    "System": "text",
+    "Adaptation": "text",
+    "Base model": "text",
+    "Seeds": "text",
+    "LC win rate %": "number",
+    "LC 95% CI": "number",
+    "vs next": "number",
+    "Win rate %": "number",
+    "Win rate 95% CI": "number",
+    "Ranking %": "number",
+    "Ranking 95% CI": "number",
+    "Leakage %": "number",
+    "Judge": "text",
+    "Reference": "text",
+    "Self-reported": "text",
+}
 METRIC_NAMES = {"lc_win_rate": "LC win rate", "win_rate": "win rate", "ranking_accuracy": "ranking accuracy"}
+LC_WIN_RATE = "AlpacaEval 2's length-controlled win rate, the headline"  # what the notes call the LC win rate
+
+
+def asset_text(name: str) -> str:
+    """A stylesheet or script shipped beside this module (the pages inline them or link them)."""
+    return (Path(__file__).parent / name).read_text(encoding="utf-8")
+
+
+def decimal(value: float | None) -> str:
+    """Four fixed decimals, or '' for none: the CSV's numbers and the HTML page's sort keys."""
+    return "" if value is None else f"{value:.4f}"
 
 
 def pct(value: float | None, digits: int = 1) -> str:
@@ -33,6 +64,11 @@ def difference(diff: dict[str, Any] | None) -> str:
         return DASH
     star = "*" if diff["significant"] else ""
     return f"{diff['difference']:+.1f} [{pct(diff['ci_low'])}, {pct(diff['ci_high'])}]{star}"
+
+
+def resamples(settings: dict[str, Any]) -> str:
+    """'2,000 resamples, seed 0': how a bootstrap was drawn, for the boards' notes."""
+    return f"{settings['n_resamples']:,} resamples, seed {settings['seed']}"
 
 
 def metric_name(metric: str) -> str:

@@ -17,15 +17,18 @@ aggregation against the records.
 from __future__ import annotations
 
 import json
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 from ..io import read_jsonl
-from .problems import Problem, SubmissionError
+from ..ranking import DEFAULT_DISTRACTORS, DEFAULT_SEED
+from ..tasks import alpacaeval_task, leak_task
+from .problems import refuse
 from .submit import Collected, read_json_file, read_record_file
 
 ALPACAEVAL, RANKING, LEAK = "implicit_if_alpacaeval", "implicit_if_ranking", "implicit_if_leak"
-TASK_DATASETS = {ALPACAEVAL: "alpaca_eval", LEAK: "offline_instructions"}  # the tasks' defaults
+DEFAULT_DATASETS = {ALPACAEVAL: alpacaeval_task.DEFAULT_DATASET, LEAK: leak_task.DEFAULT_DATASET}
 
 
 def find_results_file(path: Path) -> Path:
@@ -34,39 +37,21 @@ def find_results_file(path: Path) -> Path:
     if path.is_file():
         return path
     if not path.is_dir():
-        raise SubmissionError([Problem(str(path), "does not exist", "pass the folder given to lm_eval --output_path")])
+        refuse(str(path), "does not exist", "pass the folder given to lm_eval --output_path")
     found = sorted(path.glob("results_*.json")) or sorted(path.glob("*/results_*.json"))
-    folders = sorted({p.parent for p in found})
     if not found:
-        raise SubmissionError(
-            [
-                Problem(
-                    str(path),
-                    "holds no results_*.json",
-                    "pass the folder given to lm_eval --output_path (run with --log_samples)",
-                )
-            ]
-        )
+        fix = "pass the folder given to lm_eval --output_path (run with --log_samples)"
+        refuse(str(path), "holds no results_*.json", fix)
+    folders = sorted({p.parent for p in found})
     if len(folders) > 1:
-        raise SubmissionError(
-            [
-                Problem(
-                    str(path),
-                    f"holds results of {len(folders)} models ({', '.join(f.name for f in folders)})",
-                    "pass one model's folder",
-                )
-            ]
-        )
+        names = ", ".join(f.name for f in folders)
+        refuse(str(path), f"holds results of {len(folders)} models ({names})", "pass one model's folder")
     return found[-1]  # names end in an ISO timestamp: the last is the newest run
 
 
 def read_samples(results_file: Path, task: str) -> list[dict[str, Any]] | None:
-    stamp = results_file.stem.removeprefix("results_")
-    path = results_file.parent / f"samples_{task}_{stamp}.jsonl"
-    if not path.is_file():
-        return None
-    rows = read_jsonl(path)
-    return sorted(rows, key=lambda row: row["doc_id"])
+    path = results_file.parent / f"samples_{task}_{results_file.stem.removeprefix('results_')}.jsonl"
+    return sorted(read_jsonl(path), key=itemgetter("doc_id")) if path.is_file() else None
 
 
 def _number(results: dict[str, Any], task: str, metric: str) -> float | None:
@@ -78,86 +63,68 @@ def collect_lm_eval(path: Path) -> Collected:
     results_file = find_results_file(path)
     results = read_json_file(results_file, "lm_eval results")
     collected = Collected()
-    config = results.get("config", {})
+    hints = collected.hints
     configs = results.get("configs", {})
-    model_args = config.get("model_args") or {}
+    model_args = results.get("config", {}).get("model_args") or {}
     args = (
         dict(model_args)
         if isinstance(model_args, dict)  # lm-eval >= 0.4.9 stores a dict
         else dict(part.split("=", 1) for part in str(model_args).split(",") if "=" in part)
     )
     if args.get("pretrained"):
-        collected.hints["model"] = args["pretrained"]
+        hints["model"] = args["pretrained"]
 
     def task_metadata(task: str) -> dict[str, Any]:
         return dict(configs.get(task, {}).get("metadata") or {})
 
+    def run_hints(task: str) -> dict[str, Any]:
+        """The evaluation set, chat format and decoding `task` ran with; its metadata."""
+        meta = task_metadata(task)
+        hints["dataset"] = str(meta.get("dataset") or DEFAULT_DATASETS[task])
+        if alpacaeval_task.truthy(meta.get("offline")):  # as the tasks read it
+            hints["source"] = "fixture"
+        hints.update(chat_format=str(meta.get("format") or "tulu"), decoding=_decoding(configs.get(task, {})))
+        return meta
+
     alpacaeval = read_samples(results_file, ALPACAEVAL)
     if alpacaeval:
         collected.outputs = [_output(sample) for sample in alpacaeval]
-        meta = task_metadata(ALPACAEVAL)
-        collected.hints["dataset"] = str(meta.get("dataset") or TASK_DATASETS[ALPACAEVAL])
-        if _truthy(meta.get("offline")):
-            collected.hints["source"] = "fixture"
-        collected.hints["chat_format"] = str(meta.get("format") or "tulu")
-        collected.hints["decoding"] = _decoding(configs.get(ALPACAEVAL, {}))
+        meta = run_hints(ALPACAEVAL)
         annotations = meta.get("annotations_path") or _settings(alpacaeval[0]).get("annotations_path")
         if annotations and Path(annotations).is_file():
             collected.annotations = read_record_file(Path(annotations), "annotations")
-        for key, metric in (("win_rate", "win_rate"), ("lc_win_rate", "lc_win_rate")):
+        for metric in ("win_rate", "lc_win_rate"):
             value = _number(results, ALPACAEVAL, metric)
             if value is not None:
-                collected.claimed[key] = value
+                collected.claimed[metric] = value
     leak = read_samples(results_file, LEAK)
-    if leak:
+    # With alpacaeval outputs present, leakage is measured on those (submit scans them).
+    if leak and collected.outputs is None:  # the leak task's own answers (unstripped, as its detectors saw them)
         detectors = [k for k, v in leak[0].items() if isinstance(v, bool)]
-        if collected.outputs is None:  # the leak task's own answers (unstripped, as its detectors saw them)
-            collected.outputs = [
-                {
-                    "instruction": s["doc"]["instruction"],
-                    "output": _response(s),
-                    "generator": collected.hints.get("model", "model"),
-                }
-                for s in leak
-            ]
-            collected.leakage = [{"index": n, **{d: bool(s[d]) for d in detectors}} for n, s in enumerate(leak)]
-            meta = task_metadata(LEAK)
-            collected.hints["dataset"] = str(meta.get("dataset") or TASK_DATASETS[LEAK])
-            if _truthy(meta.get("offline")):
-                collected.hints["source"] = "fixture"
-            collected.hints["chat_format"] = str(meta.get("format") or "tulu")
-            collected.hints["decoding"] = _decoding(configs.get(LEAK, {}))
-            leakage = {d: _number(results, LEAK, d) for d in detectors}
-            collected.claimed["leakage"] = {d: v * 100 for d, v in leakage.items() if v is not None}
-        # With alpacaeval outputs present, leakage is measured on those (submit scans them).
+        generator = hints.get("model", "model")
+        collected.outputs = [
+            {"instruction": s["doc"]["instruction"], "output": _response(s), "generator": generator} for s in leak
+        ]
+        collected.leakage = [{"index": n, **{d: bool(s[d]) for d in detectors}} for n, s in enumerate(leak)]
+        run_hints(LEAK)
+        leakage = {d: _number(results, LEAK, d) for d in detectors}
+        collected.claimed["leakage"] = {d: v * 100 for d, v in leakage.items() if v is not None}
     ranking = read_samples(results_file, RANKING)
     if ranking:
         collected.ranking = [_ranking_record(sample) for sample in ranking]
         plan = task_metadata(RANKING)  # the task's own plan: its pairs, distractors and seed
-        ranked = sum(1 for r in collected.ranking if r.get("instruction_id") == r.get("response_id"))
-        collected.hints["ranking_plan"] = {
-            "n_pairs": ranked,
-            "distractors": int(plan.get("distractors", 5)),
-            "seed": int(plan.get("seed", 0)),
+        hints["ranking_plan"] = {
+            "n_pairs": sum(1 for r in collected.ranking if r.get("instruction_id") == r.get("response_id")),
+            "distractors": int(plan.get("distractors", DEFAULT_DISTRACTORS)),
+            "seed": int(plan.get("seed", DEFAULT_SEED)),
         }
         value = _number(results, RANKING, "response_ranking")
         if value is not None:
             collected.claimed["ranking_accuracy"] = value * 100
     if collected.outputs is None and collected.ranking is None:
-        raise SubmissionError(
-            [
-                Problem(
-                    str(results_file),
-                    "has no samples of the implicit_if tasks beside it",
-                    "run lm_eval with --tasks implicit_if ... --log_samples",
-                )
-            ]
-        )
+        fix = "run lm_eval with --tasks implicit_if ... --log_samples"
+        refuse(str(results_file), "has no samples of the implicit_if tasks beside it", fix)
     return collected
-
-
-def _truthy(value: Any) -> bool:
-    return str(value).lower() in ("1", "true", "yes")
 
 
 def _settings(sample: dict[str, Any]) -> dict[str, Any]:
@@ -188,9 +155,7 @@ def _output(sample: dict[str, Any]) -> dict[str, Any]:
 def _ranking_record(sample: dict[str, Any]) -> dict[str, Any]:
     record = dict(sample["response_ranking"]) if isinstance(sample.get("response_ranking"), dict) else {}
     doc = sample["doc"]
-    for key in ("instruction_key", "response_key"):
-        if key in doc:
-            record[key] = doc[key]
+    record.update({key: doc[key] for key in ("instruction_key", "response_key") if key in doc})
     return record
 
 

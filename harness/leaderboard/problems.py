@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NoReturn
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 
@@ -39,6 +39,11 @@ class SubmissionError(Exception):
         super().__init__("\n".join(p.line() for p in problems))
 
 
+def refuse(file: str, message: str, fix: str) -> NoReturn:
+    """Stop with one problem: a submission that cannot be assembled or used."""
+    raise SubmissionError([Problem(file, message, fix)])
+
+
 def errors(problems: list[Problem]) -> list[Problem]:
     return [p for p in problems if p.severity == "error"]
 
@@ -48,3 +53,8 @@ def rows_text(rows: list[int], limit: int = 5) -> str:
     shown = ", ".join(str(r + 1) for r in rows[:limit])
     more = f" (+{len(rows) - limit} more)" if len(rows) > limit else ""
     return f"{'row' if len(rows) == 1 else 'rows'} {shown}{more}"
+
+
+def row_problems(where: str, rows: list[int], message: str, fix: str) -> list[Problem]:
+    """One problem naming the rows that break a rule ('rows 3, 7: <message>'), or none when no row does."""
+    return [Problem(where, f"{rows_text(rows)}: {message}", fix)] if rows else []

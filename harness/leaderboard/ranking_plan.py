@@ -25,12 +25,8 @@ def _examples(pairs: set[tuple[int, int]]) -> str:
 def plan_issues(columns: RankingColumns, n_pairs: int, distractors: int, seed: int) -> list[Issue]:
     """Problems with the set of scored comparisons, compared with the regenerated plan."""
     if columns.positions is None:
-        return [
-            (
-                "instruction_id and response_id are not the integer positions of the ranked pairs",
-                "write the records `implicit-if rank` writes (integer ids)",
-            )
-        ]
+        message = "instruction_id and response_id are not the integer positions of the ranked pairs"
+        return [(message, "write the records `implicit-if rank` writes (integer ids)")]
     try:
         plan = plan_comparisons(n_pairs, distractors, seed)
     except ValueError as error:
@@ -39,23 +35,17 @@ def plan_issues(columns: RankingColumns, n_pairs: int, distractors: int, seed: i
     is_distractor = columns.is_distractor & (instruction != response)
     have = set(zip(instruction[is_distractor].tolist(), response[is_distractor].tolist()))
     want = {(i, j) for i, drawn in enumerate(plan.distractors) for j in drawn}
-    trues = set(instruction[instruction == response].tolist())
-    issues = []
-    if want - have:
-        issues.append((f"{_examples(want - have)} planned comparisons are missing (instruction/response)", FIX))
-    if have - want:
-        issues.append(
-            (
-                f"{_examples(have - want)} comparisons are not in the plan "
-                f"({n_pairs} pairs, {distractors} distractors, seed {seed})",
-                FIX,
-            )
-        )
-    missing_true = set(range(n_pairs)) - trues
-    if missing_true:
-        issues.append((f"{len(missing_true)} instructions lack their true pair, e.g. {min(missing_true)}", FIX))
-    if trues - set(range(n_pairs)):
-        issues.append((f"true pairs outside the {n_pairs} ranked instructions, e.g. {max(trues)}", FIX))
+    trues, ranked = set(instruction[instruction == response].tolist()), set(range(n_pairs))
+    messages = []
+    if missing := want - have:
+        messages.append(f"{_examples(missing)} planned comparisons are missing (instruction/response)")
+    if extra := have - want:
+        plan_text = f"{n_pairs} pairs, {distractors} distractors, seed {seed}"
+        messages.append(f"{_examples(extra)} comparisons are not in the plan ({plan_text})")
+    if missing_true := ranked - trues:
+        messages.append(f"{len(missing_true)} instructions lack their true pair, e.g. {min(missing_true)}")
+    if trues - ranked:
+        messages.append(f"true pairs outside the {n_pairs} ranked instructions, e.g. {max(trues)}")
     if np.any((instruction < 0) | (response < 0)):
-        issues.append(("negative ids", FIX))
-    return issues
+        messages.append("negative ids")
+    return [(message, FIX) for message in messages]

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
+
+from ..io import atomic_write_text
 
 
 def package_source_digest(package: Any) -> bytes:
@@ -32,15 +34,9 @@ def cached(kind: str, inputs: Iterable[bytes], compute: Callable[[], Any]) -> An
     for part in inputs:
         digest.update(hashlib.sha256(part).digest())
     path = cache_dir("leaderboard") / f"{kind}-{digest.hexdigest()}.json"
-    try:
+    with suppress(OSError, ValueError, KeyError):
         return json.loads(path.read_text(encoding="utf-8"))["value"]
-    except (OSError, ValueError, KeyError):
-        pass
     value = compute()
-    try:
-        partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        partial.write_text(json.dumps({"value": value}), encoding="utf-8")
-        os.replace(partial, path)
-    except OSError:
-        pass  # a read-only cache only costs time
+    with suppress(OSError):  # a read-only cache only costs time
+        atomic_write_text(path, json.dumps({"value": value}))
     return value

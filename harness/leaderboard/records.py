@@ -10,7 +10,6 @@ naming the file.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..records import FIXES, Kind, row_errors
+from ..records import FIXES, Kind, RecordError, parse_records, row_errors
 from .problems import rows_text
 
 Issue = tuple[str, str]  # (message, fix)
@@ -32,44 +31,12 @@ LEAKAGE_COMMAND = "implicit-if leak outputs.json --records leakage.jsonl"
 LEAKAGE_ID_COLUMNS = frozenset({"index", "instruction", "id", "instruction_id", "output", "generator", "dataset"})
 
 
-TOO_DEEP = ("nests JSON too deeply to be a record", "write flat records as `implicit-if` does")
-
-
-def read_json_list(path: Path) -> tuple[list[Any] | None, list[Issue]]:
+def _parse(path: Path, kind: Kind) -> tuple[list[Any] | None, list[Issue]]:
+    """The file's JSON values through the one record parser (`implicit_if.records`), its error as an issue."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        return None, [("is not UTF-8 text", "save the file as UTF-8")]
-    except json.JSONDecodeError as exc:
-        return None, [(f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", "fix the JSON syntax")]
-    except RecursionError:
-        return None, [TOO_DEEP]
-    if not isinstance(data, list):
-        return None, [(f"holds a JSON {type(data).__name__}, not a list", "make the top level a JSON list of records")]
-    return data, []
-
-
-def read_jsonl(path: Path) -> tuple[list[Any] | None, list[Issue]]:
-    rows: list[Any] = []
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        return None, [("is not UTF-8 text", "save the file as UTF-8")]
-    lines = text.splitlines()
-    try:  # fast path: one parser call for the whole file (boards read hundreds of thousands of lines)
-        return json.loads("[" + ",".join(line for line in lines if line.strip()) + "]"), []
-    except (json.JSONDecodeError, RecursionError):
-        pass  # parse line by line to say which line is broken
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            return None, [(f"line {number} is not valid JSON ({exc.msg})", "write one JSON object per line")]
-        except RecursionError:
-            return None, [(f"line {number}: {TOO_DEEP[0]}", TOO_DEEP[1])]
-    return rows, []
+        return parse_records(path, kind)[0], []
+    except RecordError as error:
+        return None, [(("" if error.line is None else f"line {error.line}: ") + error.problem, error.fix)]
 
 
 # A rule: (message, fix, the model fields it covers, which of their errors it counts). The board is
@@ -106,50 +73,82 @@ def _collect(rows: list[Any], kind: Kind, rules: list[Rule]) -> list[Issue]:
     return issues
 
 
-def read_outputs(path: Path) -> tuple[list[dict[str, Any]] | None, list[Issue]]:
-    rows, issues = read_json_list(path)
-    if rows is None:
-        return None, [(m, f"{f}; {OUTPUTS_FIX}") for m, f in issues]
-    issues = _collect(
-        rows,
-        "outputs",
-        [
-            ("'instruction' is missing or not a string", OUTPUTS_FIX, frozenset({"instruction"}), _any),
-            (
-                "'output' is missing or not a string (an empty answer is the empty string \"\", never null)",
-                'write "" for a model that answered nothing',
-                frozenset({"output"}),
-                _any,
-            ),
-        ],
-    )
+RULES: dict[Kind, list[Rule]] = {
+    "outputs": [
+        ("'instruction' is missing or not a string", OUTPUTS_FIX, frozenset({"instruction"}), _any),
+        (
+            "'output' is missing or not a string (an empty answer is the empty string \"\", never null)",
+            'write "" for a model that answered nothing',
+            frozenset({"output"}),
+            _any,
+        ),
+    ],
+    "annotations": [
+        ("'instruction' is missing or not a string", ANNOTATIONS_FIX, frozenset({"instruction"}), _any),
+        (
+            "'output_1' (reference) or 'output_2' (model) is missing or not a string",
+            ANNOTATIONS_FIX,
+            frozenset({"output_1", "output_2"}),
+            _any,
+        ),
+        (
+            "'preference' is missing",
+            "keep the judge's preference (NaN/null when it failed; it is then dropped)",
+            frozenset({"preference"}),
+            _missing,
+        ),
+    ],
+    "ranking": [
+        (
+            "'instruction_id' or 'response_id' is missing",
+            RANKING_FIX,
+            frozenset({"instruction_id", "response_id"}),
+            _missing_or_null,
+        ),
+        (
+            "'logprob' is missing or not a finite number",
+            "score every pair; a failed score must not be written",
+            frozenset({"logprob"}),
+            _any,
+        ),
+        (
+            "'n_tokens' is missing or not a positive integer",
+            "record the number of response tokens scored",
+            frozenset({"n_tokens"}),
+            _any,
+        ),
+        (
+            "'roles' is not a list of strings",
+            "keep the roles `implicit-if rank` writes, or leave the field out",
+            frozenset({"roles"}),
+            _any,
+        ),
+    ],
+    "leakage": [
+        (
+            "'index' is missing or not a non-negative integer",
+            "index is the record's position in outputs.json",
+            frozenset({"index"}),
+            _any,
+        ),
+    ],
+}
+
+
+def read_rows(path: Path, kind: Kind) -> tuple[list[dict[str, Any]] | None, list[Issue]]:
+    """A record file's rows when every row keeps `kind`'s rules; else None and one issue per broken rule."""
+    rows, issues = _parse(path, kind)
+    if rows is not None:
+        issues = _collect(rows, kind, RULES[kind])
     return (rows if not issues else None), issues
+
+
+def read_outputs(path: Path) -> tuple[list[dict[str, Any]] | None, list[Issue]]:
+    return read_rows(path, "outputs")
 
 
 def read_annotations(path: Path) -> tuple[list[dict[str, Any]] | None, list[Issue]]:
-    rows, issues = read_json_list(path)
-    if rows is None:
-        return None, [(m, f"{f}; {ANNOTATIONS_FIX}") for m, f in issues]
-    issues = _collect(
-        rows,
-        "annotations",
-        [
-            ("'instruction' is missing or not a string", ANNOTATIONS_FIX, frozenset({"instruction"}), _any),
-            (
-                "'output_1' (reference) or 'output_2' (model) is missing or not a string",
-                ANNOTATIONS_FIX,
-                frozenset({"output_1", "output_2"}),
-                _any,
-            ),
-            (
-                "'preference' is missing",
-                "keep the judge's preference (NaN/null when it failed; it is then dropped)",
-                frozenset({"preference"}),
-                _missing,
-            ),
-        ],
-    )
-    return (rows if not issues else None), issues
+    return read_rows(path, "annotations")
 
 
 @dataclass(frozen=True)
@@ -254,40 +253,8 @@ def read_ranking(path: Path) -> tuple[RankingColumns | None, list[Issue]]:
     fast = _ranking_columns_fast(path)
     if fast is not None:
         return fast, []
-    rows, issues = read_jsonl(path)
+    rows, issues = read_rows(path, "ranking")
     if rows is None:
-        return None, [(m, f"{f}; {RANKING_FIX}") for m, f in issues]
-    issues = _collect(
-        rows,
-        "ranking",
-        [
-            (
-                "'instruction_id' or 'response_id' is missing",
-                RANKING_FIX,
-                frozenset({"instruction_id", "response_id"}),
-                _missing_or_null,
-            ),
-            (
-                "'logprob' is missing or not a finite number",
-                "score every pair; a failed score must not be written",
-                frozenset({"logprob"}),
-                _any,
-            ),
-            (
-                "'n_tokens' is missing or not a positive integer",
-                "record the number of response tokens scored",
-                frozenset({"n_tokens"}),
-                _any,
-            ),
-            (
-                "'roles' is not a list of strings",
-                "keep the roles `implicit-if rank` writes, or leave the field out",
-                frozenset({"roles"}),
-                _any,
-            ),
-        ],
-    )
-    if issues:
         return None, issues
     use_keys = all("instruction_key" in r and "response_key" in r for r in rows)
     first, second = ("instruction_key", "response_key") if use_keys else ("instruction_id", "response_id")
@@ -320,23 +287,9 @@ def read_leakage(path: Path, detectors: Sequence[str]) -> tuple[list[dict[str, A
     """Leakage records, strictly: `index`, every one of `detectors` as true/false, and nothing else
     but identifier columns. A column the harness does not compute cannot be checked, so it is refused
     rather than shown on the board (and a dropped detector column would hide that detector's hits)."""
-    rows, issues = read_jsonl(path)
-    if rows is None:
-        return None, [(m, f"{f}; {LEAKAGE_FIX}") for m, f in issues]
-    issues = _collect(
-        rows,
-        "leakage",
-        [
-            (
-                "'index' is missing or not a non-negative integer",
-                "index is the record's position in outputs.json",
-                frozenset({"index"}),
-                _any,
-            ),
-        ],
-    )
-    if issues or not rows:
-        return (rows if not issues else None), issues
+    rows, issues = read_rows(path, "leakage")
+    if not rows:
+        return rows, issues
     regenerate = f"regenerate the file: {LEAKAGE_COMMAND}"
     unknown = sorted({key for row in rows for key in row} - set(detectors) - LEAKAGE_ID_COLUMNS)
     if unknown:

@@ -12,11 +12,11 @@ entries are marked self-reported on every board (`judge_provenance`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..winrate.preferences import normalise_preference
+from . import records, safety
 from .problems import Problem
 
 # Preference units (1 = reference better .. 2 = model better). The same float32 judge on another
@@ -27,12 +27,11 @@ SELF_REPORTED = "self-reported"
 REJUDGED = "re-judged in CI"
 
 
-@dataclass(frozen=True)
-class JudgeCheck:
+class JudgeCheck(NamedTuple):
     """Whether CI can re-judge these annotations, and with what."""
 
     spec: Any | None  # judging.specs.JudgeSpec when it can
-    reason: str  # why not, when it cannot
+    reason: str = ""  # why not, when it cannot
 
     @property
     def runnable(self) -> bool:
@@ -59,7 +58,7 @@ def runnable_judge(rows: list[dict[str, Any]]) -> JudgeCheck:
             f"judge configuration {configs.pop()} is not {name}'s configuration here "
             f"({spec.identity_hash()}: another precision, prompt or model revision)",
         )
-    return JudgeCheck(spec, "")
+    return JudgeCheck(spec)
 
 
 def judge_provenance(rows: list[dict[str, Any]]) -> str:
@@ -74,29 +73,17 @@ def rejudge(
     from ..judging import JudgeSummary, judge_comparisons
     from ..judging.pairing import Pair, annotation, comparisons_for
 
-    judge = runnable_judge(rows)
-    if not judge.runnable:
-        return [
-            Problem(
-                where,
-                f"cannot be re-judged here: {judge.reason}",
-                "nothing to fix; the board marks its win rate self-reported",
-                "warning",
-            )
-        ]
-    spec = judge.spec
+    spec, reason = runnable_judge(rows)
+    if spec is None:
+        fix = "nothing to fix; the board marks its win rate self-reported"
+        return [Problem(where, f"cannot be re-judged here: {reason}", fix, "warning")]
+    keep_order = "keep the order the judge wrote"
     bad_order = [i for i, r in enumerate(rows) if r.get("order") not in ORDERS]
     if bad_order:
-        return [
-            Problem(
-                where,
-                f"row {bad_order[0] + 1}: order {rows[bad_order[0]].get('order')!r} is none of {', '.join(ORDERS)}",
-                "keep the order the judge wrote",
-            )
-        ]
-    declared = [
-        normalise_preference(r.get("preference"), r["output_1"], r["output_2"]) for r in rows
-    ]  # as the board reads them
+        order = rows[bad_order[0]].get("order")
+        return [Problem(where, f"row {bad_order[0] + 1}: order {order!r} is none of {', '.join(ORDERS)}", keep_order)]
+    # the declared preferences, as the board reads them
+    declared = [normalise_preference(r.get("preference"), r["output_1"], r["output_2"]) for r in rows]
     kept = [(i, r) for i, r in enumerate(rows) if math.isfinite(declared[i])]  # dropped ones count for nothing
     judge_hash = spec.identity_hash()
     pairs = [
@@ -106,11 +93,7 @@ def rejudge(
     mislabelled = [i for (i, r), pair in zip(kept, pairs) if pair.identical != (r["order"] == "identical")]
     if mislabelled:
         return [
-            Problem(
-                where,
-                f"row {mislabelled[0] + 1}: order 'identical' does not match the two outputs",
-                "keep the order the judge wrote",
-            )
+            Problem(where, f"row {mislabelled[0] + 1}: order 'identical' does not match the two outputs", keep_order)
         ]
     per_pair = [comparisons_for(pair, judge_hash) for pair in pairs]
     unique = {c.key: c for comparisons in per_pair for c in comparisons}
@@ -125,33 +108,23 @@ def rejudge(
             differ.append((i, declared[i], again))
     if not differ:
         return []
-    i, declared, again = differ[0]
-    return [
-        Problem(
-            where,
-            f"{len(differ)} of {len(kept)} preferences differ from a re-judgement by {spec.name} "
-            f"(first: row {i + 1}, declared {declared:.4f}, re-judged {_shown(again)})",
-            "submit the judge's own annotations (`implicit-if judge`), unedited",
-        )
-    ]
-
-
-def _shown(value: float | None) -> str:
-    return "nothing" if value is None else f"{value:.4f}"
+    i, first, again = differ[0]
+    shown = "nothing" if again is None else f"{again:.4f}"
+    message = (
+        f"{len(differ)} of {len(kept)} preferences differ from a re-judgement by {spec.name} "
+        f"(first: row {i + 1}, declared {first:.4f}, re-judged {shown})"
+    )
+    return [Problem(where, message, "submit the judge's own annotations (`implicit-if judge`), unedited")]
 
 
 def rejudge_submissions(
     submissions: Path, names: list[str], *, cache_path: str | Path | None = None, progress: bool = True
 ) -> list[Problem]:
     """`rejudge` for each named folder (already checked) that holds annotations."""
-    from . import records, safety
-
     problems: list[Problem] = []
     for name in names:
         path = submissions / name / safety.ANNOTATIONS
-        if not path.is_file():
-            continue
-        rows, _ = records.read_annotations(path)
+        rows = records.read_annotations(path)[0] if path.is_file() else None
         if rows is not None:  # `check` has refused it otherwise
             problems += rejudge(rows, f"{name}/{safety.ANNOTATIONS}", cache_path=cache_path, progress=progress)
     return problems

@@ -7,6 +7,8 @@ import io
 import re
 from typing import Any
 
+from .formatting import decimal
+
 # OWASP's CSV-injection rule: a spreadsheet evaluates a cell that starts with one of these as a
 # formula, so such a cell gets a leading single quote, which makes it text. A negative number is
 # kept as it is, but only when it is a plain one ("-1.2345"), never "-1+cmd|..." or "-inf".
@@ -23,63 +25,49 @@ def csv_cell(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def _number(value: float | None) -> str:
-    return "" if value is None else f"{value:.4f}"
+# The fields of a summary and of a paired difference, the estimate first.
+SUMMARY = ("mean", "std", "ci_low", "ci_high")
+DIFFERENCE = ("difference", "ci_low", "ci_high")
 
 
-def _summary_columns(prefix: str, summary: dict[str, Any] | None) -> dict[str, str]:
-    summary = summary or {}
-    return {
-        prefix: _number(summary.get("mean")),
-        f"{prefix}_std": _number(summary.get("std")),
-        f"{prefix}_ci_low": _number(summary.get("ci_low")),
-        f"{prefix}_ci_high": _number(summary.get("ci_high")),
-    }
-
-
-def _difference_columns(prefix: str, diff: dict[str, Any] | None) -> dict[str, str]:
-    diff = diff or {}
-    return {
-        prefix: _number(diff.get("difference")),
-        f"{prefix}_ci_low": _number(diff.get("ci_low")),
-        f"{prefix}_ci_high": _number(diff.get("ci_high")),
-    }
+def _columns(prefix: str, values: dict[str, Any] | None, keys: tuple[str, ...] = SUMMARY) -> dict[str, str]:
+    """The estimate (the first key) as `prefix`, the others as `prefix_<key>`."""
+    return {prefix + (f"_{key}" if i else ""): decimal((values or {}).get(key)) for i, key in enumerate(keys)}
 
 
 def csv_rows(data: dict[str, Any]) -> list[dict[str, str]]:
     detectors = sorted({d for board in data["boards"] for s in board["systems"] for d in s["leakage"]})
-    rows = []
-    for board in data["boards"]:
-        for system in board["systems"]:
-            row = {
-                "board": board.get("board", ""),
-                "evaluation_set": board["evaluation_set"]["dataset"],
-                "source": board["evaluation_set"]["source"],
-                "rank": "" if system["rank"] is None else str(system["rank"]),
-                "ranked_by": board["ranked_by"],
-                "system": system["system"],
-                "entries": ";".join(system["entries"]),
-                "seeds": ";".join(str(s) for s in system["seeds"]),
-                "base_model": system["base_model"],
-                "adaptation": system["adaptation"],
-                "chat_format": system["chat_format"],
-                "judge": system["judge"] or "",
-                "reference": system["reference"] or "",
-                **_summary_columns("win_rate", system["win_rate"]),
-                **_difference_columns("vs_reference", system["vs_reference"]),
-                "vs_next_system": (system["vs_next"] or {}).get("system", ""),
-                **_difference_columns("vs_next", system["vs_next"]),
-                **_summary_columns("lc_win_rate", system["lc_win_rate"]),
-                **_summary_columns("ranking_accuracy", system["ranking_accuracy"]),
-                **_summary_columns("leakage_any", system["leakage_any"]),
-                **{f"leakage_{d}": _number(system["leakage"].get(d)) for d in detectors},
-                "n_empty_outputs": str(system["n_empty_outputs"]),
-                "n_dropped_preferences": str(system["n_dropped_preferences"]),
-                "flags": "; ".join(system["flags"]),
-                "self_reported": "; ".join(system["self_reported"]),
-            }
-            rows.append(row)
-    return rows
+    return [
+        {
+            "board": board.get("board", ""),
+            "evaluation_set": board["evaluation_set"]["dataset"],
+            "source": board["evaluation_set"]["source"],
+            "rank": "" if system["rank"] is None else str(system["rank"]),
+            "ranked_by": board["ranked_by"],
+            "system": system["system"],
+            "entries": ";".join(system["entries"]),
+            "seeds": ";".join(str(s) for s in system["seeds"]),
+            "base_model": system["base_model"],
+            "adaptation": system["adaptation"],
+            "chat_format": system["chat_format"],
+            "judge": system["judge"] or "",
+            "reference": system["reference"] or "",
+            **_columns("win_rate", system["win_rate"]),
+            **_columns("vs_reference", system["vs_reference"], DIFFERENCE),
+            "vs_next_system": (system["vs_next"] or {}).get("system", ""),
+            **_columns("vs_next", system["vs_next"], DIFFERENCE),
+            **_columns("lc_win_rate", system["lc_win_rate"]),
+            **_columns("ranking_accuracy", system["ranking_accuracy"]),
+            **_columns("leakage_any", system["leakage_any"]),
+            **{f"leakage_{d}": decimal(system["leakage"].get(d)) for d in detectors},
+            "n_empty_outputs": str(system["n_empty_outputs"]),
+            "n_dropped_preferences": str(system["n_dropped_preferences"]),
+            "flags": "; ".join(system["flags"]),
+            "self_reported": "; ".join(system["self_reported"]),
+        }
+        for board in data["boards"]
+        for system in board["systems"]
+    ]
 
 
 def render_csv(data: dict[str, Any]) -> str:

@@ -112,7 +112,7 @@ def render_png(data: dict[str, Any]) -> bytes:
                     f"{metric_name(panel['metric'])} vs reference, % (bar: {bar}; ticks: seeds; dashed: parity)"
                 )
             else:
-                axis.set_xlabel(f"{panel['metric'].replace('_', ' ')}, % (bar: 95% bootstrap CI)")
+                axis.set_xlabel(f"{metric_name(panel['metric'])}, % (bar: 95% bootstrap CI)")
             if any(point[0].endswith(DAGGER) for point in points):
                 axis.set_title("† self-reported: not reproduced by CI", fontsize=8, loc="right")
             axis.set_title(panel["title"], fontsize=10, loc="left")

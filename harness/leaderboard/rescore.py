@@ -10,11 +10,15 @@ re-scored the same way from the hub; CI cannot reach the hub, so such entries st
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 
+from ..ranking import tokenize_jobs
+from . import records, safety
 from .problems import Problem
+from .schema import SubmissionMetadata
 
 SAMPLE = 8
 
@@ -33,67 +37,50 @@ def rescorable(model_id: str, revision: str | None) -> str:
 
 def rescore_ranking(folder: Path, label: str, *, sample: int = SAMPLE, seed: int = 0) -> list[Problem]:
     """Score `sample` of the submitted pairs again; one problem when any differs beyond tolerance."""
-    import json
-
+    # Here, not at the top: these load torch, which `leaderboard check` starts without.
     from ..backends.hf import load_model_and_tokenizer
     from ..data import load_pairs
-    from ..ranking import tokenize_jobs
     from ..scoring import SELF_CHECK_TOLERANCE, SELF_CHECK_TOLERANCE_HALF, score_token_ids_fast
-    from . import records, safety
-    from .schema import SubmissionMetadata
 
     where = f"{label}/{safety.RANKING}"
     metadata = SubmissionMetadata.model_validate(json.loads((folder / safety.METADATA).read_text(encoding="utf-8")))
     why_not = rescorable(metadata.model.id, metadata.model.revision)
     if why_not:
-        return [
-            Problem(
-                where,
-                f"log-probabilities not re-scored: {why_not}",
-                "nothing to fix; the board marks them self-reported",
-                "warning",
-            )
-        ]
+        fix = "nothing to fix; the board marks them self-reported"
+        return [Problem(where, f"log-probabilities not re-scored: {why_not}", fix, "warning")]
     columns, _ = records.read_ranking(folder / safety.RANKING)
     if columns is None or columns.positions is None:
         return []  # `check` has refused the file, or its ids are not positions (then it refused the plan)
     evaluation_set = metadata.evaluation_set
     pairs = load_pairs(evaluation_set.dataset, offline=True if evaluation_set.source == "fixture" else None)
-    rows = np.random.default_rng(seed).choice(
-        len(columns.logprob), size=min(sample, len(columns.logprob)), replace=False
-    )
-    rows.sort()
+    n_rows = len(columns.logprob)
+    rows = np.sort(np.random.default_rng(seed).choice(n_rows, size=min(sample, n_rows), replace=False))
     instruction_at, response_at = columns.positions
     jobs = [(int(instruction_at[r]), int(response_at[r]), ()) for r in rows]
-    dtype = (metadata.decoding.dtype or "float32") if metadata.decoding else "float32"
+    dtype = (metadata.decoding and metadata.decoding.dtype) or "float32"
     model, tokenizer = load_model_and_tokenizer(metadata.model.id, None, dtype)
     token_pairs = tokenize_jobs(tokenizer, pairs, jobs, metadata.chat_format)
     again = score_token_ids_fast(model, token_pairs, batch_size=8, self_check=False)
     tolerance = SELF_CHECK_TOLERANCE if dtype == "float32" else SELF_CHECK_TOLERANCE_HALF  # per token
     differ = []
     for row, values in zip(rows, again):
-        declared_tokens = int(columns.n_tokens[row])
-        declared = float(columns.logprob[row]) / declared_tokens
-        if len(values) != declared_tokens or abs(sum(values) / len(values) - declared) > tolerance:
-            differ.append((int(row), declared, sum(values) / max(len(values), 1), declared_tokens, len(values)))
+        n_tokens = int(columns.n_tokens[row])
+        declared, measured = float(columns.logprob[row]) / n_tokens, sum(values) / max(len(values), 1)
+        if len(values) != n_tokens or abs(measured - declared) > tolerance:
+            differ.append((int(row), declared, measured, n_tokens, len(values)))
     if not differ:
         return []
     row, declared, measured, declared_tokens, measured_tokens = differ[0]
-    return [
-        Problem(
-            where,
-            f"{len(differ)} of {len(rows)} re-scored pairs differ from the file (first: line {row + 1}, "
-            f"mean log-probability {declared:.4f} over {declared_tokens} tokens, re-scored {measured:.4f} over "
-            f"{measured_tokens})",
-            "submit the scores `implicit-if rank` wrote, unedited",
-        )
-    ]
+    message = (
+        f"{len(differ)} of {len(rows)} re-scored pairs differ from the file (first: line {row + 1}, "
+        f"mean log-probability {declared:.4f} over {declared_tokens} tokens, re-scored {measured:.4f} over "
+        f"{measured_tokens})"
+    )
+    return [Problem(where, message, "submit the scores `implicit-if rank` wrote, unedited")]
 
 
 def rescore_submissions(submissions: Path, names: list[str]) -> list[Problem]:
     """`rescore_ranking` for each named folder (already checked) that holds ranking scores."""
-    from . import safety
-
     return [
         problem
         for name in names

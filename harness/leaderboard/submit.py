@@ -19,13 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..records import Kind, RecordError, read_records
+from ..io import atomic_write_json
+from ..records import Kind, RecordError, read_records, validate_records, write_records
 from . import safety
 from .check import Entry, check_across, check_submission, check_submissions
 from .evaluation_sets import EvaluationSetError, EvaluationSets
 from .metrics import instruction_key
-from .problems import Problem, SubmissionError, errors
+from .problems import Problem, SubmissionError, errors, refuse
 from .schema import SAFE_NAME, SCHEMA_VERSION, SubmissionMetadata
+
+KINDS: tuple[Kind, ...] = ("outputs", "annotations", "ranking", "leakage")  # in safety.RECORD_FILES' order
 
 
 @dataclass
@@ -44,23 +47,17 @@ def read_json_file(path: Path, what: str) -> Any:
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise SubmissionError(
-            [Problem(str(path), "does not exist", f"pass the {what} file written by the harness")]
-        ) from None
+        refuse(str(path), "does not exist", f"pass the {what} file written by the harness")
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SubmissionError(
-            [Problem(str(path), f"is not valid JSON ({exc})", f"pass the {what} file as written")]
-        ) from None
+        refuse(str(path), f"is not valid JSON ({exc})", f"pass the {what} file as written")
 
 
 def read_record_file(path: Path, kind: Kind) -> list[dict[str, Any]]:
-    """A record file through the one reader (`implicit_if.records`), its one-line error as a SubmissionError."""
+    """A record file through the one reader (`implicit_if.records`), its error as a SubmissionError."""
     try:
         return read_records(path, kind)
-    except RecordError as exc:
-        said, _, fix = str(exc).rpartition("; ")  # "<file>[:<line>]: <problem>; <fix>" or "<file> <problem>; <fix>"
-        where, _, message = said.partition(": ") if said.startswith(f"{path}:") else (str(path), "", "")
-        raise SubmissionError([Problem(where, message or said.removeprefix(str(path)).strip(), fix)]) from None
+    except RecordError as error:
+        refuse(error.path if error.line is None else f"{error.path}:{error.line}", error.problem, error.fix)
 
 
 def collect_files(
@@ -162,15 +159,7 @@ def complete_metadata(given: dict[str, Any], collected: Collected) -> dict[str, 
         elif Path(str(model["id"])).is_dir():  # a local path means nothing on a public board
             digest = weights_digest(Path(model["id"]))
             pin = f" and --revision {digest}" if digest and "revision" not in model else ""
-            raise SubmissionError(
-                [
-                    Problem(
-                        "metadata",
-                        f"model.id {model['id']!r} is a local folder",
-                        f"pass --model-id with the model's public name{pin}",
-                    )
-                ]
-            )
+            refuse("metadata", f"model.id {model['id']!r} is a local folder", f"pass --model-id: its public name{pin}")
     if meta.get("adaptation") == "base" and model.get("id"):
         model.setdefault("base_model", model["id"])
     meta.setdefault("seed", 0)
@@ -221,15 +210,7 @@ def infer_evaluation_set(
         if wanted <= set(index_of):
             return {"dataset": name, "source": source}
         reasons.append(f"{name} ({source}): {len(wanted - set(index_of))} instructions not in it")
-    raise SubmissionError(
-        [
-            Problem(
-                "outputs",
-                f"the outputs match no evaluation set ({'; '.join(reasons)})",
-                "pass --dataset naming the set they were generated on",
-            )
-        ]
-    )
+    refuse("outputs", f"the outputs match no evaluation set ({'; '.join(reasons)})", "pass --dataset naming their set")
 
 
 def build_submission(
@@ -244,56 +225,20 @@ def build_submission(
     """Write `submissions/<name>/` from `collected`; returns (folder, warnings). Raises SubmissionError."""
     evaluation_sets = evaluation_sets or EvaluationSets()
     name = str(metadata.get("name", ""))
-    if not re.match(SAFE_NAME, name):
-        raise SubmissionError(
-            [
-                Problem(
-                    name or "(no name)",
-                    "is not a usable submission name",
-                    "pass --name: lower-case letters, digits, '.', '_' and '-' (max 80)",
-                )
-            ]
-        )
+    if not re.fullmatch(SAFE_NAME, name):
+        refuse(name or "(no name)", "is not a usable submission name", "pass --name: a-z, 0-9, '.', '_', '-' (max 80)")
     target = submissions / name
     if (target.exists() or target.is_symlink()) and not force:
-        raise SubmissionError(
-            [Problem(f"{name}", f"already exists in {submissions}", "pick another --name or pass --force")]
-        )
+        refuse(name, f"already exists in {submissions}", "pick another --name or pass --force")
     if collected.outputs is None and collected.ranking is None:
-        raise SubmissionError(
-            [
-                Problem(
-                    name,
-                    "nothing to submit",
-                    "pass RESULTS (lm_eval --output_path) or --outputs/--annotations and/or --ranking files",
-                )
-            ]
-        )
+        refuse(name, "nothing to submit", "pass RESULTS (lm_eval --output_path) or --outputs and/or --ranking files")
     if collected.annotations is not None and collected.outputs is None:
-        raise SubmissionError([Problem(name, "annotations without outputs", "pass --outputs too")])
-    for records, what in ((collected.outputs, "outputs"), (collected.annotations, "annotations")):
-        if records is not None and not (isinstance(records, list) and all(isinstance(r, dict) for r in records)):
-            raise SubmissionError(
-                [
-                    Problem(
-                        name,
-                        f"the {what} file is not a JSON list of records",
-                        f"pass the {what} JSON list the harness writes (implicit-if generate / judge)",
-                    )
-                ]
-            )
-    if collected.outputs is not None and not all(
-        isinstance(o.get("output"), str) and isinstance(o.get("instruction"), str) for o in collected.outputs
-    ):
-        raise SubmissionError(
-            [
-                Problem(
-                    name,
-                    "an output record lacks string 'instruction' and 'output' fields",
-                    "pass AlpacaEval model_outputs as `implicit-if generate` writes them",
-                )
-            ]
-        )
+        refuse(name, "annotations without outputs", "pass --outputs too")
+    for kind in KINDS:  # records from lm_eval samples have not met the record reader yet
+        try:
+            validate_records(getattr(collected, kind) or [], kind, f"the {kind} records")
+        except RecordError as error:
+            refuse(name, f"{error.path}: {error.problem}", error.fix)
     meta = complete_metadata({**metadata, "name": name}, collected)
     if collected.outputs is not None and "evaluation_set" not in meta:
         meta["evaluation_set"] = infer_evaluation_set(
@@ -309,18 +254,19 @@ def build_submission(
     try:
         folder = staging / name
         folder.mkdir()
-        _write_records(folder, collected)
+        for kind, file in zip(KINDS, safety.RECORD_FILES):
+            if getattr(collected, kind) is not None:
+                write_records(folder / file, getattr(collected, kind))
         meta.pop("claimed", None)
-        _write_json(folder / safety.METADATA, _in_schema_order(meta))
-        entry = _checked(folder, name, evaluation_sets)
+        atomic_write_json(folder / safety.METADATA, _in_schema_order(meta))
+        entry, _ = _checked(folder, name, evaluation_sets)
         meta["claimed"] = _claims(entry, collected.claimed)
-        _write_json(folder / safety.METADATA, _in_schema_order(meta))
-        entry = _checked(folder, name, evaluation_sets)  # the claims, as the board will check them
+        atomic_write_json(folder / safety.METADATA, _in_schema_order(meta))
+        entry, warnings = _checked(folder, name, evaluation_sets)  # the claims, as the board will check them
         others, _ = check_submissions(submissions, evaluation_sets)
         clashes = errors(check_across([e for e in others if e.name != name] + [entry], only=[name]))
         if clashes:
             raise SubmissionError(clashes)
-        _, warnings = check_submission(folder, name, evaluation_sets)
         if target.exists():
             shutil.rmtree(target)
         os.replace(folder, target)
@@ -335,11 +281,12 @@ def _in_schema_order(meta: dict[str, Any]) -> dict[str, Any]:
     return {key: meta[key] for key in sorted(meta, key=lambda k: (order.index(k) if k in order else len(order), k))}
 
 
-def _checked(folder: Path, name: str, evaluation_sets: EvaluationSets) -> Entry:
+def _checked(folder: Path, name: str, evaluation_sets: EvaluationSets) -> tuple[Entry, list[Problem]]:
+    """The entry and its warnings; raises SubmissionError with the errors."""
     entry, problems = check_submission(folder, name, evaluation_sets)
     if entry is None or errors(problems):
         raise SubmissionError(errors(problems) or problems)
-    return entry
+    return entry, problems
 
 
 def _claims(entry: Entry, reported: dict[str, Any]) -> dict[str, Any]:
@@ -356,22 +303,3 @@ def _claims(entry: Entry, reported: dict[str, Any]) -> dict[str, Any]:
     if not claims["leakage"]:
         del claims["leakage"]
     return claims
-
-
-def _write_records(folder: Path, collected: Collected) -> None:
-    if collected.outputs is not None:
-        _write_json(folder / safety.OUTPUTS, collected.outputs)
-    if collected.annotations is not None:
-        _write_json(folder / safety.ANNOTATIONS, collected.annotations)
-    if collected.ranking is not None:
-        _write_jsonl(folder / safety.RANKING, collected.ranking)
-    if collected.leakage is not None:
-        _write_jsonl(folder / safety.LEAKAGE, collected.leakage)
-
-
-def _write_json(path: Path, payload: Any) -> None:
-    path.write_text(json.dumps(payload, indent=2, ensure_ascii=False, sort_keys=False) + "\n", encoding="utf-8")
-
-
-def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
