@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -51,27 +52,53 @@ def test_a_hard_link_is_refused(root: Path, tmp_path: Path) -> None:
     assert any("alpha/README.md" in line and "hard links" in line for line in problems_of(root))
 
 
+def _safetensors(header: bytes, data: bytes = b"", length: int | None = None) -> bytes:
+    """The format: 8-byte little-endian header length, the JSON header, then the tensors' bytes."""
+    return struct.pack("<Q", len(header) if length is None else length) + header + data
+
+
+def _header(**tensor: object) -> bytes:
+    return json.dumps({"w": {"dtype": "F32", "shape": [9], "data_offsets": [0, 36], **tensor}}).encode()
+
+
 @pytest.mark.parametrize(
     "payload",
     [
-        b"\x80\x04\x95pickle-bytes-here-" * 4,
-        b"\x10\x00\x00\x00\x00\x00\x00\x00not json at all!",
-        b"\x30\x00\x00\x00\x00\x00\x00\x00"
-        + json.dumps({"w": {"dtype": "F32", "shape": [9], "data_offsets": [0, 999]}}).encode()[:48],
+        pytest.param(b"\x80\x04\x95pickle-bytes-here-" * 4, id="pickle"),
+        pytest.param(b"\x10\x00\x00", id="shorter-than-its-length-field"),
+        pytest.param(_safetensors(_header(), bytes(36))[:-5], id="truncated-data"),
+        pytest.param(_safetensors(_header(), bytes(36), length=10_000), id="header-length-beyond-file"),
+        pytest.param(_safetensors(_header(), bytes(36), length=2**63), id="header-length-huge"),
+        pytest.param(_safetensors(b"not json at all!"), id="header-not-json"),
+        pytest.param(_safetensors(_header()[:48], length=48), id="header-json-cut-short"),
+        pytest.param(_safetensors(b"[1, 2]"), id="header-not-an-object"),
+        pytest.param(_safetensors(_header(), bytes(8)), id="offsets-outside-data"),
+        pytest.param(_safetensors(_header(shape=[0], data_offsets=[4, 0]), bytes(4)), id="offsets-reversed"),
+        pytest.param(_safetensors(_header(data_offsets=None), bytes(36)), id="offsets-missing"),
+        pytest.param(_safetensors(_header(dtype=None), bytes(36)), id="dtype-missing"),
     ],
 )
 def test_weights_named_safetensors_are_judged_by_their_header(root: Path, payload: bytes) -> None:
     (root / "alpha" / "weights").mkdir()
     (root / "alpha" / "weights" / "model.safetensors").write_bytes(payload)
-    assert any("model.safetensors: is not safetensors" in line for line in problems_of(root))
+    lines = problems_of(root)
+    assert any(line.startswith("alpha/weights/model.safetensors: is not safetensors (") for line in lines), lines
 
 
-def test_real_safetensors_pass(root: Path) -> None:
-    import torch
-    from safetensors.torch import save_file
-
+@pytest.mark.parametrize("framework", ["numpy", "torch"])
+def test_real_safetensors_pass(root: Path, framework: str) -> None:
+    path = str(root / "alpha" / "weights" / "model.safetensors")
     (root / "alpha" / "weights").mkdir()
-    save_file({"w": torch.zeros(3, 2)}, str(root / "alpha" / "weights" / "model.safetensors"))
+    if framework == "numpy":
+        import numpy as np
+        from safetensors.numpy import save_file
+
+        save_file({"w": np.zeros((3, 2), np.float32), "b": np.arange(4, dtype=np.int8)}, path)
+    else:
+        import torch
+        from safetensors.torch import save_file
+
+        save_file({"w": torch.zeros(3, 2)}, path, metadata={"format": "pt"})
     assert problems_of(root) == []
 
 
