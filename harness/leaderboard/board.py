@@ -24,8 +24,8 @@ the Markdown, CSV, HTML and PNG can never disagree. Conventions:
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from dataclasses import dataclass
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,9 @@ from .recompute_cache import cached, package_source_digest
 BOARD_SCHEMA_VERSION = 1
 DIGITS = 4  # percent with 4 decimals: stable text, far below any meaningful difference
 RANK_METRICS = ("lc_win_rate", "win_rate", "ranking_accuracy")  # the first that every ranked system has
+Key = tuple[str, str]  # (entry name, metric): a row of a bootstrap
+Bootstrap = tuple[PairedBootstrap | None, dict[Key, int]]  # the bootstrap and the row of each key
+Pooled = dict[str, tuple[np.ndarray, Interval]]  # system -> (row weights averaging its seeds, their interval)
 
 
 @dataclass(frozen=True)
@@ -95,9 +98,7 @@ def _difference(interval: Interval, offset: float = 0.0) -> dict[str, Any]:
 
 def build_board_data(entries: list[Entry], settings: BootstrapSettings = BootstrapSettings()) -> dict[str, Any]:
     """The whole leaderboard as JSON-ready data: one board per evaluation set."""
-    by_set: dict[tuple[str, str, str], list[Entry]] = defaultdict(list)
-    for entry in entries:
-        by_set[entry.board_key].append(entry)
+    ordered = sorted(entries, key=lambda e: (e.board_key, e.name))
     return {
         "schema_version": BOARD_SCHEMA_VERSION,
         "statistics": {
@@ -118,136 +119,124 @@ def build_board_data(entries: list[Entry], settings: BootstrapSettings = Bootstr
             "ranking_accuracy on boards without annotations",
             "vs_next": "paired difference in the ranking metric to the next row, on the same resampled instructions",
         },
-        "boards": [_board(key, sorted(group, key=lambda e: e.name), settings) for key, group in sorted(by_set.items())],
+        "boards": [_board(key, list(group), settings) for key, group in groupby(ordered, lambda e: e.board_key)],
     }
 
 
 def _board(key: tuple[str, str, str], entries: list[Entry], settings: BootstrapSettings) -> dict[str, Any]:
     name, dataset, source = key
-    systems: dict[str, list[Entry]] = defaultdict(list)
-    for entry in entries:
-        systems[entry.metadata.system_name].append(entry)
-    for seeds in systems.values():
-        seeds.sort(key=lambda e: e.metadata.seed)
-    names = sorted(systems)
+    by_system = sorted(entries, key=lambda e: (e.metadata.system_name, e.metadata.seed))
+    systems = {system: list(seeds) for system, seeds in groupby(by_system, lambda e: e.metadata.system_name)}
     n = entries[0].n_instructions
-    boot = dict(
-        n_resamples=settings.n_resamples, seed=settings.seed, confidence=settings.confidence, method=settings.method
-    )
-
     # Output-level metrics share the evaluation set's columns: one bootstrap for all of them.
-    rows: list[np.ndarray] = []
-    row_of: dict[tuple[str, str], int] = {}
-    for entry in entries:
-        for metric, values in (("win_rate", entry.win), ("leak_any", entry.leakage.get("any"))):
-            if values is not None:
-                row_of[(entry.name, metric)] = len(rows)
-                rows.append(values)
-    output_boot = paired_bootstrap_means(np.vstack(rows), **boot) if rows else None
-
-    ranking_ids = sorted({i for e in entries if e.ranking for i in e.ranking})
-    ranking_row: dict[str, int] = {}
-    ranking_rows = []
-    for entry in entries:
-        if entry.ranking:
-            ranking_row[entry.name] = len(ranking_rows)
-            ranking_rows.append([entry.ranking.get(i, np.nan) for i in ranking_ids])
-    ranking_boot = paired_bootstrap_means(np.asarray(ranking_rows), **boot) if ranking_rows else None
-    lc_boot, lc_row = _lc_bootstrap(entries, n, settings)
-
-    def weights(system: str, metric: str, table: dict, width: int) -> np.ndarray | None:
-        """Row weights that average a system's seeds (None unless every seed has the metric)."""
-        keys = [(e.name, metric) if metric not in {"ranking", "lc"} else e.name for e in systems[system]]
-        if not all(k in table for k in keys):
-            return None
-        w = np.zeros(width)
-        for k in keys:
-            w[table[k]] = 1 / len(keys)
-        return w
-
-    def pooled(boot: Any, metric: str, table: dict, width: int) -> dict[str, tuple[np.ndarray, Interval]]:
-        """Each system's seed-mean weights and interval, all systems in one matrix product."""
-        found = {s: weights(s, metric, table, width) for s in names}
-        have = [s for s in names if found[s] is not None]
-        if boot is None or not have:
-            return {}
-        combined = boot.combine(np.vstack([found[s] for s in have]))
-        return {s: (found[s], combined.interval(i)) for i, s in enumerate(have)}  # type: ignore[misc]
-
-    win = pooled(output_boot, "win_rate", row_of, len(rows))
-    leak = pooled(output_boot, "leak_any", row_of, len(rows))
-    ranking = pooled(ranking_boot, "ranking", ranking_row, len(ranking_rows))
-    lc = pooled(lc_boot, "lc", lc_row, len(lc_row))
-    records: list[dict[str, Any]] = []
-    for system in names:
-        seeds = systems[system]
-        first = seeds[0].metadata
-        per_seed = [e.recomputed() for e in seeds]  # the numbers the claims are checked against
-        record: dict[str, Any] = {
-            "system": system,
-            "entries": [e.name for e in seeds],
-            "seeds": [e.metadata.seed for e in seeds],
-            "models": sorted({f"{e.metadata.model.id}@{e.metadata.model.revision}" for e in seeds}),
-            "base_model": first.model.base_model,
-            "adaptation": first.adaptation,
-            "chat_format": first.chat_format,
-            "decoding": first.decoding.model_dump(),
-            "judge": first.judge.name if first.judge else None,
-            "judge_validation": judge_validation_accuracy(seeds),
-            "judge_bias": pooled_bias([e.judge_bias for e in seeds]),
-            "reference": first.reference.generator if first.reference else None,
-            "license": sorted({e.metadata.license for e in seeds}),
-            "n_empty_outputs": sum(e.n_empty_outputs for e in seeds),
-            "n_dropped_preferences": sum(e.n_dropped_preferences for e in seeds),
-            "flags": sorted({f for e in seeds for f in e.flags}),
-            "self_reported": sorted({what for e in seeds for what in e.self_reported}),
-        }
-        for metric, pooled_metric in (("win_rate", win), ("lc_win_rate", lc), ("ranking_accuracy", ranking)):
-            values = [numbers[metric] for numbers in per_seed]
-            interval = pooled_metric[system][1] if system in pooled_metric else None
-            # LC may lack an interval (too few annotations to resample), never a value on some seed
-            shown = all(v is not None for v in values) and (interval is not None or metric == "lc_win_rate")
-            record[metric] = _summary(values, interval) if shown else None  # type: ignore[arg-type]
-        record["vs_reference"] = _difference(win[system][1], offset=0.5) if system in win else None
-        if system in leak:
-            detectors = sorted(set.intersection(*(set(e.leakage) for e in seeds)) - {"any"})
-            record["leakage_any"] = _summary([leakage_rate(e.leakage["any"]) * 100 for e in seeds], leak[system][1])
-            record["leakage"] = {d: _num(float(np.mean([n["leakage"][d] for n in per_seed]))) for d in detectors}
-        else:
-            record["leakage_any"], record["leakage"] = None, {}
-        records.append(record)
+    output = {
+        (e.name, metric): values
+        for e in entries
+        for metric, values in (("win_rate", e.win), ("leak_any", e.leakage.get("any")))
+        if values is not None
+    }
+    ids = sorted({i for e in entries if e.ranking for i in e.ranking})
+    ranking = {(e.name, "ranking_accuracy"): [e.ranking.get(i, np.nan) for i in ids] for e in entries if e.ranking}
+    output_boot = _mean_bootstrap(output, settings)
+    bootstraps = {
+        "win_rate": output_boot,
+        "leak_any": output_boot,
+        "ranking_accuracy": _mean_bootstrap(ranking, settings),
+        "lc_win_rate": _lc_bootstrap(entries, n, settings),
+    }
+    pooled = {metric: _pooled(boot, rows, metric, systems) for metric, (boot, rows) in bootstraps.items()}
+    records = [
+        _record(system, seeds, {metric: p[system][1] for metric, p in pooled.items() if system in p})
+        for system, seeds in systems.items()
+    ]
 
     rank_by = rank_metric(records)
-    ranked = [r for r in records if r[rank_by] is not None]
-    unranked = [r for r in records if r[rank_by] is None]
-    ranked.sort(key=lambda r: (-r[rank_by]["mean"], r["system"]))
-    ranks = upper_bound_ranks([r[rank_by]["ci_low"] for r in ranked], [r[rank_by]["ci_high"] for r in ranked])
-    boot_for, pooled_for = {
-        "lc_win_rate": (lc_boot, lc),
-        "win_rate": (output_boot, win),
-        "ranking_accuracy": (ranking_boot, ranking),
-    }[rank_by]
-    for record, rank in zip(ranked, ranks):
-        record["rank"], record["vs_next"] = rank, None
-    if len(ranked) > 1 and boot_for is not None:  # paired differences to the next row, in one product
-        differences = boot_for.combine(
-            np.vstack([pooled_for[a["system"]][0] - pooled_for[b["system"]][0] for a, b in zip(ranked, ranked[1:])])
-        )
-        for position, (above, below) in enumerate(zip(ranked, ranked[1:])):
-            above["vs_next"] = {
-                "system": below["system"],
-                "metric": rank_by,
-                **_difference(differences.interval(position)),
-            }
-    for record in unranked:
-        record["rank"], record["vs_next"] = None, None
+    ranked = sorted((r for r in records if r[rank_by] is not None), key=lambda r: (-r[rank_by]["mean"], r["system"]))
+    lows, highs = [r[rank_by]["ci_low"] for r in ranked], [r[rank_by]["ci_high"] for r in ranked]
+    for record, rank in zip(ranked, upper_bound_ranks(lows, highs)):
+        record["rank"] = rank
+    boot, weights = bootstraps[rank_by][0], pooled[rank_by]
+    pairs = list(zip(ranked, ranked[1:]))
+    if pairs and boot is not None:  # paired differences to the next row, in one product
+        differences = boot.combine(np.vstack([weights[a["system"]][0] - weights[b["system"]][0] for a, b in pairs]))
+        for (above, below), interval in zip(pairs, differences.intervals()):
+            above["vs_next"] = {"system": below["system"], "metric": rank_by, **_difference(interval)}
     named = {"board": name} if name else {}  # the main board of an evaluation set has no name
     return {
         **named,
         "evaluation_set": {"dataset": dataset, "source": source},
         "n_instructions": n,
         "ranked_by": rank_by,
-        "systems": ranked + sorted(unranked, key=lambda r: r["system"]),
+        "systems": ranked + [r for r in records if r[rank_by] is None],  # records are in system order
+    }
+
+
+def _mean_bootstrap(rows: dict[Key, Any], settings: BootstrapSettings) -> Bootstrap:
+    """One paired bootstrap of every row's mean (rows sharing their columns), and where each row went."""
+    if not rows:
+        return None, {}
+    boot = paired_bootstrap_means(
+        np.vstack(list(rows.values())),
+        n_resamples=settings.n_resamples,
+        seed=settings.seed,
+        confidence=settings.confidence,
+        method=settings.method,
+    )
+    return boot, {key: row for row, key in enumerate(rows)}
+
+
+def _pooled(boot: PairedBootstrap | None, rows: dict[Key, int], metric: str, systems: dict[str, list[Entry]]) -> Pooled:
+    """Each system's seed mean of `metric` and its interval, all systems in one matrix product; a
+    system is left out unless every seed has the metric."""
+    weights = {}
+    for system, seeds in systems.items():
+        keys = [(e.name, metric) for e in seeds]
+        if all(k in rows for k in keys):
+            weights[system] = np.zeros(len(rows))
+            weights[system][[rows[k] for k in keys]] = 1 / len(keys)
+    if boot is None or not weights:
+        return {}
+    combined = boot.combine(np.vstack(list(weights.values())))
+    return {system: (w, interval) for (system, w), interval in zip(weights.items(), combined.intervals())}
+
+
+def _record(system: str, seeds: list[Entry], intervals: dict[str, Interval]) -> dict[str, Any]:
+    """One row of the board, before ranking: what the system is and its numbers over seeds."""
+    first = seeds[0].metadata
+    per_seed = [e.recomputed() for e in seeds]  # the numbers the claims are checked against
+
+    def summary(metric: str) -> dict[str, Any] | None:
+        values = [numbers[metric] for numbers in per_seed]
+        # LC may lack an interval (too few annotations to resample), never a value on some seed
+        shown = all(v is not None for v in values) and (metric in intervals or metric == "lc_win_rate")
+        return _summary(values, intervals.get(metric)) if shown else None  # type: ignore[arg-type]
+
+    win, leak = intervals.get("win_rate"), intervals.get("leak_any")
+    detectors = sorted(set.intersection(*(set(e.leakage) for e in seeds)) - {"any"})
+    return {
+        "system": system,
+        "entries": [e.name for e in seeds],
+        "seeds": [e.metadata.seed for e in seeds],
+        "models": sorted({f"{e.metadata.model.id}@{e.metadata.model.revision}" for e in seeds}),
+        "base_model": first.model.base_model,
+        "adaptation": first.adaptation,
+        "chat_format": first.chat_format,
+        "decoding": first.decoding.model_dump(),
+        "judge": first.judge.name if first.judge else None,
+        "judge_validation": judge_validation_accuracy(seeds),
+        "judge_bias": pooled_bias([e.judge_bias for e in seeds]),
+        "reference": first.reference.generator if first.reference else None,
+        "license": sorted({e.metadata.license for e in seeds}),
+        "n_empty_outputs": sum(e.n_empty_outputs for e in seeds),
+        "n_dropped_preferences": sum(e.n_dropped_preferences for e in seeds),
+        "flags": sorted({f for e in seeds for f in e.flags}),
+        "self_reported": sorted({what for e in seeds for what in e.self_reported}),
+        **{metric: summary(metric) for metric in ("win_rate", "lc_win_rate", "ranking_accuracy")},
+        "vs_reference": _difference(win, offset=0.5) if win else None,
+        "leakage_any": _summary([leakage_rate(e.leakage["any"]) * 100 for e in seeds], leak) if leak else None,
+        "leakage": {d: _num(float(np.mean([n["leakage"][d] for n in per_seed]))) for d in detectors} if leak else {},
+        "rank": None,  # set for the ranked systems
+        "vs_next": None,  # set for every ranked system but the last
     }
 
 
@@ -261,7 +250,7 @@ def rank_metric(records: list[dict[str, Any]]) -> str:
     return next((m for m in RANK_METRICS[1:] if any(r[m] is not None for r in records)), RANK_METRICS[1])
 
 
-def _lc_bootstrap(entries: list[Entry], n: int, settings: BootstrapSettings) -> tuple[PairedBootstrap | None, dict]:
+def _lc_bootstrap(entries: list[Entry], n: int, settings: BootstrapSettings) -> Bootstrap:
     """Every entry's LC win rate on the same resampled instructions, the GLM refitted on each resample.
 
     One row per entry (fractions, like the other metrics), so `combine` pools seeds and pairs
@@ -279,7 +268,7 @@ def _lc_bootstrap(entries: list[Entry], n: int, settings: BootstrapSettings) -> 
     boot = resampled_statistics(
         np.asarray(estimates) / 100, np.vstack(distributions) / 100, confidence=settings.confidence
     )
-    return boot, {e.name: row for row, e in enumerate(usable)}
+    return boot, {(e.name, "lc_win_rate"): row for row, e in enumerate(usable)}
 
 
 def _lc_resamples(

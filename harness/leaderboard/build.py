@@ -111,31 +111,23 @@ class BoardWriteError(Exception):
         self.keep = keep  # a staging folder that must survive: it holds the only copy of the old boards
 
 
-def _nearest_existing(path: Path) -> Path:
-    while not (path.exists() or path.is_symlink()) and path != path.parent:
-        path = path.parent
-    return path
-
-
 def check_out(out: Path, names: Iterable[str] = BOARD_FILES) -> None:
     """Raise BoardWriteError unless every board file can be put in `out`; writes nothing that stays.
 
     Cheap, so the CLI runs it before checking the submissions and bootstrapping (minutes).
     """
-    here = _nearest_existing(out)
+    here = next(path for path in (out, *out.parents) if os.path.lexists(path))  # "." or "/" at the latest
     if not here.is_dir():
         raise BoardWriteError(
             f"{here} is not a folder, so the boards cannot go to {out}",
             "point --out at a folder, or move that file away",
         )
-    if here == out:
-        for name in names:
-            target = out / name
-            if (target.exists() or target.is_symlink()) and not (target.is_file() or target.is_symlink()):
-                kind = "a folder" if target.is_dir() else "not a regular file"
-                raise BoardWriteError(
-                    f"{target} is {kind}, where a board file belongs", "remove or rename it, then build again"
-                )
+    for target in (out / name for name in names):
+        if target.exists() and not (target.is_file() or target.is_symlink()):  # a link is replaced, not followed
+            kind = "a folder" if target.is_dir() else "not a regular file"
+            raise BoardWriteError(
+                f"{target} is {kind}, where a board file belongs", "remove or rename it, then build again"
+            )
     try:  # the only reliable test of write permission (os.access says yes to root, no to some ACLs)
         os.rmdir(tempfile.mkdtemp(prefix=".build-probe-", dir=here))
     except OSError as exc:
@@ -179,26 +171,25 @@ def _stage(staging: Path, files: dict[str, bytes]) -> None:
 
 
 def _move_in(staging: Path, out: Path, names: list[str]) -> None:
-    """Replace each board file by its staged one, keeping the old ones until all moved; on failure
-    put the old ones back and raise."""
+    """Replace each board file by its staged one, a copy of the old one kept until all moved; on
+    failure put the old ones back and raise."""
     previous = staging / "previous"
     previous.mkdir()
     moved: list[str] = []
-    for name in names:
-        target = out / name
-        try:
-            if target.exists() or target.is_symlink():
-                _keep(target, previous / name)
-            os.replace(staging / name, target)
-        except OSError as exc:
-            _roll_back(out, previous, moved, f"could not move {name} into {out} ({exc.strerror})")
-        moved.append(name)
+    try:
+        for name in names:
+            if os.path.lexists(out / name):
+                shutil.copy2(out / name, previous / name, follow_symlinks=False)
+            os.replace(staging / name, out / name)  # atomic: a reader sees the old file or the new one
+            moved.append(name)
+    except OSError as exc:
+        _roll_back(out, previous, moved, f"could not move {name} into {out} ({exc.strerror})")
 
 
 def _roll_back(out: Path, previous: Path, moved: list[str], failed: str) -> NoReturn:
     try:
         for name in reversed(moved):
-            if (previous / name).exists() or (previous / name).is_symlink():
+            if os.path.lexists(previous / name):
                 os.replace(previous / name, out / name)
             else:  # there was no such board before this build
                 (out / name).unlink()
@@ -211,41 +202,29 @@ def _roll_back(out: Path, previous: Path, moved: list[str], failed: str) -> NoRe
     raise BoardWriteError(
         f"{failed}; the previous boards were put back unchanged",
         "make every board file there a writable file, then build again",
-    )
-
-
-def _keep(target: Path, backup: Path) -> None:
-    """A second name (hard link) for the current file, or a copy where links are not supported."""
-    try:
-        os.link(target, backup, follow_symlinks=False)
-    except OSError:
-        shutil.copy2(target, backup, follow_symlinks=False)
+    ) from None
 
 
 def stale_files(out: Path, files: dict[str, bytes]) -> list[str]:
-    """One summary line per board file that differs from a fresh build (empty when up to date).
+    """One summary line per board file that differs from a fresh build (empty when up to date)."""
+    return [f"{name}: {why}" for name, fresh in files.items() if (why := _stale(out / name, fresh))]
 
-    The PNG is compared by the data digest it carries, because another matplotlib or FreeType
-    version draws the same data with different pixels.
-    """
-    summary = []
-    for name, fresh in files.items():
-        path = out / name
-        if not path.is_file():
-            summary.append(f"{name}: missing (run `implicit-if leaderboard build`)")
-            continue
-        current = path.read_bytes()
-        if name == PNG:
-            if read_png_digest(current) != read_png_digest(fresh):
-                summary.append(f"{name}: plots different data than a fresh build")
-            continue
-        if current != fresh:
-            old, new = current.decode(errors="replace").splitlines(), fresh.decode(errors="replace").splitlines()
-            diff = [
-                line
-                for line in difflib.unified_diff(old, new, lineterm="", n=0)
-                if line[:1] in "+-" and not line.startswith(("+++", "---"))
-            ]
-            first = diff[0][:160] if diff else "(whitespace or encoding only)"
-            summary.append(f"{name}: {len(diff)} lines differ; first: {first}")
-    return summary
+
+def _stale(path: Path, fresh: bytes) -> str | None:
+    """Why the file at `path` is not `fresh` (None when it is). The PNG is compared by the data digest it
+    carries, because another matplotlib or FreeType version draws the same data with different pixels."""
+    if not path.is_file():
+        return "missing (run `implicit-if leaderboard build`)"
+    current = path.read_bytes()
+    if path.name == PNG:
+        return None if read_png_digest(current) == read_png_digest(fresh) else "plots different data than a fresh build"
+    if current == fresh:
+        return None
+    old, new = current.decode(errors="replace").splitlines(), fresh.decode(errors="replace").splitlines()
+    diff = [
+        line
+        for line in difflib.unified_diff(old, new, lineterm="", n=0)
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]
+    first = diff[0][:160] if diff else "(whitespace or encoding only)"
+    return f"{len(diff)} lines differ; first: {first}"
