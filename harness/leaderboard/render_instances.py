@@ -21,11 +21,11 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from ..leakage import DETECTORS, detect
+from ..leakage import DETECTORS
 from ..leakage.spans import matched_span
 from .check import Entry
 from .formatting import asset_text, evaluation_set_title
-from .metrics import instruction_key, normalise_preference
+from .metrics import instruction_key
 
 MAX_CHARS = 1200  # per answer: a board page stays small; the full record is one click away
 
@@ -77,7 +77,7 @@ def board_instances(
     items: list[dict[str, Any]] = [{"instruction": text, "reference": None, "answers": {}} for text in instructions]
     position = {instruction_key(text): i for i, text in enumerate(instructions)}
     for name in names:
-        folder = submissions / name
+        entry, folder = by_name[name], submissions / name
         outputs = _read(folder / "outputs.json") or []
         judged = {instruction_key(r["instruction"]): r for r in _read(folder / "annotations.json") or []}
         ranking = _ranking_by_position(folder)
@@ -87,22 +87,18 @@ def board_instances(
                 continue
             i = position[key]
             text, cut = _cut(output["output"])
-            fired = [d for d, hit in detect(output["output"]).items() if hit]
+            fired = [d for d in DETECTORS if entry.leakage[d][i] == 1]  # the verdicts the board counted
             spans = {d: span for d in fired if (span := matched_span(d, text)) is not None}
             row = judged.get(key, {})
             against = _cut(row["output_1"])[0] if isinstance(row.get("output_1"), str) else None
             if items[i]["reference"] is None:
                 items[i]["reference"] = against
-            preference = (
-                normalise_preference(row.get("preference"), row.get("output_1"), row.get("output_2"))
-                if row
-                else math.nan
-            )
+            preference = entry.win[i] + 1 if entry.win is not None else math.nan  # as the board reads it
             items[i]["answers"][name] = {
                 "text": text,
                 "cut": cut,
                 "record": f"submissions/{name}/outputs.json",
-                "preference": preference if math.isfinite(preference) else None,  # as the board reads it
+                "preference": float(preference) if math.isfinite(preference) else None,
                 "order": row.get("order"),
                 "flipped": _flipped(row),
                 "flags": fired,
