@@ -7,13 +7,13 @@ Decoding is greedy unless a temperature is given.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from .backends import Backend, GenerationConfig
 from .formats import format_prompt
+from .io import parse_jsonl
 from .records import OutputRecord, validate_records
 
 OUTPUT_FIELDS = ("instruction", "output", "generator", "dataset")
@@ -22,24 +22,14 @@ OUTPUT_FIELDS = ("instruction", "output", "generator", "dataset")
 def read_instructions_jsonl(path: str | Path) -> list[dict[str, Any]]:
     """Instruction records from a JSONL file, one `{"instruction": ...}` object per line."""
     path = Path(path)
-    records = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(
-                    f"{path}:{number}: not valid JSON ({error.msg}); each line must be one JSON object"
-                ) from None
-            if (
-                not isinstance(record, dict)
-                or not isinstance(record.get("instruction"), str)
-                or not record["instruction"].strip()
-            ):
-                raise ValueError(f'{path}:{number}: each line needs a non-empty "instruction" string')
-            records.append(record)
+    records, lines = parse_jsonl(path.read_text(encoding="utf-8"), path)
+    for number, record in zip(lines, records):
+        if (
+            not isinstance(record, dict)
+            or not isinstance(record.get("instruction"), str)
+            or not record["instruction"].strip()
+        ):
+            raise ValueError(f'{path}:{number}: each line needs a non-empty "instruction" string')
     if not records:
         raise ValueError(f"{path} holds no instructions")
     return records

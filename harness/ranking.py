@@ -233,24 +233,16 @@ def rank(
 
 def read_pairs_jsonl(path) -> list[dict]:
     """Pairs from a JSONL file; every line needs string `instruction` and `response` fields."""
-    import json
+    from pathlib import Path
 
+    from .io import parse_jsonl
+
+    rows, lines = parse_jsonl(Path(path).read_text(encoding="utf-8"), path)
     pairs: list[dict] = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(
-                    f"{path}:{number}: not valid JSON ({error.msg}); each line must be one JSON object"
-                ) from None
-            if not isinstance(row, dict) or not all(
-                isinstance(row.get(key), str) for key in ("instruction", "response")
-            ):
-                raise ValueError(f'{path}:{number}: each line needs string fields "instruction" and "response"')
-            pairs.append(
-                {"id": str(row.get("id", len(pairs))), "instruction": row["instruction"], "response": row["response"]}
-            )
+    for number, row in zip(lines, rows):
+        if not isinstance(row, dict) or not all(isinstance(row.get(key), str) for key in ("instruction", "response")):
+            raise ValueError(f'{path}:{number}: each line needs string fields "instruction" and "response"')
+        pairs.append(
+            {"id": str(row.get("id", len(pairs))), "instruction": row["instruction"], "response": row["response"]}
+        )
     return pairs

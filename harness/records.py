@@ -30,7 +30,7 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
 from typing_extensions import NotRequired, TypedDict
 
-from .io import atomic_write_json, atomic_write_jsonl
+from .io import JSONLinesError, atomic_write_json, atomic_write_jsonl, parse_jsonl
 
 Kind = Literal["outputs", "annotations", "ranking", "leakage"]
 
@@ -180,21 +180,10 @@ def parse_records(path: str | Path, kind: Kind) -> tuple[list[Any], list[int] | 
         if not isinstance(records, list):
             raise RecordError(path, f"holds a JSON {type(records).__name__}, not a list", fix)
         return records, None
-    rows = text.splitlines()
-    lines = [number for number, row in enumerate(rows, start=1) if row.strip()]
-    try:  # one parser call for the whole file: boards read hundreds of thousands of lines
-        return json.loads("[" + ",".join(rows[n - 1] for n in lines) + "]"), lines
-    except (json.JSONDecodeError, RecursionError):
-        pass  # parse line by line to name the broken line
-    records = []
-    for number in lines:
-        try:
-            records.append(json.loads(rows[number - 1]))
-        except json.JSONDecodeError as error:
-            raise RecordError(path, f"not valid JSON ({error.msg})", fix, line=number) from None
-        except RecursionError:
-            raise RecordError(path, "nests JSON too deeply to be a record", fix, line=number) from None
-    return records, lines
+    try:
+        return parse_jsonl(text, path)
+    except JSONLinesError as error:
+        raise RecordError(path, error.problem, fix, line=error.line) from None
 
 
 def read_records(path: str | Path, kind: Kind) -> list[dict[str, Any]]:

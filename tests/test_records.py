@@ -140,3 +140,33 @@ def test_the_board_reads_the_same_field_definitions(tmp_path):
     ]
     with pytest.raises(RecordError, match=r"ranking\.jsonl:2: field 'roles' is null"):
         read_records(path, "ranking")
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85"])
+def test_jsonl_lines_end_at_newline_only(tmp_path, separator):
+    """JSON strings may hold U+2028, U+0085 and kin unescaped (json.dumps(ensure_ascii=False) writes
+    them so); a reader splitting at every Unicode line boundary would cut such a record in two."""
+    from implicit_if.io import read_jsonl
+    from implicit_if.leaderboard.records import read_leakage
+
+    rows = [{**RANK, "instruction_key": f"a{separator}b"}, {**RANK, "response_id": 2}]
+    path = tmp_path / "ranking.jsonl"
+    write_records(path, rows)
+    assert separator in path.read_text(encoding="utf-8")  # written raw, not escaped
+    assert read_records(path, "ranking") == rows
+    assert read_jsonl(path) == rows
+    leakage = tmp_path / "leakage.jsonl"
+    write_records(leakage, [{"index": 0, "instruction": f"x{separator}y", "gsm": True}])
+    assert read_leakage(leakage, ["gsm"]) == ([{"index": 0, "instruction": f"x{separator}y", "gsm": True}], [])
+
+
+def test_a_broken_jsonl_line_is_named_by_every_reader(tmp_path):
+    from implicit_if.generation import read_instructions_jsonl
+    from implicit_if.io import JSONLinesError, read_jsonl
+    from implicit_if.ranking import read_pairs_jsonl
+
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"instruction": "a", "response": "b"}\n\n{"instruction": \n', encoding="utf-8")
+    for reader in (read_jsonl, read_instructions_jsonl, read_pairs_jsonl):
+        with pytest.raises(JSONLinesError, match=r"bad\.jsonl:3: not valid JSON .*; write one JSON object per line"):
+            reader(path)

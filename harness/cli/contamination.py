@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 
+from ..io import parse_jsonl
 from ._common import atomic_write_jsonl, fail, print_json
 
 TEXT_FIELDS = ("instruction", "response", "output", "text")
@@ -23,16 +24,7 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError as error:
             raise ValueError(f"{path} is not valid JSON ({error.msg}, line {error.lineno})") from None
     else:
-        rows = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as error:
-                raise ValueError(
-                    f"{path}:{number}: not valid JSON ({error.msg}); use one JSON object per line"
-                ) from None
+        rows = parse_jsonl(text, path)[0]
     for position, row in enumerate(rows):
         if not isinstance(row, dict) or not any(isinstance(row.get(key), str) for key in TEXT_FIELDS):
             raise ValueError(f"{path}: item {position} has none of the text fields {', '.join(TEXT_FIELDS)}")

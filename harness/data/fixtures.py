@@ -9,9 +9,10 @@ work from a wheel or a zip as well as from a source checkout.
 from __future__ import annotations
 
 import hashlib
-import json
 from importlib import resources
 from typing import Any
+
+from ..io import parse_jsonl
 
 FIXTURE_PACKAGE = __name__.rpartition(".")[0]
 
@@ -27,5 +28,4 @@ def fixture_digest(filename: str) -> str:
 
 def read_fixture(filename: str) -> list[dict[str, Any]]:
     """All rows of a fixture JSONL file, in file order."""
-    text = fixture_bytes(filename).decode("utf-8")
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    return parse_jsonl(fixture_bytes(filename).decode("utf-8"), filename)[0]
