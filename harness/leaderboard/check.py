@@ -74,6 +74,7 @@ class Entry:
     lc_positions: np.ndarray | None = None  # evaluation-set position of each lc_table row (-1: not in the set)
     leakage: dict[str, np.ndarray] = field(default_factory=dict)  # detector (and 'any') -> 0/1 per instruction
     ranking: dict[str, float] | None = None  # instruction_id -> fraction of distractors beaten
+    ranking_positions: dict[str, int] = field(default_factory=dict)  # instruction_id -> its ranked-set position
     n_empty_outputs: int = 0
     n_dropped_preferences: int = 0
     judge_bias: dict[str, float | int | None] = field(default_factory=dict)  # see winrate.bias
@@ -440,6 +441,8 @@ def _check_ranking(path: Path, where: str, entry: Entry) -> list[Problem]:
     if not values:
         return [Problem(where, "holds no scored instruction", "score the ranking set or remove the file")]
     entry.ranking = values
+    assert rows.positions is not None  # plan_issues refuses ids that are not positions
+    entry.ranking_positions = {rows.ids[int(c)]: int(at) for c, at in zip(rows.instruction, rows.positions[0])}
     if rescorable(entry.metadata.model.id, entry.metadata.model.revision):  # a reason: CI cannot re-score them
         entry.self_reported.append(SELF_REPORTED_LOGPROBS)
     return []

@@ -53,21 +53,6 @@ def _flipped(row: dict[str, Any]) -> bool | None:
     return (ahead_when_second > 0) != (ahead_when_first > 0)
 
 
-def _ranking_by_position(folder: Path) -> dict[int, float]:
-    """Per instruction position: the share of distractors its true response beats (the board's own metric)."""
-    from . import records
-    from .metrics import ranking_values
-
-    if not (folder / "ranking.jsonl").is_file():
-        return {}
-    columns, _ = records.read_ranking(folder / "ranking.jsonl")
-    if columns is None or columns.positions is None:
-        return {}
-    position_of = {columns.ids[int(code)]: int(at) for code, at in zip(columns.instruction, columns.positions[0])}
-    values, _ = ranking_values(columns)
-    return {position_of[key]: share for key, share in values.items() if key in position_of}
-
-
 def board_instances(
     board: dict[str, Any], entries: Sequence[Entry], submissions: Path, instructions: list[str]
 ) -> dict[str, Any]:
@@ -80,7 +65,7 @@ def board_instances(
         entry, folder = by_name[name], submissions / name
         outputs = _read(folder / "outputs.json") or []
         judged = {instruction_key(r["instruction"]): r for r in _read(folder / "annotations.json") or []}
-        ranking = _ranking_by_position(folder)
+        ranking = {entry.ranking_positions[key]: share for key, share in (entry.ranking or {}).items()}
         for output in outputs:
             key = instruction_key(output["instruction"])
             if key not in position:
